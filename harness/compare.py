@@ -1,0 +1,175 @@
+"""The comparison core: one rule everywhere, |got - ref| <= atol + rtol * |ref|.
+
+Defaults per dtype follow torch.testing. NaN or inf where the other side is finite always fails;
+NaN on both sides fails unless the tolerance allows it; infinities must match in sign. A result names
+the worst element (index, both values, abs and rel error), the mismatch count and share, the minimum
+atol (with rtol 0) and minimum rtol (with atol 0) that would have passed, and summary statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float
+    equal_nan: bool = False
+    why: str = ""
+
+    @classmethod
+    def exact(cls, why: str = "must be identical") -> Tolerance:
+        return cls(0.0, 0.0, False, why)
+
+
+FLOAT32 = Tolerance(1.3e-6, 1e-5, why="torch.testing default for float32")
+FLOAT64 = Tolerance(1e-7, 1e-7, why="torch.testing default for float64")
+
+
+def default_tolerance(dtype: np.dtype) -> Tolerance:
+    if np.issubdtype(dtype, np.floating):
+        return FLOAT64 if np.dtype(dtype) == np.float64 else FLOAT32
+    return Tolerance.exact("integers and indices are compared exactly")
+
+
+def _stats(a: np.ndarray) -> dict[str, float]:
+    finite = a[np.isfinite(a)] if a.size else a
+    return {
+        "min": float(finite.min()) if finite.size else float("nan"),
+        "max": float(finite.max()) if finite.size else float("nan"),
+        "mean": float(finite.mean()) if finite.size else float("nan"),
+        "nonfinite": int(a.size - finite.size),
+    }
+
+
+@dataclass
+class ArrayDiff:
+    name: str
+    passed: bool
+    shape: list[int]
+    tolerance: dict[str, Any]
+    count: int = 0
+    mismatches: int = 0
+    share: float = 0.0
+    worst_index: list[int] | None = None
+    worst_ref: float | None = None
+    worst_got: float | None = None
+    abs_err: float | None = None
+    rel_err: float | None = None
+    min_atol: float | None = None
+    min_rtol: float | None = None
+    ref_stats: dict[str, float] = field(default_factory=dict)
+    got_stats: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if self.passed:
+            return f"{self.name}: ok ({self.count} elements, max abs err {self.abs_err or 0:.3g})"
+        if self.reason:
+            return f"{self.name}: {self.reason}"
+        return (
+            f"{self.name}: {self.mismatches}/{self.count} mismatched ({self.share:.1%}); worst at "
+            f"{tuple(self.worst_index or [])}: ref {self.worst_ref!r} got {self.worst_got!r} "
+            f"(abs {self.abs_err:.3g}, rel {self.rel_err:.3g}); would pass with atol {self.min_atol:.3g} "
+            f"or rtol {self.min_rtol:.3g}"
+        )
+
+
+def _f(x: float) -> float:
+    return float(x)
+
+
+def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> ArrayDiff:
+    r = np.asarray(ref)
+    g = np.asarray(got)
+    tol = tol or default_tolerance(r.dtype)
+    tol_d = {"rtol": tol.rtol, "atol": tol.atol, "equal_nan": tol.equal_nan, "why": tol.why}
+    if r.shape != g.shape:
+        return ArrayDiff(
+            name, False, list(r.shape), tol_d, count=int(r.size), mismatches=int(r.size), share=1.0,
+            reason=f"shape differs: reference {r.shape}, port {g.shape}",
+        )
+    if r.size == 0:
+        return ArrayDiff(name, True, list(r.shape), tol_d)
+    r64 = r.astype(np.float64)
+    g64 = g.astype(np.float64)
+    rf, gf = np.isfinite(r64), np.isfinite(g64)
+    both_finite = rf & gf
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(both_finite, np.abs(g64 - r64), 0.0)
+        allowed = tol.atol + tol.rtol * np.abs(r64)
+        bad_finite = both_finite & (diff > allowed)
+        same_inf = np.isinf(r64) & np.isinf(g64) & (np.sign(r64) == np.sign(g64))
+        both_nan = np.isnan(r64) & np.isnan(g64)
+        bad_nonfinite = ~both_finite & ~same_inf & ~(both_nan & tol.equal_nan)
+        bad = bad_finite | bad_nonfinite
+        rel = np.where(both_finite & (r64 != 0), diff / np.abs(r64), np.where(diff > 0, np.inf, 0.0))
+    mism = int(bad.sum())
+    # Worst element: a non-finite mismatch first, else the largest excess over the allowed error.
+    if bad_nonfinite.any():
+        flat = int(np.flatnonzero(bad_nonfinite)[0])
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            excess = np.where(both_finite, diff / np.maximum(allowed, np.finfo(np.float64).tiny), 0.0)
+        flat = int(np.argmax(excess))
+    idx = [int(i) for i in np.unravel_index(flat, r.shape)]
+    min_atol = float(diff.max()) if not bad_nonfinite.any() else float("inf")
+    min_rtol = float(rel[both_finite].max()) if both_finite.any() and not bad_nonfinite.any() else float("inf")
+    return ArrayDiff(
+        name=name,
+        passed=mism == 0,
+        shape=list(r.shape),
+        tolerance=tol_d,
+        count=int(r.size),
+        mismatches=mism,
+        share=mism / r.size,
+        worst_index=idx,
+        worst_ref=_f(r64.flat[flat]),
+        worst_got=_f(g64.flat[flat]),
+        abs_err=_f(abs(g64.flat[flat] - r64.flat[flat])) if both_finite.flat[flat] else float("inf"),
+        rel_err=_f(rel.flat[flat]) if both_finite.flat[flat] else float("inf"),
+        min_atol=min_atol,
+        min_rtol=min_rtol,
+        ref_stats=_stats(r64),
+        got_stats=_stats(g64),
+    )
+
+
+def compare_exact(name: str, ref: Any, got: Any) -> ArrayDiff:
+    return compare(name, ref, got, Tolerance.exact())
+
+
+def compare_sets(name: str, ref: Any, got: Any) -> ArrayDiff:
+    """Membership regardless of order: passes when both hold the same elements."""
+    r, g = set(np.asarray(ref).tolist()), set(np.asarray(got).tolist())
+    missing, extra = sorted(r - g), sorted(g - r)
+    ok = not missing and not extra
+    d = ArrayDiff(name, ok, [len(r)], {"rtol": 0.0, "atol": 0.0, "equal_nan": False, "why": "set equality"},
+                  count=len(r), mismatches=len(missing) + len(extra), share=(len(missing) / max(len(r), 1)))
+    if not ok:
+        d.reason = (
+            f"{len(missing)} of {len(r)} reference members missing from the port ({len(r & g)} shared, "
+            f"overlap {len(r & g) / max(len(r), 1):.1%}); first missing {missing[:3]}, first extra {extra[:3]}"
+        )
+    return d
+
+
+def compare_value(name: str, ref: Any, got: Any) -> ArrayDiff:
+    """One declared value (number, string or None): equal or not."""
+    ok = ref == got or (isinstance(ref, float) and isinstance(got, float) and np.isnan(ref) and np.isnan(got))
+    d = ArrayDiff(name, bool(ok), [], {"rtol": 0.0, "atol": 0.0, "equal_nan": False, "why": "declared value"},
+                  count=1, mismatches=0 if ok else 1, share=0.0 if ok else 1.0)
+    if not ok:
+        d.reason = f"reference {ref!r}, port {got!r}"
+        if isinstance(ref, (int, float)) and isinstance(got, (int, float)):
+            d.worst_ref, d.worst_got = float(ref), float(got)
+            d.abs_err = abs(float(got) - float(ref))
+            d.rel_err = d.abs_err / abs(float(ref)) if ref else float("inf")
+    return d

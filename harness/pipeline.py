@@ -1,0 +1,92 @@
+"""Runs stages in order, records each result, and localizes the first divergence."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import __version__
+from harness.config import RunConfig
+from harness.errors import HarnessError
+from harness.port import PortError
+from harness.stages import STAGES
+from harness.stages.base import ERROR, FAIL, PASS, Context, StageResult
+
+SCHEMA_NAME = "burn-torch-harness/diff-report"
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass
+class Report:
+    cfg: RunConfig
+    results: list[StageResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def first_divergence(self) -> StageResult | None:
+        return next((r for r in self.results if r.status == FAIL), None)
+
+    @property
+    def errored(self) -> bool:
+        return any(r.status == ERROR for r in self.results)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.status == PASS for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        if self.errored:
+            return 2
+        return 0 if self.passed else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.first_divergence
+        fd = None
+        if first is not None:
+            worst = first.first_failure
+            fd = {"stage": first.stage, "hint": first.hint, "check": worst.to_dict() if worst else None}
+        return {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "harness_version": __version__,
+            "passed": self.passed,
+            "exit_code": self.exit_code,
+            "first_divergence": fd,
+            "config": {
+                "data": str(self.cfg.data), "label": self.cfg.label, "backend": self.cfg.backend,
+                "fault": self.cfg.fault, "seed": self.cfg.seed, "epochs": self.cfg.epochs, "seeds": self.cfg.seeds,
+                "tolerance_overrides": self.cfg.tolerances,
+            },
+            "seconds": round(self.seconds, 3),
+            "stages": [
+                {**r.to_dict(), "downstream_of": first.stage if first is not None and r.status == FAIL
+                 and r is not first else None}
+                for r in self.results
+            ],
+        }
+
+
+def run(cfg: RunConfig, stages: list[str] | None = None,
+        on_stage: Callable[[StageResult], None] | None = None) -> Report:
+    ctx = Context(cfg)
+    report = Report(cfg)
+    t0 = time.perf_counter()
+    for stage in STAGES:
+        if stages and stage.name not in stages:
+            continue
+        t = time.perf_counter()
+        try:
+            res = stage.run(ctx)
+        except (HarnessError, PortError) as e:
+            res = StageResult(stage.name, ERROR, error=str(e))
+        except Exception as e:  # a stage that could not run is ERROR, never PASS
+            res = StageResult(stage.name, ERROR, error=f"{type(e).__name__}: {e}")
+        res.seconds = time.perf_counter() - t
+        report.results.append(res)
+        if on_stage:
+            on_stage(res)
+    report.seconds = time.perf_counter() - t0
+    return report

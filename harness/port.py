@@ -1,0 +1,109 @@
+"""The Burn side as seen from Python: one typed interface over the PyO3 extension `harness._burn`.
+
+Parameters cross by name in PyTorch's layout ([out, in]); the extension converts to Burn's [in, out].
+Errors from the extension arrive as `PortError` (a ValueError) with a message, never a panic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+Params = dict[str, np.ndarray]
+
+try:
+    from harness import _burn
+
+    PortError: type[Exception] = _burn.PortError
+    IMPORT_ERROR: str | None = None
+except ImportError as e:  # the extension is not built: every port stage is ERROR, exit 2
+    _burn = None
+    PortError = ValueError
+    IMPORT_ERROR = f"the Burn extension harness._burn is not built ({e}); run the README's setup command"
+
+
+class Port(Protocol):
+    backend: str
+
+    def prepare(self, path: Path, label: str, test_size: float, seed: int) -> dict[str, Any]: ...
+    def load_csv(self, path: Path, label: str) -> dict[str, Any]: ...
+    def split(self, n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def fit_scaler(self, x: np.ndarray, train_rows: np.ndarray) -> dict[str, np.ndarray]: ...
+    def transform(self, x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray: ...
+    def effective_config(self) -> dict[str, Any]: ...
+    def roundtrip(self, params: Params) -> tuple[Params, dict[str, list[int]]]: ...
+    def forward(self, params: Params, x: np.ndarray) -> dict[str, np.ndarray]: ...
+    def loss(self, p: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]: ...
+    def backward(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]: ...
+    def optimizer_step(self, params: Params, grads: Params, state: dict | None) -> tuple[Params, dict]: ...
+    def train(self, x: np.ndarray, y: np.ndarray, **kw: Any) -> dict[str, Any]: ...
+    def evaluate(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]: ...
+
+
+def available_faults() -> list[dict[str, str]]:
+    require_extension()
+    return list(_burn.faults())
+
+
+def require_extension() -> None:
+    if _burn is None:
+        raise HarnessError(IMPORT_ERROR or "the Burn extension is not available")
+
+
+class BurnPort:
+    """The in-process port (PyO3). `fault` is a fault name, a comma list, or '' for the faithful port."""
+
+    def __init__(self, backend: str = "flex", fault: str = "") -> None:
+        require_extension()
+        try:
+            self._port = _burn.Port(backend, fault)
+        except PortError as e:
+            raise HarnessError(str(e)) from e
+        self.backend = backend
+        self.fault = fault
+
+    def prepare(self, path: Path, label: str = "label", test_size: float = 0.2, seed: int = 42) -> dict[str, Any]:
+        return dict(self._port.prepare(str(path), label, test_size, seed))
+
+    def load_csv(self, path: Path, label: str = "label") -> dict[str, Any]:
+        return dict(self._port.load_csv(str(path), label))
+
+    def split(self, n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._port.split(n, test_size, seed)
+
+    def fit_scaler(self, x: np.ndarray, train_rows: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(self._port.fit_scaler(x, train_rows.astype(np.int64)))
+
+    def transform(self, x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        return self._port.transform(x, mean, scale)
+
+    def effective_config(self) -> dict[str, Any]:
+        return dict(self._port.effective_config())
+
+    def roundtrip(self, params: Params) -> tuple[Params, dict[str, list[int]]]:
+        back, layouts = self._port.roundtrip(params, params["fc1.weight"].shape[1])
+        return dict(back), dict(layouts)
+
+    def forward(self, params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(self._port.forward(params, x))
+
+    def loss(self, p: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        return self._port.loss(p, y)
+
+    def backward(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        loss, grads = self._port.backward(params, x, y)
+        return loss, dict(grads)
+
+    def optimizer_step(self, params: Params, grads: Params, state: dict | None) -> tuple[Params, dict]:
+        new, st = self._port.optimizer_step(params, grads, state if state and state.get("step") else None)
+        return dict(new), dict(st)
+
+    def train(self, x: np.ndarray, y: np.ndarray, **kw: Any) -> dict[str, Any]:
+        return dict(self._port.train(x, y, **kw))
+
+    def evaluate(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+        return self._port.evaluate(params, x, y)

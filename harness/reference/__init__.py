@@ -1,0 +1,1 @@
+"""The PyTorch reference: the user's classifier, loss, optimizer and training loop."""

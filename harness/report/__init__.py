@@ -1,0 +1,1 @@
+"""Reports: terminal (rich), versioned JSON with its schema, JUnit XML."""

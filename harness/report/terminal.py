@@ -1,0 +1,56 @@
+"""The terminal report: one row per stage, then the first divergence in detail."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.pipeline import Report
+from harness.stages.base import StageResult
+
+STYLE = {"PASS": "green", "FAIL": "bold red", "ERROR": "bold magenta", "SKIP": "dim"}
+
+
+def worst_metric(r: StageResult) -> str:
+    if r.status == "ERROR":
+        return r.error
+    bad = r.first_failure
+    if bad is None:
+        errs = [c.abs_err for c in r.checks if c.abs_err is not None]
+        return f"{len(r.checks)} checks; max abs err {max(errs):.3g}" if errs else f"{len(r.checks)} checks"
+    if bad.reason:
+        return f"{bad.name}: {bad.reason}"
+    tol = bad.tolerance
+    return (f"{bad.name}: abs {bad.abs_err:.3g} rel {bad.rel_err:.3g} at {tuple(bad.worst_index or [])} "
+            f"(atol {tol['atol']}, rtol {tol['rtol']})")
+
+
+def print_report(report: Report, console: Console | None = None) -> None:
+    console = console or Console()
+    first = report.first_divergence
+    table = Table(title=f"harness diff — backend {report.cfg.backend}"
+                  + (f", fault {report.cfg.fault}" if report.cfg.fault else ""), show_lines=False)
+    for col in ("stage", "status", "worst metric vs tolerance", "hint", "s"):
+        table.add_column(col, overflow="fold")
+    for r in report.results:
+        status = r.status + (" (downstream?)" if r.status == "FAIL" and first is not None and r is not first else "")
+        table.add_row(r.stage, f"[{STYLE[r.status]}]{status}[/]", worst_metric(r), r.hint, f"{r.seconds:.1f}")
+    console.print(table)
+    if report.errored:
+        for r in report.results:
+            if r.status == "ERROR":
+                console.print(f"[bold magenta]ERROR[/] {r.stage}: {r.error}")
+    if first is None:
+        if not report.errored:
+            console.print(f"[green]No divergence[/] ({len(report.results)} stages, {report.seconds:.1f} s)")
+        return
+    console.print(f"\n[bold red]First divergence: {first.stage}[/]")
+    if first.hint:
+        console.print(f"  why: {first.hint}")
+    for c in first.checks:
+        if not c.passed:
+            console.print(f"  - {c.summary()}")
+            console.print(f"    tolerance: atol {c.tolerance['atol']}, rtol {c.tolerance['rtol']} ({c.tolerance['why']})")
+    later = [r.stage for r in report.results if r.status == "FAIL" and r is not first]
+    if later:
+        console.print(f"  later failing stages (possibly downstream): {', '.join(later)}")

@@ -1,0 +1,67 @@
+"""backward: per-parameter gradients on the same batch and weights.
+
+Two cases: the first training batch at the initial weights, and the same batch with the output layer
+scaled so that the float32 sigmoid saturates (exactly 0 or 1 for most rows), as it does from epoch 2
+of the reference's training. Saturation is where BCE implementations differ.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.compare import compare
+from harness.reference import train as ref_train
+from harness.stages.base import Context, Stage, StageResult, result
+
+SATURATION_SCALE = np.float32(64.0)
+
+
+def saturated_params(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = dict(params)
+    out["fc3.weight"] = params["fc3.weight"] * SATURATION_SCALE
+    out["fc3.bias"] = params["fc3.bias"] * SATURATION_SCALE
+    return out
+
+
+def run(ctx: Context) -> StageResult:
+    p = ctx.prepared
+    rows = ctx.orders[0][: ctx.cfg.batch_size]
+    x, y = p.x_train[rows], p.y_train[rows]
+    tol = ctx.tol("backward")
+    checks = []
+    hints = []
+    for case, params in (("initial", ctx.init), ("saturated", saturated_params(ctx.init))):
+        rl, rg = ref_train.backward(params, x, y)
+        gl, gg = ctx.port.backward(params, x, y)
+        checks.append(compare(f"{case}.loss", np.float32(rl), np.float32(gl), tol))
+        checks += [compare(f"{case}.{k}", v, gg[k], tol) for k, v in rg.items()]
+        if all(c.passed for c in checks[-7:]):
+            continue
+        probs = ref_train.forward(params, x)["sigmoid"][:, 0]
+        sat = (probs == 0) | (probs == 1)
+        wrong_sat = sat & ((probs > 0.5) != (y > 0.5))
+        nonfinite = sum(int((~np.isfinite(g)).sum()) for g in gg.values())
+        if nonfinite:
+            hints.append(
+                f"{case}: gradient NaN/inf at {nonfinite} elements; {int(sat.sum())} of {len(y)} outputs are exactly 0 "
+                "or 1; the reference divides by max(p(1-p), 1e-12); Burn's BinaryCrossEntropyLoss backward divides by p"
+            )
+            continue
+        logits = ref_train.forward(params, x)["fc3"][:, 0].astype(np.float64)
+        logit_grad_b3 = float(((1 / (1 + np.exp(-logits))) - y).mean())
+        if np.isclose(gg["fc3.bias"][0], logit_grad_b3, rtol=1e-4, atol=1e-7) and not np.isclose(
+            rg["fc3.bias"][0], logit_grad_b3, rtol=1e-4, atol=1e-7
+        ):
+            hints.append(
+                f"{case}: gradients differ where the sigmoid saturates ({int(sat.sum())} of {len(y)} outputs exactly 0 "
+                f"or 1, {int(wrong_sat.sum())} of them misclassified); the port's output-bias gradient "
+                f"{gg['fc3.bias'][0]:.6g} equals mean(sigmoid(z) - y), the gradient of BCE with logits; the reference's "
+                f"BCELoss passes exactly 0 through a saturated sigmoid ({rg['fc3.bias'][0]:.6g})"
+            )
+        else:
+            worst = next(c for c in checks if not c.passed)
+            hints.append(f"{case}: {worst.summary()}")
+    return result("backward", checks, "; ".join(hints), batch_rows=len(rows))
+
+
+STAGE = Stage("backward", "per-parameter gradients, normal and saturated outputs", run)

@@ -1,0 +1,101 @@
+"""metrics: accuracy from the same predictions, and end-to-end independent runs compared statistically."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import binomtest
+
+from harness.compare import ArrayDiff, compare
+from harness.reference import model as ref_model
+from harness.reference import train as ref_train
+from harness.stages.base import Context, Stage, StageResult, result
+from harness.tolerances import END_TO_END_ACCURACY_PP, MCNEMAR_ALPHA
+
+
+def mcnemar_p(ref_correct: np.ndarray, port_correct: np.ndarray) -> float:
+    b = int((ref_correct & ~port_correct).sum())
+    c = int((~ref_correct & port_correct).sum())
+    return 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+
+
+def run(ctx: Context) -> StageResult:
+    p = ctx.prepared
+    cfg = ctx.cfg
+    x, y = p.x_test, p.y_test
+    final = ctx.ref_trace.final
+    ref_probs, ref_acc = ref_train.evaluate(final, x, y, cfg.threshold)
+    port_probs, port_acc = ctx.port.evaluate(final, x, y)
+    n = len(y)
+    checks = [
+        compare("same_predictions.accuracy", np.float64(ref_acc), np.float64(port_acc),
+                _accuracy_tol(ctx, n)),
+    ]
+    hints = []
+    if not checks[0].passed:
+        share0 = float((y == 0).mean())
+        share1 = float((y == 1).mean())
+        pred_ref = ref_probs > cfg.threshold
+        if abs(port_acc - share0) < 0.5 / n:
+            hints.append(
+                f"from identical weights the port reports accuracy {port_acc:.4f} (reference {ref_acc:.4f}), exactly the "
+                f"share of class 0 in the test set ({share0:.4f}): every sample is counted as class 0, as argmax over a "
+                "[B, 1] output does (burn-train's AccuracyMetric); threshold the probability at 0.5 instead"
+            )
+        elif abs(port_acc - share1) < 0.5 / n:
+            hints.append(f"the port's accuracy equals the share of class 1 ({share1:.4f}): every sample counted as class 1")
+        else:
+            hints.append(
+                f"from identical weights accuracy {port_acc:.4f} vs {ref_acc:.4f} ({int(pred_ref.sum())} positives by the "
+                "reference): the metric is computed differently"
+            )
+    # End-to-end: each side with its own initialization and shuffling, over cfg.seeds seeds.
+    accs_ref, accs_port, flips, pvals = [], [], [], []
+    for i in range(cfg.seeds):
+        seed = cfg.seed + i
+        if i == 0:
+            ref_final = final
+        else:
+            init = ref_model.init_params(ctx.n_features, seed)
+            orders = ref_train.batch_orders(len(p.y_train), cfg.epochs, seed)
+            ref_final = ref_train.train(p.x_train, p.y_train, init, orders, cfg).final
+        rp, ra = ref_train.evaluate(ref_final, x, y, cfg.threshold)
+        own = ctx.port.train(p.x_train, p.y_train, epochs=cfg.epochs, seed=seed)
+        pp, pa = ctx.port.evaluate(own["final"], x, y)
+        accs_ref.append(ra)
+        accs_port.append(pa)
+        ref_pred = rp > cfg.threshold
+        port_pred = np.asarray(pp) > cfg.threshold
+        flips.append(int((ref_pred != port_pred).sum()))
+        pvals.append(mcnemar_p(ref_pred == (y > 0.5), port_pred == (y > 0.5)))
+    gap_pp = 100 * abs(float(np.mean(accs_port)) - float(np.mean(accs_ref)))
+    e2e = ArrayDiff("end_to_end.accuracy_gap_pp", gap_pp <= END_TO_END_ACCURACY_PP, [],
+                    {"rtol": 0.0, "atol": END_TO_END_ACCURACY_PP, "equal_nan": False,
+                     "why": "independent runs: mean accuracy within 1 percentage point"},
+                    count=1, mismatches=int(gap_pp > END_TO_END_ACCURACY_PP),
+                    worst_ref=float(np.mean(accs_ref)), worst_got=float(np.mean(accs_port)), abs_err=gap_pp / 100)
+    if not e2e.passed:
+        e2e.reason = f"mean test accuracy {np.mean(accs_port):.4f} (port) vs {np.mean(accs_ref):.4f} (reference)"
+    checks.append(e2e)
+    mc = ArrayDiff("end_to_end.mcnemar_p", min(pvals) >= MCNEMAR_ALPHA, [],
+                   {"rtol": 0.0, "atol": MCNEMAR_ALPHA, "equal_nan": False, "why": "McNemar exact test on errors"},
+                   count=len(pvals), worst_got=float(min(pvals)))
+    if not mc.passed:
+        mc.reason = f"McNemar p = {min(pvals):.2g} < {MCNEMAR_ALPHA:g}: the two models make different errors"
+    checks.append(mc)
+    if not e2e.passed and not hints:
+        hints.append(f"independent runs reach {np.mean(accs_port):.4f} (port) vs {np.mean(accs_ref):.4f} (reference)")
+    return result(
+        "metrics", checks, "; ".join(hints),
+        accuracy_ref=accs_ref, accuracy_port=accs_port, flips=flips, mcnemar_p=pvals,
+        same_weights_accuracy={"reference": ref_acc, "port": port_acc},
+    )
+
+
+def _accuracy_tol(ctx: Context, n: int):  # noqa: ANN202
+    from harness.compare import Tolerance
+
+    base = ctx.tol("metrics.same_predictions")
+    return Tolerance(0.0, base.atol / n, why=f"{base.atol:g} prediction flip(s) of {n} at p ~ 0.5")
+
+
+STAGE = Stage("metrics", "accuracy from the same weights; independent runs compared statistically", run)

@@ -1,0 +1,66 @@
+//! The hyperparameters the port really uses. Defaults reproduce the reference script; faults change
+//! them exactly where a real port's configuration would differ.
+
+use crate::faults::{Fault, Faults};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Per-parameter gradient norm clipping (Burn's GradientClippingConfig::Norm), if any.
+    pub clip_norm: Option<f32>,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub threshold: f32,
+    pub test_size: f64,
+    pub split_seed: u32,
+}
+
+impl TrainConfig {
+    pub fn reference() -> Self {
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            clip_norm: None,
+            batch_size: 32,
+            epochs: 20,
+            threshold: 0.5,
+            test_size: 0.2,
+            split_seed: 42,
+        }
+    }
+
+    /// The reference defaults as this port, with its faults, really runs them.
+    pub fn effective(faults: &Faults) -> Self {
+        let mut c = Self::reference();
+        if faults.has(Fault::AdamEps) {
+            c.eps = 1e-5;
+        }
+        if faults.has(Fault::GradClip) {
+            c.clip_norm = Some(1.0);
+        }
+        if faults.has(Fault::Lr1e4) {
+            c.lr = 1e-4;
+        }
+        c
+    }
+}
+
+/// How the port computes what is not a number (reported by effective_config next to the numbers).
+pub fn descriptive(faults: &Faults) -> Vec<(&'static str, String)> {
+    let fit_rows = if faults.has(Fault::ScalerTrainOnly) {
+        "train"
+    } else {
+        "all"
+    };
+    vec![
+        ("loss_reduction", "mean".to_string()),
+        ("scaler_fit_rows", fit_rows.to_string()),
+    ]
+}

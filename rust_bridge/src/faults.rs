@@ -1,0 +1,244 @@
+//! The fault switch: each fault is a real way a PyTorch-to-Burn port goes wrong, reproduced in the
+//! port exactly as it happens in Burn code. Off by default; selected by name at run time. The
+//! harness never reads this switch to diagnose: it only sees the port's numbers.
+
+use crate::error::{input, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    F32Parse,
+    UnseededSplit,
+    ScalerTrainOnly,
+    ScalerF32,
+    SampleStd,
+    WeightsReshaped,
+    MissingRelu,
+    UnclampedBce,
+    BurnStockBce,
+    LogitsBce,
+    AdamEps,
+    GradClip,
+    Lr1e4,
+    AdamStateReset,
+    WeightedEpochLoss,
+    ArgmaxAccuracy,
+}
+
+pub struct FaultInfo {
+    pub name: &'static str,
+    pub stage: &'static str,
+    pub description: &'static str,
+    pub fix: &'static str,
+}
+
+/// Faults that make up the port of the original report, all at once.
+pub const USER_PORT: &[Fault] = &[
+    Fault::UnseededSplit,
+    Fault::ScalerTrainOnly,
+    Fault::SampleStd,
+    Fault::UnclampedBce,
+    Fault::AdamEps,
+    Fault::GradClip,
+    Fault::Lr1e4,
+    Fault::ArgmaxAccuracy,
+    Fault::WeightedEpochLoss,
+];
+
+pub const ALL: &[Fault] = &[
+    Fault::AdamEps,
+    Fault::GradClip,
+    Fault::Lr1e4,
+    Fault::F32Parse,
+    Fault::UnseededSplit,
+    Fault::ScalerTrainOnly,
+    Fault::ScalerF32,
+    Fault::SampleStd,
+    Fault::WeightsReshaped,
+    Fault::MissingRelu,
+    Fault::UnclampedBce,
+    Fault::BurnStockBce,
+    Fault::LogitsBce,
+    Fault::AdamStateReset,
+    Fault::WeightedEpochLoss,
+    Fault::ArgmaxAccuracy,
+];
+
+impl Fault {
+    pub fn info(self) -> FaultInfo {
+        let (name, stage, description, fix) = match self {
+            Fault::F32Parse => (
+                "f32-parse",
+                "data",
+                "CSV features deserialized straight into f32 fields instead of f64",
+                "parse numbers as f64 (as pandas does) and convert to f32 only after scaling",
+            ),
+            Fault::UnseededSplit => (
+                "unseeded-split",
+                "split",
+                "rows shuffled by the port's own generator, first 80 % used for training",
+                "reproduce sklearn's split: numpy RandomState(42).permutation(n), test = first ceil(0.2 n) rows",
+            ),
+            Fault::ScalerTrainOnly => (
+                "scaler-train-only",
+                "config",
+                "StandardScaler statistics fitted on the training rows only",
+                "fit mean and std on the same rows as the reference (all rows, before the split)",
+            ),
+            Fault::ScalerF32 => (
+                "scaler-f32",
+                "scaler",
+                "scaler mean and variance accumulated in f32",
+                "accumulate the statistics in f64 as sklearn does",
+            ),
+            Fault::SampleStd => (
+                "sample-std",
+                "scaler",
+                "std computed with n-1 (sample std) instead of n",
+                "use the population variance (ddof 0) as sklearn's StandardScaler",
+            ),
+            Fault::WeightsReshaped => (
+                "weights-reshaped",
+                "weights",
+                "PyTorch [out, in] weights reshaped, not transposed, into Burn's [in, out] Linear",
+                "transpose each Linear weight (or load with burn-store's PyTorchToBurnAdapter)",
+            ),
+            Fault::MissingRelu => (
+                "missing-relu",
+                "forward",
+                "the ReLU after the second Linear layer is left out of forward()",
+                "apply Relu after fc2 as the reference does",
+            ),
+            Fault::UnclampedBce => (
+                "unclamped-bce",
+                "loss",
+                "BCE without the -100 log clamp (Burn 0.16): NaN for perfect, inf for wrong predictions",
+                "clamp log(p) and log(1-p) at -100, as torch's BCELoss (Burn >= 0.17 does for the value)",
+            ),
+            Fault::BurnStockBce => (
+                "burn-stock-bce",
+                "loss",
+                "Burn's own BinaryCrossEntropyLoss on sigmoid outputs: NaN gradient at p exactly 0 or 1",
+                "use a BCE whose backward divides by max(p(1-p), 1e-12), or train on logits consistently",
+            ),
+            Fault::LogitsBce => (
+                "logits-bce",
+                "backward",
+                "the model returns logits and training uses Burn's BCE with logits",
+                "keep sigmoid + clamped BCE as the reference, or change the reference to BCEWithLogitsLoss too",
+            ),
+            Fault::AdamEps => (
+                "adam-eps",
+                "config",
+                "Burn's default Adam epsilon 1e-5 (PyTorch uses 1e-8)",
+                "AdamConfig::new().with_epsilon(1e-8)",
+            ),
+            Fault::GradClip => (
+                "grad-clip",
+                "config",
+                "gradient clipping by norm 1.0, per parameter tensor (Burn's GradientClippingConfig::Norm)",
+                "remove .with_grad_clipping(...): the reference does not clip",
+            ),
+            Fault::Lr1e4 => (
+                "lr-1e-4",
+                "config",
+                "learning rate 1e-4 instead of the reference's 1e-3",
+                "pass lr 1e-3 to optimizer.step",
+            ),
+            Fault::AdamStateReset => (
+                "adam-state-reset",
+                "optimizer",
+                "the optimizer is re-created every step, so Adam's moments and step count never accumulate",
+                "create the optimizer once, before the training loop, and keep it",
+            ),
+            Fault::WeightedEpochLoss => (
+                "weighted-epoch-loss",
+                "train",
+                "epoch loss weighted by batch size instead of the unweighted mean of batch losses",
+                "report the plain mean of the per-batch losses, as the reference script does",
+            ),
+            Fault::ArgmaxAccuracy => (
+                "argmax-accuracy",
+                "metrics",
+                "accuracy by argmax over the [B, 1] output (burn-train's AccuracyMetric): always class 0",
+                "threshold the sigmoid output at 0.5 instead of taking argmax over one column",
+            ),
+        };
+        FaultInfo {
+            name,
+            stage,
+            description,
+            fix,
+        }
+    }
+}
+
+/// A set of active faults; empty for the faithful port.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults(Vec<Fault>);
+
+impl Faults {
+    pub fn none() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Parses `""`, `"none"`, a fault name, `"user-port"`, or a comma-separated list of those.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let mut out: Vec<Fault> = Vec::new();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if part == "none" {
+                continue;
+            }
+            let found: Vec<Fault> = if part == "user-port" {
+                USER_PORT.to_vec()
+            } else {
+                match ALL.iter().find(|f| f.info().name == part) {
+                    Some(f) => vec![*f],
+                    None => {
+                        let names: Vec<&str> = ALL.iter().map(|f| f.info().name).collect();
+                        return input(format!(
+                            "unknown fault '{part}'; known faults: {}, user-port",
+                            names.join(", ")
+                        ));
+                    }
+                }
+            };
+            for f in found {
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+        Ok(Self(out))
+    }
+
+    pub fn has(&self, f: Fault) -> bool {
+        self.0.contains(&f)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|f| f.info().name).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_lists_and_user_port() {
+        assert_eq!(Faults::parse("").unwrap(), Faults::none());
+        assert!(Faults::parse("adam-eps").unwrap().has(Fault::AdamEps));
+        let user = Faults::parse("user-port").unwrap();
+        assert!(user.has(Fault::UnclampedBce) && user.has(Fault::ArgmaxAccuracy));
+        let err = Faults::parse("adam-epz").unwrap_err().to_string();
+        assert!(err.contains("unknown fault 'adam-epz'"), "{err}");
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<&str> = ALL.iter().map(|f| f.info().name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+    }
+}

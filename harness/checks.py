@@ -16,18 +16,24 @@ Out = Callable[[str], None]
 
 
 def _prepared(cfg: RunConfig, framework: str) -> dict[str, np.ndarray]:
+    """Each side's own preparation; `x_train64` is the float64 scaled training set, as the user's
+    scripts print it (the scaler's output before the float32 cast)."""
     if framework == "torch":
         p = prepare(cfg)
+        x64 = (p.table.features[p.train_idx] - p.mean) / p.scale
         return {"x_train": p.x_train, "x_test": p.x_test, "y_train": p.y_train, "y_test": p.y_test,
-                "names": np.array(p.table.feature_names)}
-    d = BurnPort(cfg.backend).prepare(cfg.data, cfg.label, cfg.test_size, cfg.split_seed)
-    return {**d, "names": np.array(d["feature_names"])}
+                "names": np.array(p.table.feature_names), "x_train64": x64}
+    port = BurnPort(cfg.backend)
+    d = port.prepare(cfg.data, cfg.label, cfg.test_size, cfg.split_seed)
+    features = port.load_csv(cfg.data, cfg.label)["features"]
+    x64 = (features[d["train_idx"]] - d["mean"]) / d["scale"]
+    return {**d, "names": np.array(d["feature_names"]), "x_train64": x64}
 
 
 def check_data(cfg: RunConfig, framework: str, out: Out) -> None:
     d = _prepared(cfg, framework)
     side = "Python" if framework == "torch" else "Rust"
-    x = d["x_train"].astype(np.float64)
+    x = d["x_train64"]
     out(f"=== Training Data Check ({side}) ===")
     out("\nDataset sizes:")
     out(f"Train: {len(d['x_train'])} Test: {len(d['x_test'])}")
@@ -40,7 +46,7 @@ def check_data(cfg: RunConfig, framework: str, out: Out) -> None:
         out(f"Max:    {x[:, i].max():.4f}")
     out("\nSample values (first 3 samples, first 3 features):")
     for i in range(3):
-        out(f"Sample {i}: [{', '.join(f'{v:.8f}' for v in d['x_train'][i, :3])}]")
+        out(f"Sample {i}: [{', '.join(f'{v:.8f}' for v in x[i, :3])}]")
 
 
 BCE_CASES = [

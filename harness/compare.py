@@ -62,6 +62,7 @@ class ArrayDiff:
     rel_err: float | None = None
     min_atol: float | None = None
     min_rtol: float | None = None
+    first_mismatch: list[int] | None = None
     ref_stats: dict[str, float] = field(default_factory=dict)
     got_stats: dict[str, float] = field(default_factory=dict)
     reason: str = ""
@@ -102,7 +103,7 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> Arra
     g64 = g.astype(np.float64)
     rf, gf = np.isfinite(r64), np.isfinite(g64)
     both_finite = rf & gf
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         diff = np.where(both_finite, np.abs(g64 - r64), 0.0)
         allowed = tol.atol + tol.rtol * np.abs(r64)
         bad_finite = both_finite & (diff > allowed)
@@ -137,6 +138,7 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> Arra
         rel_err=_f(rel.flat[flat]) if both_finite.flat[flat] else float("inf"),
         min_atol=min_atol,
         min_rtol=min_rtol,
+        first_mismatch=[int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), r.shape)] if mism else None,
         ref_stats=_stats(r64),
         got_stats=_stats(g64),
     )

@@ -73,9 +73,10 @@ def load_table(path: Path, label: str) -> Table:
     dtypes = []
     for name in x_df.columns:
         col = x_df[name]
-        if col.dtype == object:
-            bad = next(v for v in col if not _is_number(v))
-            raise HarnessError(f"line {int(col.index[col == bad][0]) + 2}, column '{name}': '{bad}' is not a number")
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            bad = next((v for v in col if not _is_number(v)), col.iloc[0])
+            row = int(np.flatnonzero((col == bad).to_numpy())[0])
+            raise HarnessError(f"line {row + 2}, column '{name}': '{bad}' is not a number or true/false")
         dtypes.append(str(col.dtype))
     features = np.ascontiguousarray(x_df.to_numpy(dtype=np.float64))
     if not np.isfinite(features).all():

@@ -71,8 +71,12 @@ class Report:
 
 def run(cfg: RunConfig, stages: list[str] | None = None,
         on_stage: Callable[[StageResult], None] | None = None) -> Report:
-    ctx = Context(cfg)
-    report = Report(cfg)
+    return run_with(Context(cfg), stages, on_stage)
+
+
+def run_with(ctx: Context, stages: list[str] | None = None,
+             on_stage: Callable[[StageResult], None] | None = None) -> Report:
+    report = Report(ctx.cfg)
     t0 = time.perf_counter()
     for stage in STAGES:
         if stages and stage.name not in stages:

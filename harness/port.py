@@ -42,6 +42,7 @@ class Port(Protocol):
     def optimizer_step(self, params: Params, grads: Params, state: dict | None) -> tuple[Params, dict]: ...
     def train(self, x: np.ndarray, y: np.ndarray, **kw: Any) -> dict[str, Any]: ...
     def evaluate(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]: ...
+    def accuracy(self, probs: np.ndarray, y: np.ndarray) -> float: ...
 
 
 def available_faults() -> list[dict[str, str]]:
@@ -107,3 +108,6 @@ class BurnPort:
 
     def evaluate(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
         return self._port.evaluate(params, x, y)
+
+    def accuracy(self, probs: np.ndarray, y: np.ndarray) -> float:
+        return float(self._port.accuracy(np.ascontiguousarray(probs, dtype=np.float32), y))

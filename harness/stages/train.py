@@ -107,8 +107,10 @@ def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> s
             )
         return "every step loss of epoch 1 matches, but the epoch loss is aggregated differently"
     first = next(c for c in checks if not c.passed)
-    if first.name == "epoch1.step_loss" and first.worst_index:
-        return f"per-step losses diverge first at step {first.worst_index[0]}: {first.summary()}"
+    if first.name == "epoch1.step_loss" and first.first_mismatch:
+        k = first.first_mismatch[0]
+        return (f"per-step losses diverge first at step {k} (reference {ref.step_loss[k]:.8g}, port "
+                f"{step_loss[k]:.8g}); worst: {first.summary()}")
     return first.summary()
 
 

@@ -35,7 +35,10 @@ pub fn clip<B: Backend>(grads: Vec<Tensor<B, 1>>, cfg: &TrainConfig) -> Vec<Tens
     match cfg.clip_norm {
         Some(max_norm) => {
             let clipping = GradientClipping::Norm(max_norm);
-            grads.into_iter().map(|g| clipping.clip_gradient(g)).collect()
+            grads
+                .into_iter()
+                .map(|g| clipping.clip_gradient(g))
+                .collect()
         }
         None => grads,
     }

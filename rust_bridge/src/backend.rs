@@ -20,7 +20,9 @@ impl BackendKind {
         match name {
             "flex" => Ok(Self::Flex),
             "ndarray" => Ok(Self::NdArray),
-            other => input(format!("unknown backend '{other}'; known backends: flex, ndarray")),
+            other => input(format!(
+                "unknown backend '{other}'; known backends: flex, ndarray"
+            )),
         }
     }
 }

@@ -238,7 +238,9 @@ mod tests {
         ];
         for (content, expected) in cases {
             let f = write(content);
-            let err = load_csv(&f.0, "label", &Faults::none()).unwrap_err().to_string();
+            let err = load_csv(&f.0, "label", &Faults::none())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expected), "{content:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }

@@ -71,7 +71,10 @@ pub fn bce_on_probabilities<B: AutodiffBackend>(
 }
 
 /// Burn's BCE with logits (the logits-bce fault's training loss).
-pub fn bce_on_logits<B: AutodiffBackend>(z: Tensor<B, 1>, y: Tensor<B::InnerBackend, 1>) -> Loss<B> {
+pub fn bce_on_logits<B: AutodiffBackend>(
+    z: Tensor<B, 1>,
+    y: Tensor<B::InnerBackend, 1>,
+) -> Loss<B> {
     let targets: Tensor<B, 1, Int> = Tensor::from_inner(y.int());
     let loss = BinaryCrossEntropyLossConfig::new()
         .with_logits(true)

@@ -138,7 +138,8 @@ fn burn_weight<B: Backend>(t: &NamedTensor, faults: &Faults, device: &B::Device)
         // The classic slip: same buffer, new shape. Shapes line up; values land in the wrong place.
         Tensor::from_data(TensorData::new(t.data.clone(), [d_in, d_out]), device)
     } else {
-        Tensor::<B, 2>::from_data(TensorData::new(t.data.clone(), [d_out, d_in]), device).transpose()
+        Tensor::<B, 2>::from_data(TensorData::new(t.data.clone(), [d_out, d_in]), device)
+            .transpose()
     }
 }
 
@@ -147,7 +148,10 @@ impl<B: Backend> Classifier<B> {
     pub fn from_torch(params: &TorchParams, faults: &Faults, device: &B::Device) -> Self {
         let p = &params.0;
         let layer = |i: usize| {
-            let bias = Tensor::from_data(TensorData::new(p[2 * i + 1].data.clone(), [p[2 * i + 1].data.len()]), device);
+            let bias = Tensor::from_data(
+                TensorData::new(p[2 * i + 1].data.clone(), [p[2 * i + 1].data.len()]),
+                device,
+            );
             Linear {
                 weight: Param::from_tensor(burn_weight::<B>(&p[2 * i], faults, device)),
                 bias: Some(Param::from_tensor(bias)),
@@ -213,7 +217,10 @@ impl<B: Backend> Classifier<B> {
     pub fn burn_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let mut out = Vec::new();
         for (i, l) in [&self.fc1, &self.fc2, &self.fc3].iter().enumerate() {
-            out.push((PARAM_NAMES[2 * i].to_string(), l.weight.val().dims().to_vec()));
+            out.push((
+                PARAM_NAMES[2 * i].to_string(),
+                l.weight.val().dims().to_vec(),
+            ));
             if let Some(b) = &l.bias {
                 out.push((PARAM_NAMES[2 * i + 1].to_string(), b.val().dims().to_vec()));
             }

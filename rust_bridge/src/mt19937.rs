@@ -71,7 +71,10 @@ impl Mt19937 {
 
     /// `RandomState.permutation(n)`: Fisher-Yates from the end, as numpy's legacy shuffle.
     pub fn permutation(&mut self, n: usize) -> Vec<usize> {
-        assert!(n <= u32::MAX as usize, "permutation longer than 2^32 is not supported");
+        assert!(
+            n <= u32::MAX as usize,
+            "permutation longer than 2^32 is not supported"
+        );
         let mut a: Vec<usize> = (0..n).collect();
         for i in (1..n).rev() {
             let j = self.random_interval(i as u32) as usize;

@@ -42,14 +42,22 @@ fn guarded<T>(f: impl FnOnce() -> Result<T>) -> PyResult<T> {
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(PortError::new_err(format!("internal error in the Burn port: {msg}")))
+            Err(PortError::new_err(format!(
+                "internal error in the Burn port: {msg}"
+            )))
         }
     }
 }
 
 fn describe(obj: &Bound<'_, PyAny>) -> String {
-    let dtype = obj.getattr("dtype").and_then(|d| d.str()).map(|s| s.to_string());
-    let shape = obj.getattr("shape").and_then(|s| s.str()).map(|s| s.to_string());
+    let dtype = obj
+        .getattr("dtype")
+        .and_then(|d| d.str())
+        .map(|s| s.to_string());
+    let shape = obj
+        .getattr("shape")
+        .and_then(|s| s.str())
+        .map(|s| s.to_string());
     match (dtype, shape) {
         (Ok(d), Ok(s)) => format!("a {d} array of shape {s}"),
         _ => format!(
@@ -63,7 +71,10 @@ fn describe(obj: &Bound<'_, PyAny>) -> String {
 }
 
 fn wrong(name: &str, expected: &str, obj: &Bound<'_, PyAny>) -> PyErr {
-    PortError::new_err(format!("{name}: expected {expected}, got {}", describe(obj)))
+    PortError::new_err(format!(
+        "{name}: expected {expected}, got {}",
+        describe(obj)
+    ))
 }
 
 fn matrix_f32(obj: &Bound<'_, PyAny>, name: &str, width: Option<usize>) -> PyResult<Matrix> {
@@ -96,7 +107,11 @@ fn matrix_f64(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<f64>, usize, 
     Ok((ro.as_array().iter().copied().collect(), n, d))
 }
 
-fn vec_1d<T: numpy::Element + Copy>(obj: &Bound<'_, PyAny>, name: &str, kind: &str) -> PyResult<Vec<T>> {
+fn vec_1d<T: numpy::Element + Copy>(
+    obj: &Bound<'_, PyAny>,
+    name: &str,
+    kind: &str,
+) -> PyResult<Vec<T>> {
     let arr = obj
         .cast::<PyArray1<T>>()
         .map_err(|_| wrong(name, &format!("a 1-D {kind} array"), obj))?;
@@ -107,7 +122,8 @@ fn indices(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<usize>> {
     let v: Vec<i64> = vec_1d(obj, name, "int64")?;
     v.into_iter()
         .map(|i| {
-            usize::try_from(i).map_err(|_| PortError::new_err(format!("{name}: negative index {i}")))
+            usize::try_from(i)
+                .map_err(|_| PortError::new_err(format!("{name}: negative index {i}")))
         })
         .collect()
 }
@@ -129,9 +145,9 @@ fn params_from(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<TorchParams> {
     }
     let mut out = Vec::with_capacity(PARAM_NAMES.len());
     for pname in PARAM_NAMES {
-        let value = dict.get_item(pname)?.ok_or_else(|| {
-            PortError::new_err(format!("{name}: missing parameter '{pname}'"))
-        })?;
+        let value = dict
+            .get_item(pname)?
+            .ok_or_else(|| PortError::new_err(format!("{name}: missing parameter '{pname}'")))?;
         let label = format!("{name}['{pname}']");
         let arr = value
             .cast::<numpy::PyArrayDyn<f32>>()
@@ -156,7 +172,12 @@ fn params_to<'py>(py: Python<'py>, p: &TorchParams) -> PyResult<Bound<'py, PyDic
     Ok(d)
 }
 
-fn array2<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, n: usize, d: usize) -> PyResult<Bound<'py, PyArray2<T>>> {
+fn array2<'py, T: numpy::Element>(
+    py: Python<'py>,
+    v: Vec<T>,
+    n: usize,
+    d: usize,
+) -> PyResult<Bound<'py, PyArray2<T>>> {
     Ok(Array2::from_shape_vec((n, d), v)
         .map_err(|e| PortError::new_err(e.to_string()))?
         .into_pyarray(py))
@@ -201,7 +222,12 @@ impl PyPort {
     }
 
     /// Parsed CSV: feature names, dtypes, features (float64 [n, d]) and labels (float32 [n]).
-    fn load_csv<'py>(&self, py: Python<'py>, path: &str, label: &str) -> PyResult<Bound<'py, PyDict>> {
+    fn load_csv<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        label: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let ds = guarded(|| data::load_csv(std::path::Path::new(path), label, &self.faults))?;
         let out = PyDict::new(py);
         let d = ds.n_features();
@@ -235,7 +261,9 @@ impl PyPort {
         let (data, n, d) = matrix_f64(x, "x")?;
         let train = indices(train_rows, "train_rows")?;
         if let Some(bad) = train.iter().find(|&&i| i >= n) {
-            return Err(PortError::new_err(format!("train_rows: index {bad} out of range for {n} rows")));
+            return Err(PortError::new_err(format!(
+                "train_rows: index {bad} out of range for {n} rows"
+            )));
         }
         let all: Vec<usize> = (0..n).collect();
         let s = guarded(|| Ok(scaler::fit(&data, d, &all, &train, &self.faults)))?;
@@ -265,7 +293,11 @@ impl PyPort {
             )));
         }
         let rows: Vec<usize> = (0..n).collect();
-        let s = scaler::Scaler { mean, var: Vec::new(), scale };
+        let s = scaler::Scaler {
+            mean,
+            var: Vec::new(),
+            scale,
+        };
         array2(py, scaler::transform(&data, d, &rows, &s), n, d)
     }
 
@@ -334,9 +366,9 @@ impl PyPort {
         n_features: usize,
     ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
         let p = params_from(params, "params")?;
-        let (back, layouts) = guarded(|| {
-            with_backend!(self.backend, B => train::roundtrip::<B>(&p, n_features, &self.faults, &Default::default()))
-        })?;
+        let (back, layouts) = guarded(
+            || with_backend!(self.backend, B => train::roundtrip::<B>(&p, n_features, &self.faults, &Default::default())),
+        )?;
         let l = PyDict::new(py);
         for (name, shape) in layouts {
             l.set_item(name, shape)?;
@@ -354,7 +386,9 @@ impl PyPort {
         let p = params_from(params, "params")?;
         let x = matrix_f32(x, "x", p.0.first().and_then(|t| t.shape.get(1).copied()))?;
         let n = x.n;
-        let out = guarded(|| with_backend!(self.backend, B => train::forward::<B>(&p, &x, &self.faults, &Default::default())))?;
+        let out = guarded(
+            || with_backend!(self.backend, B => train::forward::<B>(&p, &x, &self.faults, &Default::default())),
+        )?;
         let d = PyDict::new(py);
         for (name, values, width) in out.layers {
             d.set_item(name, array2(py, values, n, width)?)?;
@@ -371,7 +405,9 @@ impl PyPort {
     ) -> PyResult<(f32, Bound<'py, PyArray1<f32>>)> {
         let p: Vec<f32> = vec_1d(p, "p", "float32")?;
         let y: Vec<f32> = vec_1d(y, "y", "float32")?;
-        let (v, g) = guarded(|| with_backend!(self.backend, B => train::loss_and_grad::<B>(p, y, &self.faults, &Default::default())))?;
+        let (v, g) = guarded(
+            || with_backend!(self.backend, B => train::loss_and_grad::<B>(p, y, &self.faults, &Default::default())),
+        )?;
         Ok((v, array1(py, g)))
     }
 
@@ -386,7 +422,9 @@ impl PyPort {
         let p = params_from(params, "params")?;
         let x = matrix_f32(x, "x", p.0.first().and_then(|t| t.shape.get(1).copied()))?;
         let y: Vec<f32> = vec_1d(y, "y", "float32")?;
-        let (loss, g) = guarded(|| with_backend!(self.backend, B => train::backward::<B>(&p, &x, &y, &self.faults, &Default::default())))?;
+        let (loss, g) = guarded(
+            || with_backend!(self.backend, B => train::backward::<B>(&p, &x, &y, &self.faults, &Default::default())),
+        )?;
         Ok((loss, params_to(py, &g)?))
     }
 
@@ -401,10 +439,15 @@ impl PyPort {
     ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
         let p = params_from(params, "params")?;
         let g = params_from(grads, "grads")?;
-        let n_features = p.0.first().and_then(|t| t.shape.get(1).copied()).unwrap_or(0);
+        let n_features =
+            p.0.first()
+                .and_then(|t| t.shape.get(1).copied())
+                .unwrap_or(0);
         let st = match state {
             Some(s) if !s.is_none() => {
-                let s = s.cast::<PyDict>().map_err(|_| wrong("state", "a dict", s))?;
+                let s = s
+                    .cast::<PyDict>()
+                    .map_err(|_| wrong("state", "a dict", s))?;
                 let get = |k: &str| {
                     s.get_item(k)?
                         .ok_or_else(|| PortError::new_err(format!("state: missing '{k}'")))
@@ -455,7 +498,9 @@ impl PyPort {
                 for row in a.rows() {
                     let mut r = Vec::with_capacity(row.len());
                     for &i in row {
-                        r.push(usize::try_from(i).map_err(|_| PortError::new_err(format!("orders: negative index {i}")))?);
+                        r.push(usize::try_from(i).map_err(|_| {
+                            PortError::new_err(format!("orders: negative index {i}"))
+                        })?);
                     }
                     rows.push(r);
                 }
@@ -463,7 +508,15 @@ impl PyPort {
             }
             _ => None,
         };
-        let req = TrainRequest { x, y, init, orders, epochs, seed, record_steps };
+        let req = TrainRequest {
+            x,
+            y,
+            init,
+            orders,
+            epochs,
+            seed,
+            record_steps,
+        };
         let backend = self.backend;
         let faults = self.faults.clone();
         let t = py.detach(move || guarded(|| with_backend!(backend, B => train::train::<B>(req, &faults, &Default::default()))))?;
@@ -487,6 +540,16 @@ impl PyPort {
         out.set_item("orders", array2(py, flat, t.orders.len(), n)?)?;
         out.set_item("state", state_to(py, &t.final_state)?)?;
         Ok(out)
+    }
+
+    /// Accuracy as the port's metric computes it from given probabilities (float32 [n]).
+    fn accuracy(&self, probs: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let p: Vec<f32> = vec_1d(probs, "probs", "float32")?;
+        let y: Vec<f32> = vec_1d(y, "y", "float32")?;
+        guarded(|| {
+            with_backend!(self.backend, B => train::accuracy_of::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>(
+                p, &y, &self.faults, &Default::default()))
+        })
     }
 
     /// (probabilities, accuracy as the port measures it) on `x`, `y`.
@@ -539,7 +602,10 @@ fn backends() -> Vec<&'static str> {
 
 #[pyfunction]
 fn user_port_faults() -> Vec<&'static str> {
-    crate::faults::USER_PORT.iter().map(|f| f.info().name).collect()
+    crate::faults::USER_PORT
+        .iter()
+        .map(|f| f.info().name)
+        .collect()
 }
 
 #[pymodule]

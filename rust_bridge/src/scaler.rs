@@ -12,13 +12,23 @@ pub struct Scaler {
 
 /// Fits on `rows` of the row-major [n, d] matrix `x` (the port fits on all rows, like the reference,
 /// unless the scaler-train-only fault is on, in which case the caller's training rows are used).
-pub fn fit(x: &[f64], d: usize, all_rows: &[usize], train_rows: &[usize], faults: &Faults) -> Scaler {
+pub fn fit(
+    x: &[f64],
+    d: usize,
+    all_rows: &[usize],
+    train_rows: &[usize],
+    faults: &Faults,
+) -> Scaler {
     let rows = if faults.has(Fault::ScalerTrainOnly) {
         train_rows
     } else {
         all_rows
     };
-    let ddof = if faults.has(Fault::SampleStd) { 1.0 } else { 0.0 };
+    let ddof = if faults.has(Fault::SampleStd) {
+        1.0
+    } else {
+        0.0
+    };
     if faults.has(Fault::ScalerF32) {
         fit_f32(x, d, rows, ddof)
     } else {
@@ -66,7 +76,10 @@ fn fit_f32(x: &[f64], d: usize, rows: &[usize], ddof: f64) -> Scaler {
             sq[j] += t * t;
         }
     }
-    let var: Vec<f64> = sq.iter().map(|s| f64::from(s / (n - ddof as f32))).collect();
+    let var: Vec<f64> = sq
+        .iter()
+        .map(|s| f64::from(s / (n - ddof as f32)))
+        .collect();
     finish(mean.into_iter().map(f64::from).collect(), var, f64::from(n))
 }
 

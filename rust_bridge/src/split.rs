@@ -57,7 +57,8 @@ mod tests {
     #[test]
     fn faulty_split_differs() {
         let good = train_test_split(100, 0.2, 42, &Faults::none()).unwrap();
-        let bad = train_test_split(100, 0.2, 42, &Faults::parse("unseeded-split").unwrap()).unwrap();
+        let bad =
+            train_test_split(100, 0.2, 42, &Faults::parse("unseeded-split").unwrap()).unwrap();
         assert_ne!(good, bad);
     }
 }

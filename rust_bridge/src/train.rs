@@ -23,7 +23,10 @@ pub struct Matrix {
 impl Matrix {
     pub fn new(data: Vec<f32>, n: usize, d: usize) -> Result<Self> {
         if data.len() != n * d {
-            return shape(format!("matrix data has {} values, expected {n} x {d}", data.len()));
+            return shape(format!(
+                "matrix data has {} values, expected {n} x {d}",
+                data.len()
+            ));
         }
         Ok(Self { data, n, d })
     }
@@ -108,14 +111,20 @@ fn flatten_model<B: Backend>(model: &Classifier<B>) -> Flat<B> {
     let mut out = Vec::with_capacity(6);
     for l in [&model.fc1, &model.fc2, &model.fc3] {
         out.push(l.weight.val().flatten(0, 1));
-        out.push(l.bias.as_ref().map(|b| b.val()).expect("layers have a bias"));
+        out.push(
+            l.bias
+                .as_ref()
+                .map(|b| b.val())
+                .expect("layers have a bias"),
+        );
     }
     out
 }
 
 fn model_from_flat<B: AutodiffBackend>(flat: &Flat<B::InnerBackend>, d: usize) -> Classifier<B> {
     let dims = layer_dims(d);
-    let w = |i: usize| Tensor::<B, 2>::from_inner(flat[2 * i].clone().reshape([dims[i].0, dims[i].1]));
+    let w =
+        |i: usize| Tensor::<B, 2>::from_inner(flat[2 * i].clone().reshape([dims[i].0, dims[i].1]));
     let b = |i: usize| Tensor::<B, 1>::from_inner(flat[2 * i + 1].clone());
     Classifier::from_burn(&[w(0), w(1), w(2)], &[b(0), b(1), b(2)])
 }
@@ -196,7 +205,10 @@ pub fn backward<B: AutodiffBackend>(
 
 fn check_targets(y: &[f32], n: usize) -> Result<()> {
     if y.len() != n {
-        return shape(format!("expected {n} targets (one per row), got {}", y.len()));
+        return shape(format!(
+            "expected {n} targets (one per row), got {}",
+            y.len()
+        ));
     }
     if let Some(bad) = y.iter().find(|v| **v != 0.0 && **v != 1.0) {
         return input(format!("targets must be 0 or 1, found {bad}"));
@@ -212,7 +224,9 @@ pub struct TorchAdamState {
 }
 
 fn torch_flat<B: Backend>(p: &TorchParams, device: &B::Device) -> Flat<B> {
-    p.0.iter().map(|t| vector::<B>(t.data.clone(), device)).collect()
+    p.0.iter()
+        .map(|t| vector::<B>(t.data.clone(), device))
+        .collect()
 }
 
 fn flat_like(template: &TorchParams, flat: Flat<impl Backend>) -> TorchParams {
@@ -295,23 +309,35 @@ pub struct TrainTrace {
 
 fn check_orders(orders: &[Vec<usize>], n: usize, epochs: usize) -> Result<()> {
     if orders.len() != epochs {
-        return shape(format!("expected a batch order for each of {epochs} epochs, got {}", orders.len()));
+        return shape(format!(
+            "expected a batch order for each of {epochs} epochs, got {}",
+            orders.len()
+        ));
     }
     for (e, order) in orders.iter().enumerate() {
         let mut seen = vec![false; n];
         if order.len() != n {
-            return shape(format!("batch order of epoch {e} has {} rows, expected {n}", order.len()));
+            return shape(format!(
+                "batch order of epoch {e} has {} rows, expected {n}",
+                order.len()
+            ));
         }
         for &i in order {
             if i >= n || std::mem::replace(&mut seen[i], true) {
-                return input(format!("batch order of epoch {e} is not a permutation of 0..{n}"));
+                return input(format!(
+                    "batch order of epoch {e} is not a permutation of 0..{n}"
+                ));
             }
         }
     }
     Ok(())
 }
 
-pub fn train<B: AutodiffBackend>(req: TrainRequest, faults: &Faults, device: &B::Device) -> Result<TrainTrace> {
+pub fn train<B: AutodiffBackend>(
+    req: TrainRequest,
+    faults: &Faults,
+    device: &B::Device,
+) -> Result<TrainTrace> {
     let cfg = TrainConfig::effective(faults);
     let (n, d) = (req.x.n, req.x.d);
     if n == 0 {
@@ -335,7 +361,9 @@ pub fn train<B: AutodiffBackend>(req: TrainRequest, faults: &Faults, device: &B:
             (0..req.epochs).map(|_| rng.permutation(n)).collect()
         }
     };
-    let mut flat = flatten_model(&Classifier::<B::InnerBackend>::from_torch(&init, faults, device));
+    let mut flat = flatten_model(&Classifier::<B::InnerBackend>::from_torch(
+        &init, faults, device,
+    ));
     let mut state = AdamState::zeros(&flat);
     let mut trace = TrainTrace {
         step_loss: Vec::new(),
@@ -375,11 +403,13 @@ pub fn train<B: AutodiffBackend>(req: TrainRequest, faults: &Faults, device: &B:
             weighted += f64::from(loss) * idx.len() as f64;
             batches += 1;
         }
-        trace.epoch_loss.push(if faults.has(Fault::WeightedEpochLoss) {
-            weighted / n as f64
-        } else {
-            sum / batches as f64
-        });
+        trace
+            .epoch_loss
+            .push(if faults.has(Fault::WeightedEpochLoss) {
+                weighted / n as f64
+            } else {
+                sum / batches as f64
+            });
         trace.epoch_params.push(flat_to_torch(&flat, d));
     }
     trace.final_params = flat_to_torch(&flat, d);
@@ -403,18 +433,42 @@ pub fn evaluate<B: Backend>(
 ) -> Result<(Vec<f32>, f64)> {
     params.validate(x.d)?;
     check_targets(y, x.n)?;
-    let cfg = TrainConfig::effective(faults);
     let model = Classifier::<B>::from_torch(params, faults, device);
     let probs = model.predict(x.tensor(device), faults);
+    let acc = accuracy(probs.clone(), y, faults);
+    Ok((to_vec(probs), acc))
+}
+
+/// Accuracy of probabilities `probs` ([n, 1]) against 0/1 targets, as the port's metric computes it.
+pub fn accuracy<B: Backend>(probs: Tensor<B, 2>, y: &[f32], faults: &Faults) -> f64 {
+    let cfg = TrainConfig::effective(faults);
+    let n = probs.dims()[0];
     let predicted: Vec<f32> = if faults.has(Fault::ArgmaxAccuracy) {
         // burn-train's AccuracyMetric: argmax over the class dimension of a [B, 1] output.
         let idx = probs.clone().argmax(1).into_data().convert::<i64>();
-        idx.into_vec::<i64>().unwrap_or_default().into_iter().map(|c| c as f32).collect()
+        idx.into_vec::<i64>()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c as f32)
+            .collect()
     } else {
         to_vec(probs.clone().greater_elem(cfg.threshold).float())
     };
     let correct = predicted.iter().zip(y).filter(|(p, t)| p == t).count();
-    Ok((to_vec(probs), correct as f64 / x.n.max(1) as f64))
+    correct as f64 / n.max(1) as f64
+}
+
+/// The port's metric on given probabilities (float32 [n]) and targets.
+pub fn accuracy_of<B: Backend>(
+    probs: Vec<f32>,
+    y: &[f32],
+    faults: &Faults,
+    device: &B::Device,
+) -> Result<f64> {
+    check_targets(y, probs.len())?;
+    let n = probs.len();
+    let t = Tensor::<B, 2>::from_data(TensorData::new(probs, [n, 1]), device);
+    Ok(accuracy(t, y, faults))
 }
 
 /// Parameters through the port and back: PyTorch layout in, Burn's Linear, PyTorch layout out.

@@ -1,0 +1,79 @@
+"""The PyO3 extension: typed errors with messages, never a panic; numerics of the loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from harness import _burn
+from harness.reference.model import init_params
+
+
+@pytest.fixture(scope="module")
+def port() -> _burn.Port:
+    return _burn.Port("flex")
+
+
+def test_unknown_backend_and_fault_raise_port_error() -> None:
+    with pytest.raises(_burn.PortError, match="unknown backend 'cuda'"):
+        _burn.Port("cuda")
+    with pytest.raises(_burn.PortError, match="unknown fault 'nope'"):
+        _burn.Port("flex", "nope")
+    assert issubclass(_burn.PortError, ValueError)
+
+
+def test_wrong_dtype_and_shape_name_what_was_expected(port: _burn.Port) -> None:
+    params = init_params(20, 0)
+    with pytest.raises(_burn.PortError, match=r"x: expected a float32 array of shape \[n, 20\], got a float64 array"):
+        port.forward(params, np.zeros((4, 20)))
+    with pytest.raises(_burn.PortError, match=r"expected a float32 array of shape \[n, 20\].*\(4, 19\)"):
+        port.forward(params, np.zeros((4, 19), dtype=np.float32))
+    bad = dict(params, **{"fc1.weight": np.zeros((64, 19), dtype=np.float32)})
+    with pytest.raises(_burn.PortError, match=r"expected a float32 array of shape \[n, 19\].*\(4, 20\)"):
+        port.backward(bad, np.zeros((4, 20), dtype=np.float32), np.zeros(4, dtype=np.float32))
+    with pytest.raises(_burn.PortError, match=r"'fc1.weight' has shape \[64, 19\]; expected \[64, 20\]"):
+        port.roundtrip(bad, 20)
+    with pytest.raises(_burn.PortError, match="missing parameter 'fc3.bias'"):
+        port.forward({k: v for k, v in params.items() if k != "fc3.bias"}, np.zeros((1, 20), dtype=np.float32))
+    with pytest.raises(_burn.PortError, match="targets must be 0 or 1"):
+        port.backward(params, np.zeros((2, 20), dtype=np.float32), np.array([0.0, 2.0], dtype=np.float32))
+    with pytest.raises(_burn.PortError, match="not a permutation"):
+        port.train(np.zeros((4, 20), dtype=np.float32), np.zeros(4, dtype=np.float32), params=params,
+                   orders=np.zeros((1, 4), dtype=np.int64), epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("preds", "expected"),
+    [([1, 0, 1, 0], 0.0), ([0, 1, 0, 1], 100.0), ([0.5] * 4, 0.6931471824645996)],
+)
+def test_bce_matches_torch_on_the_reports_cases(port: _burn.Port, preds: list[float], expected: float) -> None:
+    p = np.array(preds, dtype=np.float32)
+    y = np.array([1, 0, 1, 0], dtype=np.float32)
+    value, grad = port.loss(p, y)
+    pt = torch.tensor(p, requires_grad=True)
+    ref = torch.nn.BCELoss()(pt, torch.tensor(y))
+    ref.backward()
+    assert value == pytest.approx(expected, abs=1e-7)
+    assert value == pytest.approx(ref.item(), abs=1e-7)
+    np.testing.assert_allclose(grad, pt.grad.numpy(), rtol=1.3e-6)
+
+
+def test_negative_controls_of_the_loss() -> None:
+    """The faults reproduce Burn's real behaviours: unclamped values, stock-BCE NaN gradients."""
+    p = np.array([1, 0, 1, 0], dtype=np.float32)
+    y = np.array([1, 0, 1, 0], dtype=np.float32)
+    value, _ = _burn.Port("flex", "unclamped-bce").loss(p, y)
+    assert np.isnan(value)
+    wrong, _ = _burn.Port("flex", "unclamped-bce").loss(1 - p, y)
+    assert np.isinf(wrong)
+    value, grad = _burn.Port("flex", "burn-stock-bce").loss(p, y)
+    assert value == 0.0 and np.isnan(grad).any()
+
+
+def test_burn_layout_is_in_out(port: _burn.Port) -> None:
+    params = init_params(20, 0)
+    back, layouts = port.roundtrip(params, 20)
+    assert layouts["fc1.weight"] == [20, 64]
+    for k, v in params.items():
+        np.testing.assert_array_equal(back[k], v)

@@ -21,8 +21,14 @@ def _prepared(cfg: RunConfig, framework: str) -> dict[str, np.ndarray]:
     if framework == "torch":
         p = prepare(cfg)
         x64 = (p.table.features[p.train_idx] - p.mean) / p.scale
-        return {"x_train": p.x_train, "x_test": p.x_test, "y_train": p.y_train, "y_test": p.y_test,
-                "names": np.array(p.table.feature_names), "x_train64": x64}
+        return {
+            "x_train": p.x_train,
+            "x_test": p.x_test,
+            "y_train": p.y_train,
+            "y_test": p.y_test,
+            "names": np.array(p.table.feature_names),
+            "x_train64": x64,
+        }
     port = BurnPort(cfg.backend)
     d = port.prepare(cfg.data, cfg.label, cfg.test_size, cfg.split_seed)
     features = port.load_csv(cfg.data, cfg.label)["features"]
@@ -74,5 +80,7 @@ def check_labels(cfg: RunConfig, framework: str, out: Out) -> None:
         total = len(y)
         ones = int((y == 1).sum())
         zeroes = total - ones
-        out(f"{name} distribution: total={total}, zeroes={zeroes} ({100 * zeroes / total:.1f}%), "
-            f"ones={ones} ({100 * ones / total:.1f}%)")
+        out(
+            f"{name} distribution: total={total}, zeroes={zeroes} ({100 * zeroes / total:.1f}%), "
+            f"ones={ones} ({100 * ones / total:.1f}%)"
+        )

@@ -21,8 +21,12 @@ from harness.config import BUNDLED_DATA, RunConfig, load_tolerance_overrides
 from harness.errors import HarnessError
 from harness.port import PortError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Differential testing of a PyTorch classifier and its Burn port.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Differential testing of a PyTorch classifier and its Burn port.",
+)
 diff_app = typer.Typer(no_args_is_help=True, help="Compare the port with the reference, stage by stage.")
 faults_app = typer.Typer(no_args_is_help=True, help="The catalogue of port faults and the detection matrix.")
 data_app = typer.Typer(no_args_is_help=True, help="The bundled dataset.")
@@ -87,8 +91,14 @@ def train(
         orders = ref_train.batch_orders(len(p.y_train), epochs, seed)
         with _progress() as prog:
             task = prog.add_task("torch", total=epochs)
-            trace = ref_train.train(p.x_train, p.y_train, init, orders, cfg,
-                                    on_epoch=lambda e, loss: prog.update(task, completed=e, loss=loss))
+            trace = ref_train.train(
+                p.x_train,
+                p.y_train,
+                init,
+                orders,
+                cfg,
+                on_epoch=lambda e, loss: prog.update(task, completed=e, loss=loss),
+            )
         epoch_loss = [float(v) for v in trace.epoch_loss]
         _, acc = ref_train.evaluate(trace.final, p.x_test, p.y_test, cfg.threshold)
     else:
@@ -110,11 +120,23 @@ def train(
     console.print(f"{framework}: test accuracy {acc:.4f} ({seconds:.1f} s)")
     finite = all(np.isfinite(epoch_loss))
     if json_path:
-        json_path.write_text(json.dumps({
-            "framework": framework, "backend": backend if framework == "burn" else None, "data": str(data),
-            "seed": seed, "epochs": epochs, "epoch_loss": [v if np.isfinite(v) else str(v) for v in epoch_loss],
-            "test_accuracy": acc, "finite_losses": finite, "seconds": seconds,
-        }, indent=2) + "\n")
+        json_path.write_text(
+            json.dumps(
+                {
+                    "framework": framework,
+                    "backend": backend if framework == "burn" else None,
+                    "data": str(data),
+                    "seed": seed,
+                    "epochs": epochs,
+                    "epoch_loss": [v if np.isfinite(v) else str(v) for v in epoch_loss],
+                    "test_accuracy": acc,
+                    "finite_losses": finite,
+                    "seconds": seconds,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 def _progress() -> Progress:
@@ -123,8 +145,13 @@ def _progress() -> Progress:
 
 class _Progress(Progress):
     def __init__(self) -> None:
-        super().__init__(TextColumn("{task.description}"), BarColumn(),
-                         TextColumn("epoch {task.completed}/{task.total}"), TimeElapsedColumn(), console=console)
+        super().__init__(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("epoch {task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
 
     def update(self, task: Any, **kw: Any) -> None:
         loss = kw.pop("loss", None)
@@ -151,9 +178,21 @@ def check(
     fns[what](RunConfig(data=data, label=label, backend=backend), framework, print)
 
 
-def _diff(stage: str, data: Path, label: str, backend: str, fault: str, seed: int, epochs: int, seeds: int,
-          json_path: Path | None, junit_path: Path | None, rtol: float | None, atol: float | None,
-          quiet: bool = False) -> int:
+def _diff(
+    stage: str,
+    data: Path,
+    label: str,
+    backend: str,
+    fault: str,
+    seed: int,
+    epochs: int,
+    seeds: int,
+    json_path: Path | None,
+    junit_path: Path | None,
+    rtol: float | None,
+    atol: float | None,
+    quiet: bool = False,
+) -> int:
     from harness.pipeline import SCHEMA_NAME, run
     from harness.report.files import write_json, write_junit
     from harness.report.terminal import print_report
@@ -182,8 +221,16 @@ def _diff(stage: str, data: Path, label: str, backend: str, fault: str, seed: in
             if atol is not None:
                 o["atol"] = atol
             tolerances[s] = o
-    cfg = RunConfig(data=data, label=label, backend=backend, fault=fault, seed=seed, epochs=epochs, seeds=seeds,
-                    tolerances=tolerances)
+    cfg = RunConfig(
+        data=data,
+        label=label,
+        backend=backend,
+        fault=fault,
+        seed=seed,
+        epochs=epochs,
+        seeds=seeds,
+        tolerances=tolerances,
+    )
     stages = None if stage == "all" else _upstream_free(stage)
     with console.status("running stages...") if not quiet else _Null():
         report = run(cfg, stages)
@@ -225,8 +272,9 @@ def _make_diff_command(stage: str) -> None:
         rtol: Annotated[float | None, typer.Option("--rtol", help="override rtol of the selected stage(s)")] = None,
         atol: Annotated[float | None, typer.Option("--atol", help="override atol of the selected stage(s)")] = None,
     ) -> None:
-        raise typer.Exit(_diff(stage, data, label, backend, fault, seed, epochs, seeds, json_path, junit_path,
-                               rtol, atol))
+        raise typer.Exit(
+            _diff(stage, data, label, backend, fault, seed, epochs, seeds, json_path, junit_path, rtol, atol)
+        )
 
     command.__doc__ = "Run every stage in order." if stage == "all" else f"Run the {stage} stage alone."
     diff_app.command(stage)(command)
@@ -269,9 +317,12 @@ def faults_check(
 
     if json_path:
         _safe_output(json_path, '"detection_matrix"')
-    rows, ok = detection_matrix(RunConfig(data=data, label=label, backend=backend,
-                                          tolerances=load_tolerance_overrides()),
-                                seeds, [f for f in only.split(",") if f], console)
+    rows, ok = detection_matrix(
+        RunConfig(data=data, label=label, backend=backend, tolerances=load_tolerance_overrides()),
+        seeds,
+        [f for f in only.split(",") if f],
+        console,
+    )
     if json_path:
         json_path.write_text(json.dumps({"detection_matrix": rows, "passed": ok}, indent=2, default=str) + "\n")
     raise typer.Exit(0 if ok else 1)

@@ -94,7 +94,13 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> Arra
     tol_d = {"rtol": tol.rtol, "atol": tol.atol, "equal_nan": tol.equal_nan, "why": tol.why}
     if r.shape != g.shape:
         return ArrayDiff(
-            name, False, list(r.shape), tol_d, count=int(r.size), mismatches=int(r.size), share=1.0,
+            name,
+            False,
+            list(r.shape),
+            tol_d,
+            count=int(r.size),
+            mismatches=int(r.size),
+            share=1.0,
             reason=f"shape differs: reference {r.shape}, port {g.shape}",
         )
     if r.size == 0:
@@ -117,7 +123,7 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> Arra
     if bad_nonfinite.any():
         flat = int(np.flatnonzero(bad_nonfinite)[0])
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             excess = np.where(both_finite, diff / np.maximum(allowed, np.finfo(np.float64).tiny), 0.0)
         flat = int(np.argmax(excess))
     idx = [int(i) for i in np.unravel_index(flat, r.shape)]
@@ -153,8 +159,15 @@ def compare_sets(name: str, ref: Any, got: Any) -> ArrayDiff:
     r, g = set(np.asarray(ref).tolist()), set(np.asarray(got).tolist())
     missing, extra = sorted(r - g), sorted(g - r)
     ok = not missing and not extra
-    d = ArrayDiff(name, ok, [len(r)], {"rtol": 0.0, "atol": 0.0, "equal_nan": False, "why": "set equality"},
-                  count=len(r), mismatches=len(missing) + len(extra), share=(len(missing) / max(len(r), 1)))
+    d = ArrayDiff(
+        name,
+        ok,
+        [len(r)],
+        {"rtol": 0.0, "atol": 0.0, "equal_nan": False, "why": "set equality"},
+        count=len(r),
+        mismatches=len(missing) + len(extra),
+        share=(len(missing) / max(len(r), 1)),
+    )
     if not ok:
         d.reason = (
             f"{len(missing)} of {len(r)} reference members missing from the port ({len(r & g)} shared, "
@@ -166,8 +179,15 @@ def compare_sets(name: str, ref: Any, got: Any) -> ArrayDiff:
 def compare_value(name: str, ref: Any, got: Any) -> ArrayDiff:
     """One declared value (number, string or None): equal or not."""
     ok = ref == got or (isinstance(ref, float) and isinstance(got, float) and np.isnan(ref) and np.isnan(got))
-    d = ArrayDiff(name, bool(ok), [], {"rtol": 0.0, "atol": 0.0, "equal_nan": False, "why": "declared value"},
-                  count=1, mismatches=0 if ok else 1, share=0.0 if ok else 1.0)
+    d = ArrayDiff(
+        name,
+        bool(ok),
+        [],
+        {"rtol": 0.0, "atol": 0.0, "equal_nan": False, "why": "declared value"},
+        count=1,
+        mismatches=0 if ok else 1,
+        share=0.0 if ok else 1.0,
+    )
     if not ok:
         d.reason = f"reference {ref!r}, port {got!r}"
         if isinstance(ref, (int, float)) and isinstance(got, (int, float)):

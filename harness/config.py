@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from harness.errors import HarnessError
 
@@ -60,7 +61,10 @@ class RunConfig:
 def load_tolerance_overrides(start: Path | None = None) -> dict[str, dict[str, float]]:
     """Tolerances from ./harness.toml ([stage] tables) or [tool.harness.tolerances] in ./pyproject.toml."""
     here = start or Path.cwd()
-    candidates = [(here / "harness.toml", ("tolerances",)), (here / "pyproject.toml", ("tool", "harness", "tolerances"))]
+    candidates = [
+        (here / "harness.toml", ("tolerances",)),
+        (here / "pyproject.toml", ("tool", "harness", "tolerances")),
+    ]
     for path, keys in candidates:
         if not path.is_file():
             continue

@@ -26,7 +26,9 @@ def share_reference(src: Context, dst: Context) -> None:
             dst.__dict__[name] = src.__dict__[name]
 
 
-def detection_matrix(cfg: RunConfig, seeds: int, only: list[str], console: Console) -> tuple[list[dict[str, Any]], bool]:
+def detection_matrix(
+    cfg: RunConfig, seeds: int, only: list[str], console: Console
+) -> tuple[list[dict[str, Any]], bool]:
     catalogue = [*available_faults(), {"name": "user-port", "stage": "config"}]
     if only:
         known = {f["name"] for f in catalogue}
@@ -56,11 +58,20 @@ def detection_matrix(cfg: RunConfig, seeds: int, only: list[str], console: Conso
     table = Table("fault", "detected", "first stage", "expected", "hint shown", "all failing stages")
     for r in rows:
         mark = "[green]yes[/]" if r["ok"] else "[bold red]NO[/]"
-        table.add_row(r["fault"], str(r["detected"]), str(r["first_stage"]), str(r["expected_stage"]),
-                      "yes" if r["hint"] else "no", ", ".join(r["failing_stages"]) + f"  {mark}")
+        table.add_row(
+            r["fault"],
+            str(r["detected"]),
+            str(r["first_stage"]),
+            str(r["expected_stage"]),
+            "yes" if r["hint"] else "no",
+            ", ".join(r["failing_stages"]) + f"  {mark}",
+        )
     console.print(table)
-    console.print("[green]every fault detected at its stage; no false alarms[/]" if ok
-                  else "[bold red]detection matrix has misses[/]")
+    console.print(
+        "[green]every fault detected at its stage; no false alarms[/]"
+        if ok
+        else "[bold red]detection matrix has misses[/]"
+    )
     return rows, ok
 
 

@@ -56,26 +56,35 @@ class Report:
             "exit_code": self.exit_code,
             "first_divergence": fd,
             "config": {
-                "data": str(self.cfg.data), "label": self.cfg.label, "backend": self.cfg.backend,
-                "fault": self.cfg.fault, "seed": self.cfg.seed, "epochs": self.cfg.epochs, "seeds": self.cfg.seeds,
+                "data": str(self.cfg.data),
+                "label": self.cfg.label,
+                "backend": self.cfg.backend,
+                "fault": self.cfg.fault,
+                "seed": self.cfg.seed,
+                "epochs": self.cfg.epochs,
+                "seeds": self.cfg.seeds,
                 "tolerance_overrides": self.cfg.tolerances,
             },
             "seconds": round(self.seconds, 3),
             "stages": [
-                {**r.to_dict(), "downstream_of": first.stage if first is not None and r.status == FAIL
-                 and r is not first else None}
+                {
+                    **r.to_dict(),
+                    "downstream_of": first.stage if first is not None and r.status == FAIL and r is not first else None,
+                }
                 for r in self.results
             ],
         }
 
 
-def run(cfg: RunConfig, stages: list[str] | None = None,
-        on_stage: Callable[[StageResult], None] | None = None) -> Report:
+def run(
+    cfg: RunConfig, stages: list[str] | None = None, on_stage: Callable[[StageResult], None] | None = None
+) -> Report:
     return run_with(Context(cfg), stages, on_stage)
 
 
-def run_with(ctx: Context, stages: list[str] | None = None,
-             on_stage: Callable[[StageResult], None] | None = None) -> Report:
+def run_with(
+    ctx: Context, stages: list[str] | None = None, on_stage: Callable[[StageResult], None] | None = None
+) -> Report:
     report = Report(ctx.cfg)
     t0 = time.perf_counter()
     for stage in STAGES:

@@ -22,7 +22,7 @@ def real_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def faithful_run(bundled_cfg: RunConfig):  # noqa: ANN201
+def faithful_run(bundled_cfg: RunConfig):
     """One faithful `diff all` on the bundled data; its reference results are shared by fault tests."""
     ctx = Context(bundled_cfg)
     return ctx, run_with(ctx)

@@ -34,13 +34,18 @@ def test_wrong_dtype_and_shape_name_what_was_expected(port: _burn.Port) -> None:
         port.backward(bad, np.zeros((4, 20), dtype=np.float32), np.zeros(4, dtype=np.float32))
     with pytest.raises(_burn.PortError, match=r"'fc1.weight' has shape \[64, 19\]; expected \[64, 20\]"):
         port.roundtrip(bad, 20)
-    with pytest.raises(_burn.PortError, match="missing parameter 'fc3.bias'"):
+    with pytest.raises(_burn.PortError, match=r"missing parameter 'fc3\.bias'"):
         port.forward({k: v for k, v in params.items() if k != "fc3.bias"}, np.zeros((1, 20), dtype=np.float32))
     with pytest.raises(_burn.PortError, match="targets must be 0 or 1"):
         port.backward(params, np.zeros((2, 20), dtype=np.float32), np.array([0.0, 2.0], dtype=np.float32))
     with pytest.raises(_burn.PortError, match="not a permutation"):
-        port.train(np.zeros((4, 20), dtype=np.float32), np.zeros(4, dtype=np.float32), params=params,
-                   orders=np.zeros((1, 4), dtype=np.int64), epochs=1)
+        port.train(
+            np.zeros((4, 20), dtype=np.float32),
+            np.zeros(4, dtype=np.float32),
+            params=params,
+            orders=np.zeros((1, 4), dtype=np.int64),
+            epochs=1,
+        )
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ STEP_LOSS_RTOL = 1e-5  # the bar: first-epoch per-step losses within 1e-5 relati
 
 
 @pytest.fixture(scope="module")
-def first_epoch(bundled_cfg: RunConfig):  # noqa: ANN201
+def first_epoch(bundled_cfg: RunConfig):
     cfg = bundled_cfg.with_(epochs=1)
     p = prepare(cfg)
     init = ref_model.init_params(p.x_train.shape[1], 0)
@@ -24,14 +24,14 @@ def first_epoch(bundled_cfg: RunConfig):  # noqa: ANN201
     return p, init, orders, ref
 
 
-def _port_losses(fault: str, backend: str, first_epoch) -> np.ndarray:  # noqa: ANN001
+def _port_losses(fault: str, backend: str, first_epoch) -> np.ndarray:
     p, init, orders, _ = first_epoch
     out = BurnPort(backend, fault).train(p.x_train, p.y_train, params=init, orders=orders, epochs=1)
     return np.asarray(out["step_loss"])
 
 
 @pytest.mark.parametrize("backend", ["flex", "ndarray"])
-def test_first_epoch_step_losses_match_torch(first_epoch, backend: str) -> None:  # noqa: ANN001
+def test_first_epoch_step_losses_match_torch(first_epoch, backend: str) -> None:
     ref = first_epoch[3]
     got = _port_losses("", backend, first_epoch)
     assert len(got) == len(ref.step_loss) == 460
@@ -42,7 +42,7 @@ def test_first_epoch_step_losses_match_torch(first_epoch, backend: str) -> None:
 # grad-clip is absent on purpose: per-tensor gradient norms stay below 1.0 in the first epoch here, so
 # clipping never triggers there; the config stage is what catches it.
 @pytest.mark.parametrize("fault", ["adam-eps", "unclamped-bce", "lr-1e-4", "missing-relu"])
-def test_negative_controls_break_the_step_losses(first_epoch, fault: str) -> None:  # noqa: ANN001
+def test_negative_controls_break_the_step_losses(first_epoch, fault: str) -> None:
     ref = first_epoch[3]
     got = _port_losses(fault, "flex", first_epoch)
     with np.errstate(invalid="ignore"):
@@ -60,6 +60,6 @@ def test_split_and_scaler_reproduce_sklearn(bundled_cfg: RunConfig) -> None:
     np.testing.assert_array_equal(d["x_train"], p.x_train)
 
 
-def test_real_file_first_sample(real_data) -> None:  # noqa: ANN001
+def test_real_file_first_sample(real_data) -> None:
     d = BurnPort("flex").prepare(real_data)
     np.testing.assert_allclose(d["x_train"][0, :3], [-1.00928936, -0.86094706, -0.40131254], atol=1e-7)

@@ -16,8 +16,9 @@ runner = CliRunner()
 
 def _train(tmp_path: Path, data: Path, framework: str, backend: str = "flex") -> dict:
     out = tmp_path / f"{framework}-{backend}-{data.parent.name}.json"
-    r = runner.invoke(app, ["train", "--framework", framework, "--data", str(data), "--backend", backend,
-                            "--json", str(out)])
+    r = runner.invoke(
+        app, ["train", "--framework", framework, "--data", str(data), "--backend", backend, "--json", str(out)]
+    )
     assert r.exit_code == 0, r.output
     return json.loads(out.read_text())
 

@@ -37,10 +37,13 @@ def write_json(report: Report, path: Path) -> None:
 def write_junit(report: Report, path: Path) -> None:
     results = report.results
     suite = ET.Element(
-        "testsuite", name="harness.diff", tests=str(len(results)),
+        "testsuite",
+        name="harness.diff",
+        tests=str(len(results)),
         failures=str(sum(r.status == "FAIL" for r in results)),
         errors=str(sum(r.status == "ERROR" for r in results)),
-        skipped=str(sum(r.status == "SKIP" for r in results)), time=f"{report.seconds:.3f}",
+        skipped=str(sum(r.status == "SKIP" for r in results)),
+        time=f"{report.seconds:.3f}",
     )
     for r in results:
         case = ET.SubElement(suite, "testcase", classname="harness.diff", name=r.stage, time=f"{r.seconds:.3f}")

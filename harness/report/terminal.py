@@ -21,15 +21,20 @@ def worst_metric(r: StageResult) -> str:
     if bad.reason:
         return f"{bad.name}: {bad.reason}"
     tol = bad.tolerance
-    return (f"{bad.name}: abs {bad.abs_err:.3g} rel {bad.rel_err:.3g} at {tuple(bad.worst_index or [])} "
-            f"(atol {tol['atol']}, rtol {tol['rtol']})")
+    return (
+        f"{bad.name}: abs {bad.abs_err:.3g} rel {bad.rel_err:.3g} at {tuple(bad.worst_index or [])} "
+        f"(atol {tol['atol']}, rtol {tol['rtol']})"
+    )
 
 
 def print_report(report: Report, console: Console | None = None) -> None:
     console = console or Console()
     first = report.first_divergence
-    table = Table(title=f"harness diff — backend {report.cfg.backend}"
-                  + (f", fault {report.cfg.fault}" if report.cfg.fault else ""), show_lines=False)
+    table = Table(
+        title=f"harness diff — backend {report.cfg.backend}"
+        + (f", fault {report.cfg.fault}" if report.cfg.fault else ""),
+        show_lines=False,
+    )
     for col in ("stage", "status", "worst metric vs tolerance", "hint", "s"):
         table.add_column(col, overflow="fold")
     for r in report.results:
@@ -50,7 +55,9 @@ def print_report(report: Report, console: Console | None = None) -> None:
     for c in first.checks:
         if not c.passed:
             console.print(f"  - {c.summary()}")
-            console.print(f"    tolerance: atol {c.tolerance['atol']}, rtol {c.tolerance['rtol']} ({c.tolerance['why']})")
+            console.print(
+                f"    tolerance: atol {c.tolerance['atol']}, rtol {c.tolerance['rtol']} ({c.tolerance['why']})"
+            )
     later = [r.stage for r in report.results if r.status == "FAIL" and r is not first]
     if later:
         console.print(f"  later failing stages (possibly downstream): {', '.join(later)}")

@@ -1,6 +1,18 @@
 """The stages, in pipeline order. Each is one file and one registration here."""
 
-from harness.stages import backward, config, data, forward, loss, metrics, optimizer, scaler, split, train, weights
+from harness.stages import (
+    backward,
+    config,
+    data,
+    forward,
+    loss,
+    metrics,
+    optimizer,
+    scaler,
+    split,
+    train,
+    weights,
+)
 from harness.stages.base import Stage
 
 STAGES: list[Stage] = [

@@ -71,7 +71,7 @@ class Context:
         self.cfg = cfg
         self._port = port
 
-    def tol(self, key: str):  # noqa: ANN201 - Tolerance
+    def tol(self, key: str):
         return tolerance(key, self.cfg.tolerances)
 
     @cached_property
@@ -113,6 +113,11 @@ class Context:
     def port_trace(self) -> dict[str, Any]:
         p = self.prepared
         return self.port.train(
-            p.x_train, p.y_train, params=self.init, orders=self.orders, epochs=self.cfg.epochs,
-            seed=self.cfg.seed, record_steps=self.steps_per_epoch,
+            p.x_train,
+            p.y_train,
+            params=self.init,
+            orders=self.orders,
+            epochs=self.cfg.epochs,
+            seed=self.cfg.seed,
+            record_steps=self.steps_per_epoch,
         )

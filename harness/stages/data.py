@@ -23,7 +23,11 @@ def run(ctx: Context) -> StageResult:
     checks.append(compare_value("positives", int(table.labels.sum()), int(np.asarray(got["labels"]).sum())))
     hint = ""
     if not all(c.passed for c in checks):
-        dt = [f"{n}: {a} vs {b}" for n, a, b in zip(table.feature_names, table.dtypes, got["dtypes"]) if a != b]
+        dt = [
+            f"{n}: {a} vs {b}"
+            for n, a, b in zip(table.feature_names, table.dtypes, got["dtypes"], strict=False)
+            if a != b
+        ]
         feat = next((c for c in checks if c.name == "features" and not c.passed), None)
         parts = []
         if dt:

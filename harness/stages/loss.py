@@ -37,7 +37,9 @@ def run(ctx: Context) -> StageResult:
         bad = ~np.isfinite(gg)
         if bad.any():
             at_edge = int((bad & edge).sum())
-            evidence.append(f"gradient non-finite at {int(bad.sum())} elements of '{case}', {at_edge} of them at p exactly 0 or 1")
+            evidence.append(
+                f"gradient non-finite at {int(bad.sum())} elements of '{case}', {at_edge} of them at p exactly 0 or 1"
+            )
     hint = ""
     if not all(c.passed for c in checks):
         finite_values = not any("value" in e for e in evidence)

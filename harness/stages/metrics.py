@@ -27,8 +27,11 @@ def run(ctx: Context) -> StageResult:
     # The port's metric on the reference's own predictions: a metric bug, isolated from the model.
     port_acc = ctx.port.accuracy(ref_probs, y)
     n = len(y)
-    checks = [compare("same_predictions.accuracy", np.float64(ref_acc), np.float64(port_acc),
-                      ctx.tol("metrics.same_predictions"))]
+    checks = [
+        compare(
+            "same_predictions.accuracy", np.float64(ref_acc), np.float64(port_acc), ctx.tol("metrics.same_predictions")
+        )
+    ]
     hints = []
     if not checks[0].passed:
         share0 = float((y == 0).mean())
@@ -41,7 +44,9 @@ def run(ctx: Context) -> StageResult:
                 "[B, 1] output does (burn-train's AccuracyMetric); threshold the probability at 0.5 instead"
             )
         elif abs(port_acc - share1) < 0.5 / n:
-            hints.append(f"the port's accuracy equals the share of class 1 ({share1:.4f}): every sample counted as class 1")
+            hints.append(
+                f"the port's accuracy equals the share of class 1 ({share1:.4f}): every sample counted as class 1"
+            )
         else:
             hints.append(
                 f"on the reference's own predictions the port's metric gives {port_acc:.4f} vs {ref_acc:.4f} "
@@ -67,25 +72,46 @@ def run(ctx: Context) -> StageResult:
         flips.append(int((ref_pred != port_pred).sum()))
         pvals.append(mcnemar_p(ref_pred == (y > 0.5), port_pred == (y > 0.5)))
     gap_pp = 100 * abs(float(np.mean(accs_port)) - float(np.mean(accs_ref)))
-    e2e = ArrayDiff("end_to_end.accuracy_gap_pp", gap_pp <= END_TO_END_ACCURACY_PP, [],
-                    {"rtol": 0.0, "atol": END_TO_END_ACCURACY_PP, "equal_nan": False,
-                     "why": "independent runs: mean accuracy within 1 percentage point"},
-                    count=1, mismatches=int(gap_pp > END_TO_END_ACCURACY_PP),
-                    worst_ref=float(np.mean(accs_ref)), worst_got=float(np.mean(accs_port)), abs_err=gap_pp / 100)
+    e2e = ArrayDiff(
+        "end_to_end.accuracy_gap_pp",
+        gap_pp <= END_TO_END_ACCURACY_PP,
+        [],
+        {
+            "rtol": 0.0,
+            "atol": END_TO_END_ACCURACY_PP,
+            "equal_nan": False,
+            "why": "independent runs: mean accuracy within 1 percentage point",
+        },
+        count=1,
+        mismatches=int(gap_pp > END_TO_END_ACCURACY_PP),
+        worst_ref=float(np.mean(accs_ref)),
+        worst_got=float(np.mean(accs_port)),
+        abs_err=gap_pp / 100,
+    )
     if not e2e.passed:
         e2e.reason = f"mean test accuracy {np.mean(accs_port):.4f} (port) vs {np.mean(accs_ref):.4f} (reference)"
     checks.append(e2e)
-    mc = ArrayDiff("end_to_end.mcnemar_p", min(pvals) >= MCNEMAR_ALPHA, [],
-                   {"rtol": 0.0, "atol": MCNEMAR_ALPHA, "equal_nan": False, "why": "McNemar exact test on errors"},
-                   count=len(pvals), worst_got=float(min(pvals)))
+    mc = ArrayDiff(
+        "end_to_end.mcnemar_p",
+        min(pvals) >= MCNEMAR_ALPHA,
+        [],
+        {"rtol": 0.0, "atol": MCNEMAR_ALPHA, "equal_nan": False, "why": "McNemar exact test on errors"},
+        count=len(pvals),
+        worst_got=float(min(pvals)),
+    )
     if not mc.passed:
         mc.reason = f"McNemar p = {min(pvals):.2g} < {MCNEMAR_ALPHA:g}: the two models make different errors"
     checks.append(mc)
     if not e2e.passed and not hints:
         hints.append(f"independent runs reach {np.mean(accs_port):.4f} (port) vs {np.mean(accs_ref):.4f} (reference)")
     return result(
-        "metrics", checks, "; ".join(hints),
-        accuracy_ref=accs_ref, accuracy_port=accs_port, flips=flips, mcnemar_p=pvals,
+        "metrics",
+        checks,
+        "; ".join(hints),
+        accuracy_ref=accs_ref,
+        accuracy_port=accs_port,
+        flips=flips,
+        mcnemar_p=pvals,
         same_weights_accuracy={"reference": ref_acc, "port": port_acc},
     )
 

@@ -14,8 +14,9 @@ from harness.stages.base import Context, Stage, StageResult, result
 WARM_STEPS = 5
 
 
-def _diagnose(ctx: Context, params: dict, grads: dict, state: dict | None, got: dict, got_state: dict,
-              ref_state: dict) -> str:
+def _diagnose(
+    ctx: Context, params: dict, grads: dict, state: dict | None, got: dict, got_state: dict, ref_state: dict
+) -> str:
     cfg = ctx.cfg
     if state and got_state.get("step") != ref_state.get("step"):
         return (
@@ -33,13 +34,15 @@ def _diagnose(ctx: Context, params: dict, grads: dict, state: dict | None, got: 
     ratio = ug[mask] / ur[mask]
     if ratio.size and np.std(ratio) < 1e-3 * abs(np.mean(ratio)) and abs(np.mean(ratio) - 1) > 1e-3:
         return f"every update is {np.mean(ratio):.4g} x the reference's: the learning rate is {np.mean(ratio) * cfg.lr:.3g}, not {cfg.lr:g}"
-    # Implied epsilon: solve u = -(lr/bc1) m / (sqrt(v)/sqrt(bc2) + eps) for eps on the port's update.
+    # Implied epsilon: solve u = -(lr/bc1) m / (sqrt(v)/sqrt(bc2) + eps) for eps on the port's update,
+    # with the learning rate the port declares (evidence from its config, not from a fault name).
+    lr = float(ctx.port.effective_config().get("lr", cfg.lr))
     t = (state or {}).get("step", 0) + 1
     bc1, bc2 = 1 - cfg.beta1**t, 1 - cfg.beta2**t
     m = np.concatenate([got_state["exp_avg"][k].ravel() for k in params]).astype(np.float64)
     v = np.concatenate([got_state["exp_avg_sq"][k].ravel() for k in params]).astype(np.float64)
     ok = np.abs(ug) > 1e-12
-    eps = -(cfg.lr / bc1) * m[ok] / ug[ok] - np.sqrt(v[ok]) / np.sqrt(bc2)
+    eps = -(lr / bc1) * m[ok] / ug[ok] - np.sqrt(v[ok]) / np.sqrt(bc2)
     implied = float(np.median(eps))
     if implied > 10 * cfg.eps:
         return (
@@ -75,7 +78,9 @@ def run(ctx: Context) -> StageResult:
                 checks.append(compare(f"{case}.{k}", ref_new[k], got[k], tol))
                 checks.append(compare(f"{case}.{k}.update", ref_new[k] - params[k], got[k] - params[k], tol_update))
                 checks.append(compare(f"{case}.{k}.exp_avg", ref_state["exp_avg"][k], got_state["exp_avg"][k], tol))
-                checks.append(compare(f"{case}.{k}.exp_avg_sq", ref_state["exp_avg_sq"][k], got_state["exp_avg_sq"][k], tol))
+                checks.append(
+                    compare(f"{case}.{k}.exp_avg_sq", ref_state["exp_avg_sq"][k], got_state["exp_avg_sq"][k], tol)
+                )
             if not hint and not all(c.passed for c in checks[before:]):
                 hint = f"{case}: " + _diagnose(ctx, params, grads, state, got, got_state, ref_state)
         params, state = ref_new, ref_state

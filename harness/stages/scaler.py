@@ -50,13 +50,29 @@ def run(ctx: Context) -> StageResult:
     scaled = ctx.port.transform(x[p.train_idx[:1000]], np.asarray(got["mean"]), np.asarray(got["scale"]))
     checks.append(compare("first_samples", p.x_train[:1000], scaled, ctx.tol("scaler.samples")))
     all_scaled = ctx.port.transform(x[p.train_idx], np.asarray(got["mean"]), np.asarray(got["scale"]))
-    checks.append(compare("scaled_train_mean", p.x_train.mean(axis=0, dtype=np.float64),
-                          all_scaled.mean(axis=0, dtype=np.float64), ctx.tol("scaler.samples")))
-    checks.append(compare("scaled_train_std", p.x_train.std(axis=0, dtype=np.float64),
-                          all_scaled.std(axis=0, dtype=np.float64), ctx.tol("scaler.samples")))
+    checks.append(
+        compare(
+            "scaled_train_mean",
+            p.x_train.mean(axis=0, dtype=np.float64),
+            all_scaled.mean(axis=0, dtype=np.float64),
+            ctx.tol("scaler.samples"),
+        )
+    )
+    checks.append(
+        compare(
+            "scaled_train_std",
+            p.x_train.std(axis=0, dtype=np.float64),
+            all_scaled.std(axis=0, dtype=np.float64),
+            ctx.tol("scaler.samples"),
+        )
+    )
     ok = all(c.passed for c in checks)
-    return result("scaler", checks, "" if ok else diagnose(x, p.train_idx, ref, got),
-                  first_sample=[float(v) for v in p.x_train[0, :3]])
+    return result(
+        "scaler",
+        checks,
+        "" if ok else diagnose(x, p.train_idx, ref, got),
+        first_sample=[float(v) for v in p.x_train[0, :3]],
+    )
 
 
 STAGE = Stage("scaler", "fitted mean and scale; scaled statistics; first samples", run)

@@ -33,7 +33,9 @@ def run(ctx: Context) -> StageResult:
         elif overlap == 1.0:
             hint = "same rows, different order: keep sklearn's permutation order for both sets"
         else:
-            hint = f"test rows overlap {overlap:.1%}: the split sizes or rounding differ from sklearn's ceil(test_size*n)"
+            hint = (
+                f"test rows overlap {overlap:.1%}: the split sizes or rounding differ from sklearn's ceil(test_size*n)"
+            )
     return result("split", checks, hint)
 
 

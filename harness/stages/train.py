@@ -27,20 +27,25 @@ def envelope_check(name: str, ref: np.ndarray, env: np.ndarray, port: np.ndarray
     """Per epoch: |port - ref| <= FACTOR * |envelope - ref| + FLOOR."""
     d_env = np.abs(env - ref)
     allowed = ENVELOPE_FACTOR * d_env + ENVELOPE_FLOOR
-    d = compare(name, np.zeros_like(ref), np.where(np.isfinite(port), np.abs(port - ref), np.inf),
-                None)
+    d = compare(name, np.zeros_like(ref), np.where(np.isfinite(port), np.abs(port - ref), np.inf), None)
     bad = ~(np.isfinite(port) & (np.abs(port - ref) <= allowed))
     d.passed = not bad.any()
     d.mismatches = int(bad.sum())
     d.share = d.mismatches / max(len(ref), 1)
-    d.tolerance = {"rtol": 0.0, "atol": None, "equal_nan": False,
-                   "why": f"within {ENVELOPE_FACTOR:g} x the reference's one-ULP envelope + {ENVELOPE_FLOOR:g}"}
+    d.tolerance = {
+        "rtol": 0.0,
+        "atol": None,
+        "equal_nan": False,
+        "why": f"within {ENVELOPE_FACTOR:g} x the reference's one-ULP envelope + {ENVELOPE_FLOOR:g}",
+    }
     if bad.any():
         e = int(np.flatnonzero(bad)[0])
         d.worst_index = [e]
         d.worst_ref, d.worst_got = float(ref[e]), float(port[e])
-        d.reason = (f"epoch {e + 1}: port is {abs(port[e] - ref[e]):.3g} from the reference, the envelope allows "
-                    f"{allowed[e]:.3g} ({ENVELOPE_FACTOR:g} x {d_env[e]:.3g} + {ENVELOPE_FLOOR:g})")
+        d.reason = (
+            f"epoch {e + 1}: port is {abs(port[e] - ref[e]):.3g} from the reference, the envelope allows "
+            f"{allowed[e]:.3g} ({ENVELOPE_FACTOR:g} x {d_env[e]:.3g} + {ENVELOPE_FLOOR:g})"
+        )
     return d
 
 
@@ -52,10 +57,18 @@ def run(ctx: Context) -> StageResult:
     checks = []
     step_loss = np.asarray(port["step_loss"])
     checks.append(compare("epoch1.step_loss", ref.step_loss[:s], step_loss[:s], ctx.tol("train.step_loss")))
-    checks.append(compare("epoch1.epoch_loss", np.float64(ref.epoch_loss[0]), np.float64(port["epoch_loss"][0]),
-                          ctx.tol("train.step_loss")))
+    checks.append(
+        compare(
+            "epoch1.epoch_loss",
+            np.float64(ref.epoch_loss[0]),
+            np.float64(port["epoch_loss"][0]),
+            ctx.tol("train.step_loss"),
+        )
+    )
     for k in ref.init:
-        checks.append(compare(f"epoch1.{k}", ref.epoch_params[0][k], port["epoch_params"][0][k], ctx.tol("train.resync")))
+        checks.append(
+            compare(f"epoch1.{k}", ref.epoch_params[0][k], port["epoch_params"][0][k], ctx.tol("train.resync"))
+        )
     # Re-synchronized single steps.
     resync = []
     ref_resync = []
@@ -77,7 +90,9 @@ def run(ctx: Context) -> StageResult:
     checks.append(envelope_check("envelope.epoch_loss", ref.epoch_loss, env.epoch_loss, np.asarray(port["epoch_loss"])))
     hint = _diagnose(ctx, checks, step_loss)
     return result(
-        "train", checks, hint,
+        "train",
+        checks,
+        hint,
         epoch_loss_ref=[float(v) for v in ref.epoch_loss],
         epoch_loss_port=[float(v) for v in port["epoch_loss"]],
         max_param_diff_port=[float(v) for v in d_ref_port],
@@ -109,8 +124,10 @@ def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> s
     first = next(c for c in checks if not c.passed)
     if first.name == "epoch1.step_loss" and first.first_mismatch:
         k = first.first_mismatch[0]
-        return (f"per-step losses diverge first at step {k} (reference {ref.step_loss[k]:.8g}, port "
-                f"{step_loss[k]:.8g}); worst: {first.summary()}")
+        return (
+            f"per-step losses diverge first at step {k} (reference {ref.step_loss[k]:.8g}, port "
+            f"{step_loss[k]:.8g}); worst: {first.summary()}"
+        )
     return first.summary()
 
 

@@ -191,6 +191,8 @@ fn usize_array<'py>(py: Python<'py>, v: &[usize]) -> Bound<'py, PyArray1<i64>> {
     array1(py, v.iter().map(|&i| i as i64).collect())
 }
 
+type IndexPair<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
 /// The Burn port with one backend and one fault set, as Python sees it.
 #[pyclass(name = "Port", module = "harness._burn", frozen)]
 struct PyPort {
@@ -246,7 +248,7 @@ impl PyPort {
         n: usize,
         test_size: f64,
         seed: u32,
-    ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyResult<IndexPair<'py>> {
         let s = guarded(|| split::train_test_split(n, test_size, seed, &self.faults))?;
         Ok((usize_array(py, &s.train), usize_array(py, &s.test)))
     }

@@ -471,13 +471,16 @@ pub fn accuracy_of<B: Backend>(
     Ok(accuracy(t, y, faults))
 }
 
+/// Burn's own shape of each parameter, by name.
+pub type Layouts = Vec<(String, Vec<usize>)>;
+
 /// Parameters through the port and back: PyTorch layout in, Burn's Linear, PyTorch layout out.
 pub fn roundtrip<B: Backend>(
     params: &TorchParams,
     n_features: usize,
     faults: &Faults,
     device: &B::Device,
-) -> Result<(TorchParams, Vec<(String, Vec<usize>)>)> {
+) -> Result<(TorchParams, Layouts)> {
     params.validate(n_features)?;
     let model = Classifier::<B>::from_torch(params, faults, device);
     Ok((model.to_torch(), model.burn_shapes()))

@@ -1,0 +1,75 @@
+"""Training time of both sides on the same data, and the extension's cold and warm build.
+
+Prints medians over --runs runs and the Burn/torch ratio, all measured in this one run.
+  python bench/train_bench.py [--data PATH] [--runs 5] [--build]
+--build also times a cold build (rust_bridge/target removed first: slow, minutes) and a warm rebuild.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from harness.config import BUNDLED_DATA, RunConfig
+from harness.data import prepare
+from harness.port import BurnPort
+from harness.reference import model as ref_model
+from harness.reference import train as ref_train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=BUNDLED_DATA)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--build", action="store_true")
+    a = ap.parse_args()
+    cfg = RunConfig(data=a.data)
+    p = prepare(cfg)
+    init = ref_model.init_params(p.x_train.shape[1], 0)
+    orders = ref_train.batch_orders(len(p.y_train), cfg.epochs, 0)
+    steps = cfg.epochs * -(-len(p.y_train) // cfg.batch_size)
+    print(
+        f"data {a.data.name}: {len(p.y_train)} training rows, {steps} steps (20 epochs, batch 32); "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads by default"
+    )
+    results: dict[str, list[float]] = {"torch": [], "burn-flex": [], "burn-ndarray": []}
+    ports = {"burn-flex": BurnPort("flex"), "burn-ndarray": BurnPort("ndarray")}
+    for _ in range(a.runs):  # interleaved, so drift in machine load hits every side alike
+        results["torch"].append(timed(lambda: ref_train.train(p.x_train, p.y_train, init, orders, cfg)))
+        for name, port in ports.items():
+            results[name].append(
+                timed(lambda port=port: port.train(p.x_train, p.y_train, params=init, orders=orders, epochs=cfg.epochs))
+            )
+    med = {k: statistics.median(v) for k, v in results.items()}
+    for k, v in med.items():
+        print(f"{k:13s} median {v:7.3f} s  ({1e3 * v / steps:.3f} ms/step)  runs {[round(x, 3) for x in results[k]]}")
+    for k in ports:
+        print(f"ratio {k}/torch: {med[k] / med['torch']:.3f}")
+    print(f"ratio burn-ndarray/burn-flex: {med['burn-ndarray'] / med['burn-flex']:.3f}")
+    if a.build:
+        venv_bin = Path(sys.executable).parent
+        env_cmd = [str(venv_bin / "maturin"), "develop", "-q"]
+        shutil.rmtree(ROOT / "rust_bridge" / "target", ignore_errors=True)
+        cold = timed(lambda: subprocess.run(env_cmd, cwd=ROOT, check=True, capture_output=True))
+        (ROOT / "rust_bridge" / "src" / "lib.rs").touch()
+        warm = timed(lambda: subprocess.run(env_cmd, cwd=ROOT, check=True, capture_output=True))
+        print(f"extension build: cold {cold:.1f} s, warm (lib.rs touched) {warm:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

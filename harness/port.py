@@ -52,7 +52,7 @@ def available_faults() -> list[dict[str, str]]:
 
 def require_extension() -> None:
     if _burn is None:
-        raise HarnessError(IMPORT_ERROR or "the Burn extension is not available")
+        raise HarnessError(IMPORT_ERROR or "the Burn extension harness._burn is not built; run ./dev setup")
 
 
 class BurnPort:

@@ -1,0 +1,89 @@
+"""Every stage passes on the faithful port and fails first on its own fault (negative controls).
+
+The reference side is computed once and shared; each fault runs the port afresh.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from harness import port as port_module
+from harness.faults import share_reference
+from harness.pipeline import run_with
+from harness.port import available_faults
+from harness.report.files import SCHEMA_PATH, report_json
+from harness.stages import STAGE_NAMES
+from harness.stages.base import Context
+
+FAULTS = {f["name"]: f["stage"] for f in available_faults()} | {"user-port": "config"}
+
+
+def test_faithful_port_passes_every_stage(faithful_run) -> None:  # noqa: ANN001
+    _, report = faithful_run
+    assert [r.stage for r in report.results] == STAGE_NAMES
+    assert all(r.status == "PASS" for r in report.results), [
+        (r.stage, r.status, r.error, r.hint) for r in report.results
+    ]
+    assert report.exit_code == 0
+    jsonschema.validate(report_json(report), json.loads(SCHEMA_PATH.read_text()))
+
+
+def test_every_stage_has_a_fault() -> None:
+    assert set(FAULTS.values()) == set(STAGE_NAMES)
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_fails_first_at_its_stage_with_a_hint(faithful_run, fault: str) -> None:  # noqa: ANN001
+    base, _ = faithful_run
+    ctx = Context(base.cfg.with_(fault=fault))
+    share_reference(base, ctx)
+    report = run_with(ctx)
+    first = report.first_divergence
+    assert report.exit_code == 1
+    assert first is not None and first.stage == FAULTS[fault], [(r.stage, r.status, r.hint) for r in report.results]
+    assert first.hint
+    d = report_json(report)
+    assert d["first_divergence"]["stage"] == FAULTS[fault]
+    jsonschema.validate(d, json.loads(SCHEMA_PATH.read_text()))
+    if fault == "user-port":
+        failing = {r.stage for r in report.results if r.status == "FAIL"}
+        assert {"config", "split", "scaler", "loss", "train", "metrics"} <= failing
+        assert all(r.hint for r in report.results if r.status == "FAIL")
+
+
+def test_failing_element_is_named_with_minimum_tolerance(faithful_run) -> None:  # noqa: ANN001
+    base, _ = faithful_run
+    ctx = Context(base.cfg.with_(fault="missing-relu"))
+    share_reference(base, ctx)
+    report = run_with(ctx, ["forward"])
+    bad = report.results[0].first_failure
+    assert bad is not None and bad.name == "relu2"
+    assert bad.worst_index is not None and bad.worst_ref is not None and bad.worst_got is not None
+    assert bad.abs_err is not None and bad.rel_err is not None and bad.min_atol is not None and bad.min_rtol is not None
+    assert "would pass with atol" in bad.summary()
+
+
+def test_same_hint_from_a_different_route(faithful_run) -> None:  # noqa: ANN001
+    """Diagnosis reads numbers, not the fault's name: the user-port combination (where eps comes with other
+    faults) yields the same epsilon diagnosis at the optimizer stage as adam-eps alone."""
+    base, _ = faithful_run
+    hints = []
+    for fault in ("adam-eps", "user-port"):
+        ctx = Context(base.cfg.with_(fault=fault))
+        share_reference(base, ctx)
+        hints.append(run_with(ctx, ["optimizer"]).results[0].hint)
+    assert all("imply Adam epsilon ~1e-05" in h for h in hints), hints
+
+
+def test_stage_that_cannot_run_is_error_and_exit_2(faithful_run, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    base, _ = faithful_run
+    monkeypatch.setattr(port_module, "_burn", None)
+    ctx = Context(base.cfg)
+    share_reference(base, ctx)
+    report = run_with(ctx, ["config", "loss"])
+    assert [r.status for r in report.results] == ["ERROR", "ERROR"]
+    assert "extension" in report.results[0].error
+    assert report.exit_code == 2 and not report.passed

@@ -61,7 +61,7 @@ def main() -> None:
     print(f"wrote {OUT}")
 
 
-def _symptom(report) -> str:  # noqa: ANN001
+def _symptom(report) -> str:
     train = next((r for r in report.results if r.stage == "train"), None)
     metrics = next((r for r in report.results if r.stage == "metrics"), None)
     bits = []

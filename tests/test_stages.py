@@ -21,7 +21,7 @@ from harness.stages.base import Context
 FAULTS = {f["name"]: f["stage"] for f in available_faults()} | {"user-port": "config"}
 
 
-def test_faithful_port_passes_every_stage(faithful_run) -> None:  # noqa: ANN001
+def test_faithful_port_passes_every_stage(faithful_run) -> None:
     _, report = faithful_run
     assert [r.stage for r in report.results] == STAGE_NAMES
     assert all(r.status == "PASS" for r in report.results), [
@@ -36,7 +36,7 @@ def test_every_stage_has_a_fault() -> None:
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_fault_fails_first_at_its_stage_with_a_hint(faithful_run, fault: str) -> None:  # noqa: ANN001
+def test_fault_fails_first_at_its_stage_with_a_hint(faithful_run, fault: str) -> None:
     base, _ = faithful_run
     ctx = Context(base.cfg.with_(fault=fault))
     share_reference(base, ctx)
@@ -54,7 +54,7 @@ def test_fault_fails_first_at_its_stage_with_a_hint(faithful_run, fault: str) ->
         assert all(r.hint for r in report.results if r.status == "FAIL")
 
 
-def test_failing_element_is_named_with_minimum_tolerance(faithful_run) -> None:  # noqa: ANN001
+def test_failing_element_is_named_with_minimum_tolerance(faithful_run) -> None:
     base, _ = faithful_run
     ctx = Context(base.cfg.with_(fault="missing-relu"))
     share_reference(base, ctx)
@@ -66,7 +66,7 @@ def test_failing_element_is_named_with_minimum_tolerance(faithful_run) -> None: 
     assert "would pass with atol" in bad.summary()
 
 
-def test_same_hint_from_a_different_route(faithful_run) -> None:  # noqa: ANN001
+def test_same_hint_from_a_different_route(faithful_run) -> None:
     """Diagnosis reads numbers, not the fault's name: the user-port combination (where eps comes with other
     faults) yields the same epsilon diagnosis at the optimizer stage as adam-eps alone."""
     base, _ = faithful_run
@@ -78,7 +78,7 @@ def test_same_hint_from_a_different_route(faithful_run) -> None:  # noqa: ANN001
     assert all("imply Adam epsilon ~1e-05" in h for h in hints), hints
 
 
-def test_stage_that_cannot_run_is_error_and_exit_2(faithful_run, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_stage_that_cannot_run_is_error_and_exit_2(faithful_run, monkeypatch: pytest.MonkeyPatch) -> None:
     base, _ = faithful_run
     monkeypatch.setattr(port_module, "_burn", None)
     ctx = Context(base.cfg)

@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=BUNDLED_DATA)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--build", action="store_true")
+    ap.add_argument("--diff", action="store_true", help="also time `diff all` against one reference training")
     a = ap.parse_args()
     cfg = RunConfig(data=a.data)
     p = prepare(cfg)
@@ -61,6 +62,12 @@ def main() -> None:
     for k in ports:
         print(f"ratio {k}/torch: {med[k] / med['torch']:.3f}")
     print(f"ratio burn-ndarray/burn-flex: {med['burn-ndarray'] / med['burn-flex']:.3f}")
+    if a.diff:
+        from harness.pipeline import run
+
+        one = timed(lambda: ref_train.train(p.x_train, p.y_train, init, orders, cfg))
+        whole = timed(lambda: run(cfg))
+        print(f"diff all {whole:.2f} s, one reference training {one:.2f} s, ratio {whole / one:.2f}")
     if a.build:
         venv_bin = Path(sys.executable).parent
         env_cmd = [str(venv_bin / "maturin"), "develop", "-q"]

@@ -108,8 +108,13 @@ def train(
         d = port.prepare(data, label, cfg.test_size, cfg.split_seed)
         with _progress() as prog:
             task = prog.add_task(f"burn ({backend})", total=epochs)
-            out = port.train(d["x_train"], d["y_train"], epochs=epochs, seed=seed)
-            prog.update(task, completed=epochs, loss=float(out["epoch_loss"][-1]))
+            out = port.train(
+                d["x_train"],
+                d["y_train"],
+                epochs=epochs,
+                seed=seed,
+                on_epoch=lambda e, loss: prog.update(task, completed=e, loss=loss),
+            )
         epoch_loss = [float(v) for v in out["epoch_loss"]]
         _, acc = port.evaluate(out["final"], d["x_test"], d["y_test"])
     seconds = time.perf_counter() - t0

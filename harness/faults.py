@@ -17,7 +17,7 @@ from harness.pipeline import Report, run_with
 from harness.port import available_faults
 from harness.stages.base import Context
 
-REFERENCE_ATTRS = ("prepared", "n_features", "init", "orders", "steps_per_epoch", "ref_trace", "envelope_trace")
+REFERENCE_ATTRS = ("prepared", "n_features", "init", "orders", "steps_per_epoch", "ref_trace", "envelope_traces")
 
 
 def share_reference(src: Context, dst: Context) -> None:

@@ -42,9 +42,16 @@ TOLERANCES: dict[str, Tolerance] = {
     "metrics.same_predictions": Tolerance.exact("one metric on identical predictions"),
 }
 
-# Free-running training beyond the first epoch is judged against the reference's own envelope: the
-# divergence of two reference runs whose initial weights differ by one ULP. The port may be this many
-# times further away than that envelope (plus the float32 floor) before it is called divergent.
+# Training is judged against the reference's own envelope: how far the reference drifts from itself under
+# float32 rounding alone. The envelope has ENVELOPE_RUNS members: the reference trained in float64, and
+# float32 runs from weights one ULP away with one-ULP noise in every gradient. The largest drift among
+# them counts, as a running maximum over epochs. The port may be ENVELOPE_FACTOR times further away than
+# that (or within the float32 floor) before it is called divergent.
+# Measured: with a single one-ULP-nudged run (the first design) the faithful port left a 10x envelope on
+# 2 of 7 seeds, because the drift takes off at a random epoch (real file, seed 5: port 5.5e-5 at epoch 5
+# while that run was still at 6.6e-7). Gradient-dithered runs alone still missed bundled seed 7 (port 0.069
+# at epoch 17, dithered runs 0.003). The float64 member drifts like the port does (0.13 there).
+ENVELOPE_RUNS = 3
 ENVELOPE_FACTOR = 10.0
 ENVELOPE_FLOOR = 1e-5
 # End-to-end independent runs (own init, own shuffling): accuracy may differ by this much.

@@ -102,10 +102,23 @@ def train(
     cfg: RunConfig,
     record_steps: int = 0,
     on_epoch: object = None,
+    dither_seed: int | None = None,
+    float64: bool = False,
 ) -> Trace:
-    """The user's loop with an explicit initialization and batch order."""
+    """The user's loop with an explicit initialization and batch order.
+
+    `dither_seed` moves every gradient element by one ULP up or down (seeded coin flips) before each
+    optimizer step: the rounding noise a port's different summation order puts into its gradients,
+    which Adam amplifies where a gradient is near zero. The harness uses that run as the reference's
+    own chaos envelope. `float64` trains in double precision: the float32 run's distance from it is
+    float32 rounding noise itself, the other yardstick of the envelope.
+    """
     torch.set_num_threads(1)
     model = build(init)
+    if float64:
+        model = model.double()
+        x, y = x.astype(np.float64), y.astype(np.float64)
+    dither = torch.Generator().manual_seed(dither_seed) if dither_seed is not None else None
     opt = make_adam(model, cfg)
     criterion = nn.BCELoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -124,6 +137,11 @@ def train(
             loss.backward()
             if record:
                 trace.step_grads.append({n: p.grad.numpy().copy() for n, p in model.named_parameters()})
+            if dither is not None:
+                with torch.no_grad():
+                    for p in model.parameters():
+                        up = torch.randint(0, 2, p.shape, generator=dither, dtype=torch.bool)
+                        p.grad.copy_(torch.nextafter(p.grad, torch.where(up, torch.inf, -torch.inf)))
             opt.step()
             if record:
                 trace.step_params.append(get_params(model))
@@ -134,7 +152,7 @@ def train(
         trace.epoch_params.append(get_params(model))
         if callable(on_epoch):
             on_epoch(len(epoch_loss), epoch_loss[-1])
-    trace.step_loss = np.asarray(step_loss, dtype=np.float32)
+    trace.step_loss = np.asarray(step_loss, dtype=np.float64 if float64 else np.float32)
     trace.epoch_loss = np.asarray(epoch_loss)
     trace.final = get_params(model)
     return trace

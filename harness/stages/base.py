@@ -15,9 +15,10 @@ from harness.data import Prepared, prepare
 from harness.port import BurnPort
 from harness.reference import model as ref_model
 from harness.reference import train as ref_train
-from harness.tolerances import tolerance
+from harness.tolerances import ENVELOPE_RUNS, tolerance
 
 PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
+ENVELOPE_DITHER_SEED = 7919
 
 
 @dataclass
@@ -104,10 +105,26 @@ class Context:
         return ref_train.train(p.x_train, p.y_train, self.init, self.orders, self.cfg, self.steps_per_epoch)
 
     @cached_property
-    def envelope_trace(self) -> ref_train.Trace:
-        """The reference again from initial weights one ULP away: its own chaos envelope."""
+    def envelope_traces(self) -> list[ref_train.Trace]:
+        """How far float32 rounding alone carries the reference from itself: the reference in float64
+        (the float32 run's distance from it is its rounding noise), plus ENVELOPE_RUNS - 1 float32 runs
+        from initial weights one ULP away with one-ULP noise in every gradient. Chaotic drift takes off
+        at a random epoch, so one run is a noisy yardstick; the harness uses the ensemble's largest drift."""
         p = self.prepared
-        return ref_train.train(p.x_train, p.y_train, ref_model.nudge(self.init), self.orders, self.cfg)
+        nudged = ref_model.nudge(self.init)
+        runs = [ref_train.train(p.x_train, p.y_train, self.init, self.orders, self.cfg, float64=True)]
+        runs += [
+            ref_train.train(
+                p.x_train,
+                p.y_train,
+                nudged,
+                self.orders,
+                self.cfg,
+                dither_seed=ENVELOPE_DITHER_SEED + 1000 * k + self.cfg.seed,
+            )
+            for k in range(ENVELOPE_RUNS - 1)
+        ]
+        return runs
 
     @cached_property
     def port_trace(self) -> dict[str, Any]:

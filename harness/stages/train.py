@@ -23,28 +23,48 @@ def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in a)
 
 
-def envelope_check(name: str, ref: np.ndarray, env: np.ndarray, port: np.ndarray) -> ArrayDiff:
-    """Per epoch: |port - ref| <= FACTOR * |envelope - ref| + FLOOR."""
-    d_env = np.abs(env - ref)
-    allowed = ENVELOPE_FACTOR * d_env + ENVELOPE_FLOOR
-    d = compare(name, np.zeros_like(ref), np.where(np.isfinite(port), np.abs(port - ref), np.inf), None)
-    bad = ~(np.isfinite(port) & (np.abs(port - ref) <= allowed))
+def envelope_check(
+    name: str,
+    ref: np.ndarray,
+    d_env: np.ndarray,
+    port: np.ndarray,
+    floor: np.ndarray | float,
+    unit: str = "epoch",
+    running: bool = True,
+) -> ArrayDiff:
+    """Element by element (steps or epochs): |port - ref| <= max(floor, FACTOR * running max of d_env),
+    where d_env is the envelope's own distance from the reference.
+
+    The running maximum keeps one lucky stretch of the envelope run (where it happens to stay close to
+    the reference) from tightening the bound: chaotic drift does not shrink back in expectation.
+    """
+    ref, port = np.asarray(ref, dtype=np.float64), np.asarray(port, dtype=np.float64)
+    d_env = np.asarray(d_env, dtype=np.float64)
+    if running:
+        d_env = np.maximum.accumulate(d_env)
+    allowed = np.maximum(floor, ENVELOPE_FACTOR * d_env)
+    d_port = np.where(np.isfinite(port), np.abs(port - ref), np.inf)
+    bad = ~(d_port <= allowed)
+    d = compare(name, ref, np.where(np.isfinite(port), port, np.inf), None)
     d.passed = not bad.any()
     d.mismatches = int(bad.sum())
     d.share = d.mismatches / max(len(ref), 1)
+    d.min_atol = float(np.max(d_port)) if len(ref) else 0.0
     d.tolerance = {
         "rtol": 0.0,
         "atol": None,
         "equal_nan": False,
-        "why": f"within {ENVELOPE_FACTOR:g} x the reference's one-ULP envelope + {ENVELOPE_FLOOR:g}",
+        "why": f"max(tight tolerance, {ENVELOPE_FACTOR:g} x the reference's own float32 envelope, running max)",
     }
     if bad.any():
         e = int(np.flatnonzero(bad)[0])
-        d.worst_index = [e]
+        d.first_mismatch = d.worst_index = [e]
         d.worst_ref, d.worst_got = float(ref[e]), float(port[e])
+        d.abs_err = float(d_port[e])
         d.reason = (
-            f"epoch {e + 1}: port is {abs(port[e] - ref[e]):.3g} from the reference, the envelope allows "
-            f"{allowed[e]:.3g} ({ENVELOPE_FACTOR:g} x {d_env[e]:.3g} + {ENVELOPE_FLOOR:g})"
+            f"{unit} {e + (1 if unit == 'epoch' else 0)}: port is {d_port[e]:.3g} from the reference; allowed "
+            f"{allowed[e]:.3g} (max of {np.broadcast_to(floor, ref.shape)[e]:.3g} and {ENVELOPE_FACTOR:g} x the "
+            f"envelope {d_env[e]:.3g})"
         )
     return d
 
@@ -52,24 +72,43 @@ def envelope_check(name: str, ref: np.ndarray, env: np.ndarray, port: np.ndarray
 def run(ctx: Context) -> StageResult:
     cfg = ctx.cfg
     p = ctx.prepared
-    ref, env, port = ctx.ref_trace, ctx.envelope_trace, ctx.port_trace
+    ref, envs, port = ctx.ref_trace, ctx.envelope_traces, ctx.port_trace
     s = ctx.steps_per_epoch
     checks = []
     step_loss = np.asarray(port["step_loss"])
-    checks.append(compare("epoch1.step_loss", ref.step_loss[:s], step_loss[:s], ctx.tol("train.step_loss")))
+    tl = ctx.tol("train.step_loss")
+    ref_sl = ref.step_loss[:s].astype(np.float64)
+    d_sl = np.max([np.abs(e.step_loss[:s] - ref_sl) for e in envs], axis=0)
     checks.append(
-        compare(
+        envelope_check("epoch1.step_loss", ref_sl, d_sl, step_loss[:s], tl.atol + tl.rtol * np.abs(ref_sl), unit="step")
+    )
+    d_el = np.max([np.abs(e.epoch_loss[:1] - ref.epoch_loss[:1]) for e in envs], axis=0)
+    checks.append(
+        envelope_check(
             "epoch1.epoch_loss",
-            np.float64(ref.epoch_loss[0]),
-            np.float64(port["epoch_loss"][0]),
-            ctx.tol("train.step_loss"),
+            ref.epoch_loss[:1],
+            d_el,
+            np.asarray(port["epoch_loss"][:1]),
+            tl.atol + tl.rtol * abs(ref.epoch_loss[0]),
         )
     )
+    tr = ctx.tol("train.resync")
     for k in ref.init:
+        a = ref.epoch_params[0][k].ravel()
+        # Per element, no running maximum across elements: each element against the ensemble's drift.
+        d_p = np.max([np.abs(e.epoch_params[0][k].ravel() - a) for e in envs], axis=0)
         checks.append(
-            compare(f"epoch1.{k}", ref.epoch_params[0][k], port["epoch_params"][0][k], ctx.tol("train.resync"))
+            envelope_check(
+                f"epoch1.{k}",
+                a,
+                d_p,
+                port["epoch_params"][0][k].ravel(),
+                tr.atol + tr.rtol * np.abs(a),
+                unit="element",
+                running=False,
+            )
         )
-    # Re-synchronized single steps.
+    # Re-synchronized single steps: one step's error, no compounding, so the tight tolerance applies.
     resync = []
     ref_resync = []
     order = ctx.orders[0]
@@ -81,13 +120,18 @@ def run(ctx: Context) -> StageResult:
         new, _ = ctx.port.optimizer_step(params, grads, ref.step_states[k])
         resync.append(np.concatenate([new[n].ravel() for n in ref.init]))
         ref_resync.append(np.concatenate([ref.step_params[k][n].ravel() for n in ref.init]))
-    checks.append(compare("resync.params", np.stack(ref_resync), np.stack(resync), ctx.tol("train.resync")))
-    # Free-running, against the envelope.
+    checks.append(compare("resync.params", np.stack(ref_resync), np.stack(resync), tr))
+    # Free-running, against the envelope, epoch by epoch.
     epochs = len(ref.epoch_params)
-    d_ref_env = np.array([_max_diff(ref.epoch_params[e], env.epoch_params[e]) for e in range(epochs)])
+    d_ref_env = np.array(
+        [max(_max_diff(ref.epoch_params[e], env.epoch_params[e]) for env in envs) for e in range(epochs)]
+    )
     d_ref_port = np.array([_max_diff(ref.epoch_params[e], port["epoch_params"][e]) for e in range(epochs)])
-    checks.append(envelope_check("envelope.params", np.zeros(epochs), d_ref_env, d_ref_port))
-    checks.append(envelope_check("envelope.epoch_loss", ref.epoch_loss, env.epoch_loss, np.asarray(port["epoch_loss"])))
+    checks.append(envelope_check("envelope.params", np.zeros(epochs), d_ref_env, d_ref_port, ENVELOPE_FLOOR))
+    d_loss = np.max([np.abs(env.epoch_loss - ref.epoch_loss) for env in envs], axis=0)
+    checks.append(
+        envelope_check("envelope.epoch_loss", ref.epoch_loss, d_loss, np.asarray(port["epoch_loss"]), ENVELOPE_FLOOR)
+    )
     hint = _diagnose(ctx, checks, step_loss)
     return result(
         "train",

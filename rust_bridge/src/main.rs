@@ -195,6 +195,7 @@ fn train_cmd(a: &Args) -> Result<()> {
         epochs: a.epochs,
         seed: a.seed,
         record_steps: 0,
+        on_epoch: None,
     };
     let t0 = std::time::Instant::now();
     let (losses, acc) = with_backend!(a.backend, B => {

@@ -470,7 +470,7 @@ impl PyPort {
     }
 
     /// Trains from `params` (or the port's own init) in `orders` (or its own shuffling).
-    #[pyo3(signature = (x, y, params = None, orders = None, epochs = 20, seed = 0, record_steps = 0))]
+    #[pyo3(signature = (x, y, params = None, orders = None, epochs = 20, seed = 0, record_steps = 0, on_epoch = None))]
     #[allow(clippy::too_many_arguments)]
     fn train<'py>(
         &self,
@@ -482,6 +482,7 @@ impl PyPort {
         epochs: usize,
         seed: u64,
         record_steps: usize,
+        on_epoch: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let x = matrix_f32(x, "x", None)?;
         let y: Vec<f32> = vec_1d(y, "y", "float32")?;
@@ -510,6 +511,14 @@ impl PyPort {
             }
             _ => None,
         };
+        // Progress only: a failing callback is ignored rather than aborting training.
+        let on_epoch = on_epoch.map(|cb| {
+            Box::new(move |epoch: usize, loss: f64| {
+                Python::attach(|py| {
+                    let _ = cb.call1(py, (epoch, loss));
+                });
+            }) as Box<dyn FnMut(usize, f64) + Send>
+        });
         let req = TrainRequest {
             x,
             y,
@@ -518,6 +527,7 @@ impl PyPort {
             epochs,
             seed,
             record_steps,
+            on_epoch,
         };
         let backend = self.backend;
         let faults = self.faults.clone();

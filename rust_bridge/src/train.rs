@@ -293,6 +293,8 @@ pub struct TrainRequest {
     pub seed: u64,
     /// Record parameters and gradients after each of the first `record_steps` steps.
     pub record_steps: usize,
+    /// Called after each epoch with (epoch, epoch loss), for progress display.
+    pub on_epoch: Option<Box<dyn FnMut(usize, f64) + Send>>,
 }
 
 pub struct TrainTrace {
@@ -334,7 +336,7 @@ fn check_orders(orders: &[Vec<usize>], n: usize, epochs: usize) -> Result<()> {
 }
 
 pub fn train<B: AutodiffBackend>(
-    req: TrainRequest,
+    mut req: TrainRequest,
     faults: &Faults,
     device: &B::Device,
 ) -> Result<TrainTrace> {
@@ -411,6 +413,12 @@ pub fn train<B: AutodiffBackend>(
                 sum / batches as f64
             });
         trace.epoch_params.push(flat_to_torch(&flat, d));
+        if let Some(cb) = req.on_epoch.as_mut() {
+            cb(
+                trace.epoch_loss.len(),
+                *trace.epoch_loss.last().unwrap_or(&f64::NAN),
+            );
+        }
     }
     trace.final_params = flat_to_torch(&flat, d);
     // Moments are elementwise: the same reshaping as the parameters puts them in PyTorch's layout.

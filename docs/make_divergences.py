@@ -51,14 +51,18 @@ def main() -> None:
         buf = io.StringIO()
         print_report(report, Console(file=buf, width=140, color_system=None))
         parts.append(f"\n## `{f['name']}` (stage: {f['stage']})\n\n")
-        parts.append(f"**What goes wrong.** {f['description']}.\n\n")
+        parts.append(f"**What goes wrong.** {_sentence(f['description'])}\n\n")
         symptom = _symptom(report)
         parts.append(f"**What the user sees.** {symptom}\n\n")
         parts.append(f"**What the harness reports** (exit code {report.exit_code}):\n\n```text\n")
         parts.append(buf.getvalue().rstrip() + "\n```\n\n")
-        parts.append(f"**Fix in Burn.** {f['fix']}.\n")
+        parts.append(f"**Fix in Burn.** {_sentence(f['fix'])}\n")
     OUT.write_text("".join(parts))
     print(f"wrote {OUT}")
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 def _symptom(report) -> str:

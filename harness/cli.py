@@ -74,9 +74,15 @@ def train(
     seed: SeedOpt = 0,
     backend: BackendOpt = "flex",
     json_path: Annotated[Path | None, typer.Option("--json", help="write epoch losses and accuracy here")] = None,
+    init_path: Annotated[
+        Path | None, typer.Option("--init", help="initial weights, .npz in PyTorch's layout (default: own init)")
+    ] = None,
 ) -> None:
     """Train one side on its own pipeline (own preparation, init and shuffling) and report test accuracy."""
     _framework(framework)
+    from harness.reference import model as ref_model
+
+    given = ref_model.load_params(init_path) if init_path else None
     if json_path:
         _safe_output(json_path, '"framework"')
     cfg = RunConfig(data=data, label=label, epochs=epochs, seed=seed, backend=backend)
@@ -87,7 +93,9 @@ def train(
         from harness.reference import train as ref_train
 
         p = prepare(cfg)
-        init = ref_model.init_params(p.x_train.shape[1], seed)
+        if given is not None:
+            ref_model.check_params(given, p.x_train.shape[1])
+        init = given if given is not None else ref_model.init_params(p.x_train.shape[1], seed)
         orders = ref_train.batch_orders(len(p.y_train), epochs, seed)
         with _progress() as prog:
             task = prog.add_task("torch", total=epochs)
@@ -111,6 +119,7 @@ def train(
             out = port.train(
                 d["x_train"],
                 d["y_train"],
+                params=given,
                 epochs=epochs,
                 seed=seed,
                 on_epoch=lambda e, loss: prog.update(task, completed=e, loss=loss),

@@ -89,3 +89,17 @@ def test_data_generate_is_deterministic_and_matches_the_bundled_file(tmp_path: P
     assert out.read_bytes() == BUNDLED_DATA.read_bytes()
     r = harness("data", "generate", "--out", str(out))
     assert r.returncode == 2 and "--force" in r.stderr
+
+
+@pytest.mark.parametrize("framework", ["torch", "burn"])
+def test_weights_that_do_not_match_the_feature_count_exit_2(tmp_path: Path, framework: str) -> None:
+    import numpy as np
+
+    from harness.reference.model import init_params
+
+    w = tmp_path / "w19.npz"
+    np.savez(w, **init_params(19, 0))  # the bundled data has 20 features
+    r = harness("train", "--framework", framework, "--init", str(w), "--epochs", "1")
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "fc1.weight" in lines[0] and "20" in lines[0], lines[0]

@@ -87,3 +87,18 @@ def test_stage_that_cannot_run_is_error_and_exit_2(faithful_run, monkeypatch: py
     assert [r.status for r in report.results] == ["ERROR", "ERROR"]
     assert "extension" in report.results[0].error
     assert report.exit_code == 2 and not report.passed
+
+
+def test_user_port_reproduces_the_reports_symptoms(faithful_run) -> None:
+    """NaN/inf losses, and accuracy equal to the share of class 0 by the port's own metric (the report: 46 %)."""
+    import numpy as np
+
+    base, _ = faithful_run
+    ctx = Context(base.cfg.with_(fault="user-port"))
+    share_reference(base, ctx)
+    report = run_with(ctx, ["train", "metrics"])
+    train, metrics = report.results
+    assert not np.isfinite(train.metrics["epoch_loss_port"]).all()
+    share0 = float((ctx.prepared.y_test == 0).mean())
+    assert metrics.metrics["accuracy_port"][0] == pytest.approx(share0, abs=0.5 / len(ctx.prepared.y_test))
+    assert "share of class 0" in metrics.hint

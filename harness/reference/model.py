@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
+
+from harness.errors import HarnessError
 
 Params = dict[str, np.ndarray]
 LAYERS = ("fc1", "relu1", "fc2", "relu2", "fc3", "sigmoid")
@@ -44,6 +48,30 @@ def build(params: Params) -> Classifier:
     model = Classifier(n_features)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32).copy()) for k, v in params.items()})
     return model
+
+
+def load_params(path: Path) -> Params:
+    """Parameters in PyTorch's layout from an .npz file (never a pickle: allow_pickle=False)."""
+    if not Path(path).is_file():
+        raise HarnessError(f"weights file '{path}' not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            params = {k: np.asarray(z[k], dtype=np.float32) for k in z.files}
+    except (ValueError, OSError) as e:
+        raise HarnessError(f"cannot read weights file '{path}' as .npz: {e}") from e
+    expected = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"}
+    if set(params) != expected:
+        raise HarnessError(f"weights file '{path}' must hold exactly {', '.join(sorted(expected))}")
+    return params
+
+
+def check_params(params: Params, n_features: int) -> None:
+    expected = get_params(Classifier(n_features))
+    for k, v in expected.items():
+        if params[k].shape != v.shape:
+            raise HarnessError(
+                f"parameter '{k}' has shape {list(params[k].shape)}; expected {list(v.shape)} for {n_features} input features"
+            )
 
 
 def nudge(params: Params, ulps: int = 1) -> Params:

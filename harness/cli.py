@@ -170,7 +170,8 @@ class _Progress(Progress):
     def update(self, task: Any, **kw: Any) -> None:
         loss = kw.pop("loss", None)
         if loss is not None:
-            kw["description"] = f"{self.tasks[0].description.split(' ')[0]} loss {loss:.5f}"
+            base = self._tasks[task].description.split(" | ")[0]
+            kw["description"] = f"{base} | loss {loss:.5f}"
         super().update(task, **kw)
 
 

@@ -44,14 +44,14 @@ def check_data(cfg: RunConfig, framework: str, out: Out) -> None:
     out("\nDataset sizes:")
     out(f"Train: {len(d['x_train'])} Test: {len(d['x_test'])}")
     out("\nFeature statistics (first 3):")
-    for i in range(3):
+    for i in range(min(3, x.shape[1])):
         out(f"\nFeature {i} ({d['names'][i]}):")
         out(f"Mean:   {x[:, i].mean():.4f}")
         out(f"StdDev: {x[:, i].std():.4f}")
         out(f"Min:    {x[:, i].min():.4f}")
         out(f"Max:    {x[:, i].max():.4f}")
     out("\nSample values (first 3 samples, first 3 features):")
-    for i in range(3):
+    for i in range(min(3, len(x))):
         out(f"Sample {i}: [{', '.join(f'{v:.8f}' for v in x[i, :3])}]")
 
 

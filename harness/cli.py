@@ -40,7 +40,7 @@ DataOpt = Annotated[Path, typer.Option("--data", help="CSV file (label column pl
 LabelOpt = Annotated[str, typer.Option("--label", help="name of the binary label column")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="Burn CPU backend: flex or ndarray")]
 FaultOpt = Annotated[str, typer.Option("--fault", help="inject a port fault by name (see `harness faults list`)")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed for initialization and shuffling")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="seed for initialization and shuffling")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="training epochs")]
 
 
@@ -58,7 +58,9 @@ def _framework(value: str) -> str:
 
 
 def _safe_output(path: Path, marker: str) -> None:
-    """Refuse to overwrite a file the harness did not write itself."""
+    """Refuse to overwrite a file the harness did not write itself, or write into a missing folder."""
+    if not path.parent.is_dir():
+        fail(f"cannot write '{path}': folder '{path.parent}' does not exist")
     if path.exists():
         head = path.read_text(errors="replace")[:4000] if path.is_file() else ""
         if marker not in head:
@@ -112,7 +114,7 @@ def train(
     else:
         from harness.port import BurnPort
 
-        port = BurnPort(backend)
+        port = BurnPort(backend, epochs=epochs)
         d = port.prepare(data, label, cfg.test_size, cfg.split_seed)
         with _progress() as prog:
             task = prog.add_task(f"burn ({backend})", total=epochs)
@@ -253,10 +255,13 @@ def _diff(
         print_report(report, console)
         if tolerances:
             console.print(f"tolerance overrides: {tolerances}")
-    if json_path:
-        write_json(report, json_path)
-    if junit_path:
-        write_junit(report, junit_path)
+    try:
+        if json_path:
+            write_json(report, json_path)
+        if junit_path:
+            write_junit(report, junit_path)
+    except OSError as e:
+        fail(f"cannot write the report: {e}")
     return report.exit_code
 
 

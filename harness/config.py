@@ -76,9 +76,18 @@ def load_tolerance_overrides(start: Path | None = None) -> dict[str, dict[str, f
             doc = doc.get(k, {}) if isinstance(doc, dict) else {}
         if doc:
             out: dict[str, dict[str, float]] = {}
+            from harness.stages import STAGE_NAMES
+
             for stage, tol in doc.items():
+                if stage not in STAGE_NAMES:
+                    raise HarnessError(
+                        f"{path}: unknown stage '{stage}' in tolerances; stages are {', '.join(STAGE_NAMES)}"
+                    )
                 if not isinstance(tol, dict) or not set(tol) <= {"rtol", "atol"}:
                     raise HarnessError(f"{path}: tolerances.{stage} must be a table with rtol and/or atol")
-                out[stage] = {k: float(v) for k, v in tol.items()}
+                try:
+                    out[stage] = {k: float(v) for k, v in tol.items()}
+                except (TypeError, ValueError) as e:
+                    raise HarnessError(f"{path}: tolerances.{stage} values must be numbers ({e})") from e
             return out
     return {}

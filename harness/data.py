@@ -105,6 +105,9 @@ def prepare(cfg: RunConfig) -> Prepared:
     """The user's script: scaler fit on ALL rows, then train_test_split(0.2, random_state=42)."""
     table = load_table(cfg.data, cfg.label)
     n = len(table.labels)
+    n_test = int(np.ceil(cfg.test_size * n))
+    if not 0 < n_test < n:
+        raise HarnessError(f"cannot split {n} rows with test size {cfg.test_size}: one side would be empty")
     scaler = StandardScaler()
     x_scaled = scaler.fit_transform(table.features)
     idx = np.arange(n)

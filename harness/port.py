@@ -58,10 +58,10 @@ def require_extension() -> None:
 class BurnPort:
     """The in-process port (PyO3). `fault` is a fault name, a comma list, or '' for the faithful port."""
 
-    def __init__(self, backend: str = "flex", fault: str = "") -> None:
+    def __init__(self, backend: str = "flex", fault: str = "", epochs: int = 20) -> None:
         require_extension()
         try:
-            self._port = _burn.Port(backend, fault)
+            self._port = _burn.Port(backend, fault, epochs)
         except PortError as e:
             raise HarnessError(str(e)) from e
         self.backend = backend

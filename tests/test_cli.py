@@ -40,6 +40,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, content: str | None, m
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr
 
 
+def test_unwritable_report_path_and_tiny_file_exit_2(tmp_path: Path) -> None:
+    r = harness("diff", "config", "--json", str(tmp_path / "missing" / "r.json"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    one_row = write_csv(tmp_path, HEADER + "1,2,true\n")
+    for fw in ("torch", "burn"):
+        r = harness("check", "labels", "--framework", fw, "--data", str(one_row))
+        assert r.returncode == 2 and "cannot split" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 def test_unknown_stage_fault_and_framework_exit_2() -> None:
     assert harness("diff", "nope").returncode == 2
     r = harness("diff", "config", "--fault", "adam-epz")

@@ -26,3 +26,18 @@ def test_pyproject_section_and_bad_tables(tmp_path: Path) -> None:
     (tmp_path / "harness.toml").write_text("[tolerances.loss]\nwhatever = 1\n")
     with pytest.raises(HarnessError, match="rtol and/or atol"):
         load_tolerance_overrides(tmp_path)
+
+
+def test_unknown_stage_and_non_numeric_values_are_input_errors(tmp_path: Path) -> None:
+    (tmp_path / "harness.toml").write_text("[tolerances.forwad]\nrtol = 1e-4\n")
+    with pytest.raises(HarnessError, match="unknown stage 'forwad'"):
+        load_tolerance_overrides(tmp_path)
+    (tmp_path / "harness.toml").write_text('[tolerances.forward]\nrtol = "x"\n')
+    with pytest.raises(HarnessError, match="must be numbers"):
+        load_tolerance_overrides(tmp_path)
+
+
+def test_config_stage_follows_the_run_epochs(bundled_cfg) -> None:
+    from harness.pipeline import run
+
+    assert run(bundled_cfg.with_(epochs=5), ["config"]).exit_code == 0

@@ -82,3 +82,11 @@ def test_burn_layout_is_in_out(port: _burn.Port) -> None:
     assert layouts["fc1.weight"] == [20, 64]
     for k, v in params.items():
         np.testing.assert_array_equal(back[k], v)
+
+
+def test_fortran_ordered_input_is_read_in_logical_order(port: _burn.Port) -> None:
+    params = init_params(20, 0)
+    x = np.random.default_rng(0).normal(size=(7, 20)).astype(np.float32)
+    a = port.forward(params, x)["sigmoid"]
+    b = port.forward(params, np.asfortranarray(x))["sigmoid"]
+    np.testing.assert_array_equal(a, b)

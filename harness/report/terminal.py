@@ -16,7 +16,7 @@ def worst_metric(r: StageResult) -> str:
         return r.error
     bad = r.first_failure
     if bad is None:
-        errs = [c.abs_err for c in r.checks if c.abs_err is not None]
+        errs = [c.min_atol for c in r.checks if c.min_atol is not None]
         return f"{len(r.checks)} checks; max abs err {max(errs):.3g}" if errs else f"{len(r.checks)} checks"
     if bad.reason:
         return f"{bad.name}: {bad.reason}"

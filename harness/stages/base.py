@@ -77,7 +77,7 @@ class Context:
 
     @cached_property
     def port(self) -> BurnPort:
-        return self._port or BurnPort(self.cfg.backend, self.cfg.fault)
+        return self._port or BurnPort(self.cfg.backend, self.cfg.fault, self.cfg.epochs)
 
     @cached_property
     def prepared(self) -> Prepared:

@@ -50,6 +50,9 @@ def envelope_check(
     d.mismatches = int(bad.sum())
     d.share = d.mismatches / max(len(ref), 1)
     d.min_atol = float(np.max(d_port)) if len(ref) else 0.0
+    # The inner compare judged a different rule; keep only what this rule says.
+    d.first_mismatch = None
+    d.min_rtol = None
     d.tolerance = {
         "rtol": 0.0,
         "atol": None,
@@ -61,6 +64,7 @@ def envelope_check(
         d.first_mismatch = d.worst_index = [e]
         d.worst_ref, d.worst_got = float(ref[e]), float(port[e])
         d.abs_err = float(d_port[e])
+        d.rel_err = float(d_port[e] / abs(ref[e])) if ref[e] else float("inf")
         d.reason = (
             f"{unit} {e + (1 if unit == 'epoch' else 0)}: port is {d_port[e]:.3g} from the reference; allowed "
             f"{allowed[e]:.3g} (max of {np.broadcast_to(floor, ref.shape)[e]:.3g} and {ENVELOPE_FACTOR:g} x the "

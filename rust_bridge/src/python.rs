@@ -91,9 +91,10 @@ fn matrix_f32(obj: &Bound<'_, PyAny>, name: &str, width: Option<usize>) -> PyRes
     if width.is_some_and(|w| w != d) {
         return Err(wrong(name, &expected, obj));
     }
+    // A zero-copy slice is row-major only for C-contiguous arrays; anything else is read in logical order.
     let data = match ro.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => ro.as_array().iter().copied().collect(),
+        Ok(s) if ro.is_c_contiguous() => s.to_vec(),
+        _ => ro.as_array().iter().copied().collect(),
     };
     Matrix::new(data, n, d).map_err(to_py)
 }
@@ -199,17 +200,20 @@ struct PyPort {
     backend: BackendKind,
     backend_name: String,
     faults: Faults,
+    /// Epochs this port is configured for (the user's TrainingConfig); `train` defaults to it.
+    epochs: usize,
 }
 
 #[pymethods]
 impl PyPort {
     #[new]
-    #[pyo3(signature = (backend = DEFAULT_BACKEND, fault = ""))]
-    fn new(backend: &str, fault: &str) -> PyResult<Self> {
+    #[pyo3(signature = (backend = DEFAULT_BACKEND, fault = "", epochs = 20))]
+    fn new(backend: &str, fault: &str, epochs: usize) -> PyResult<Self> {
         Ok(Self {
             backend: BackendKind::parse(backend).map_err(to_py)?,
             backend_name: backend.to_string(),
             faults: Faults::parse(fault).map_err(to_py)?,
+            epochs,
         })
     }
 
@@ -341,7 +345,8 @@ impl PyPort {
 
     /// The hyperparameters this port really uses.
     fn effective_config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let c = TrainConfig::effective(&self.faults);
+        let mut c = TrainConfig::effective(&self.faults);
+        c.epochs = self.epochs;
         let out = PyDict::new(py);
         out.set_item("lr", c.lr)?;
         out.set_item("beta1", c.beta1)?;
@@ -470,7 +475,7 @@ impl PyPort {
     }
 
     /// Trains from `params` (or the port's own init) in `orders` (or its own shuffling).
-    #[pyo3(signature = (x, y, params = None, orders = None, epochs = 20, seed = 0, record_steps = 0, on_epoch = None))]
+    #[pyo3(signature = (x, y, params = None, orders = None, epochs = None, seed = 0, record_steps = 0, on_epoch = None))]
     #[allow(clippy::too_many_arguments)]
     fn train<'py>(
         &self,
@@ -479,7 +484,7 @@ impl PyPort {
         y: &Bound<'py, PyAny>,
         params: Option<&Bound<'py, PyAny>>,
         orders: Option<&Bound<'py, PyAny>>,
-        epochs: usize,
+        epochs: Option<usize>,
         seed: u64,
         record_steps: usize,
         on_epoch: Option<Py<PyAny>>,
@@ -519,6 +524,7 @@ impl PyPort {
                 });
             }) as Box<dyn FnMut(usize, f64) + Send>
         });
+        let epochs = epochs.unwrap_or(self.epochs);
         let req = TrainRequest {
             x,
             y,

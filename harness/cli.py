@@ -99,7 +99,7 @@ def train(
             ref_model.check_params(given, p.x_train.shape[1])
         init = given if given is not None else ref_model.init_params(p.x_train.shape[1], seed)
         orders = ref_train.batch_orders(len(p.y_train), epochs, seed)
-        with _progress() as prog:
+        with _Progress() as prog:
             task = prog.add_task("torch", total=epochs)
             trace = ref_train.train(
                 p.x_train,
@@ -116,7 +116,7 @@ def train(
 
         port = BurnPort(backend, epochs=epochs)
         d = port.prepare(data, label, cfg.test_size, cfg.split_seed)
-        with _progress() as prog:
+        with _Progress() as prog:
             task = prog.add_task(f"burn ({backend})", total=epochs)
             out = port.train(
                 d["x_train"],
@@ -153,10 +153,6 @@ def train(
             )
             + "\n"
         )
-
-
-def _progress() -> Progress:
-    return _Progress()
 
 
 class _Progress(Progress):
@@ -208,7 +204,6 @@ def _diff(
     junit_path: Path | None,
     rtol: float | None,
     atol: float | None,
-    quiet: bool = False,
 ) -> int:
     from harness.pipeline import SCHEMA_NAME, run
     from harness.report.files import write_json, write_junit
@@ -248,13 +243,13 @@ def _diff(
         seeds=seeds,
         tolerances=tolerances,
     )
-    stages = None if stage == "all" else _upstream_free(stage)
-    with console.status("running stages...") if not quiet else _Null():
+    # Stages are teacher-forced: each computes what it needs from the reference, so one runs alone.
+    stages = None if stage == "all" else [stage]
+    with console.status("running stages..."):
         report = run(cfg, stages)
-    if not quiet:
-        print_report(report, console)
-        if tolerances:
-            console.print(f"tolerance overrides: {tolerances}")
+    print_report(report, console)
+    if tolerances:
+        console.print(f"tolerance overrides: {tolerances}")
     try:
         if json_path:
             write_json(report, json_path)
@@ -263,19 +258,6 @@ def _diff(
     except OSError as e:
         fail(f"cannot write the report: {e}")
     return report.exit_code
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
-
-
-def _upstream_free(stage: str) -> list[str]:
-    # Stages are teacher-forced: each computes what it needs from the reference, so one stage runs alone.
-    return [stage]
 
 
 def _make_diff_command(stage: str) -> None:

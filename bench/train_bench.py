@@ -1,7 +1,10 @@
-"""Training time of both sides on the same data, and the extension's cold and warm build.
+"""Training time of both sides on the same data, the cost of a diff and of the subprocess transport,
+and the extension's cold and warm build.
 
-Prints medians over --runs runs and the Burn/torch ratio, all measured in this one run.
-  python bench/train_bench.py [--data PATH] [--runs 5] [--build]
+Prints medians over --runs runs and the ratios, all measured in this one run.
+  python bench/train_bench.py [--data PATH] [--runs 5] [--diff] [--transport] [--build]
+--diff times `diff all` against one reference training; --transport times `diff all` in-process against
+the same diff over the subprocess transport (`burn-port serve`), and the port's training through each;
 --build also times a cold build (rust_bridge/target removed first: slow, minutes) and a warm rebuild.
 """
 
@@ -38,6 +41,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--build", action="store_true")
     ap.add_argument("--diff", action="store_true", help="also time `diff all` against one reference training")
+    ap.add_argument("--transport", action="store_true", help="also time `diff all` in-process against subprocess")
     a = ap.parse_args()
     cfg = RunConfig(data=a.data)
     p = prepare(cfg)
@@ -68,12 +72,33 @@ def main() -> None:
         one = timed(lambda: ref_train.train(p.x_train, p.y_train, init, orders, cfg))
         whole = timed(lambda: run(cfg))
         print(f"diff all {whole:.2f} s, one reference training {one:.2f} s, ratio {whole / one:.2f}")
+    if a.transport:
+        from harness.pipeline import run
+        from harness.transport import SubprocessPort
+
+        serve = str(ROOT / "rust_bridge" / "target" / "debug" / "burn-port") + " serve"
+        sub_cfg = cfg.with_(port_cmd=serve)
+        t_in = [timed(lambda: run(cfg)) for _ in range(a.runs)]
+        t_sub = [timed(lambda: run(sub_cfg)) for _ in range(a.runs)]
+        m_in, m_sub = statistics.median(t_in), statistics.median(t_sub)
+        print(f"diff all in-process median {m_in:.2f} s, subprocess median {m_sub:.2f} s, ratio {m_sub / m_in:.3f}")
+        sub = SubprocessPort(serve, 600.0)
+        inproc = BurnPort("flex")
+        tr_in = [timed(lambda: inproc.train(p.x_train, p.y_train, params=init, orders=orders, epochs=cfg.epochs))
+                 for _ in range(a.runs)]
+        tr_sub = [timed(lambda: sub.train(p.x_train, p.y_train, params=init, orders=orders, epochs=cfg.epochs))
+                  for _ in range(a.runs)]
+        sub.close()
+        print(
+            f"port training in-process median {statistics.median(tr_in):.3f} s, subprocess "
+            f"{statistics.median(tr_sub):.3f} s, ratio {statistics.median(tr_sub) / statistics.median(tr_in):.3f}"
+        )
     if a.build:
         venv_bin = Path(sys.executable).parent
         env_cmd = [str(venv_bin / "maturin"), "develop", "-q"]
         shutil.rmtree(ROOT / "rust_bridge" / "target", ignore_errors=True)
         cold = timed(lambda: subprocess.run(env_cmd, cwd=ROOT, check=True, capture_output=True))
-        (ROOT / "rust_bridge" / "src" / "lib.rs").touch()
+        (ROOT / "rust_bridge" / "crates" / "burn-py" / "src" / "lib.rs").touch()
         warm = timed(lambda: subprocess.run(env_cmd, cwd=ROOT, check=True, capture_output=True))
         print(f"extension build: cold {cold:.1f} s, warm (lib.rs touched) {warm:.1f} s")
 

@@ -1,17 +1,25 @@
 """The Burn side as seen from Python: one typed interface over the PyO3 extension `harness._burn`.
 
-Parameters cross by name in PyTorch's layout ([out, in]); the extension converts to Burn's [in, out].
-Errors from the extension arrive as `PortError` (a ValueError) with a message, never a panic.
+Parameters cross by name in PyTorch's layout ([out, in]); the port converts to Burn's [in, out].
+The extension raises one exception class per error kind of the contract (`PortInputError`,
+`PortShapeError`, `PortPanic`, `PortUnsupported`, all `_burn.PortError`); `BurnPort` re-raises each as
+the harness's class of the same name (harness/errors.py), which the subprocess transport raises too,
+so stages see one hierarchy whichever transport runs the port.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from harness import errors
 from harness.errors import HarnessError
+
+T = TypeVar("T")
 
 Params = dict[str, np.ndarray]
 
@@ -55,6 +63,24 @@ def require_extension() -> None:
         raise HarnessError(IMPORT_ERROR or "the Burn extension harness._burn is not built; run ./dev setup")
 
 
+def _kind_class(exc: BaseException) -> type[errors.PortFailure]:
+    """The harness's class for an extension exception, by the kind its class name carries."""
+    by_name: dict[str, type[errors.PortFailure]] = {
+        "PortInputError": errors.PortInputError,
+        "PortShapeError": errors.PortShapeError,
+        "PortPanic": errors.PortPanic,
+        "PortUnsupported": errors.PortUnsupported,
+    }
+    return by_name.get(type(exc).__name__, errors.PortInputError)
+
+
+def _call(f: Callable[..., T], *args: Any, **kw: Any) -> T:
+    try:
+        return f(*args, **kw)
+    except PortError as e:
+        raise _kind_class(e)(str(e)) from None
+
+
 class BurnPort:
     """The in-process port (PyO3). `fault` is a fault name, a comma list, or '' for the faithful port."""
 
@@ -68,46 +94,47 @@ class BurnPort:
         self.fault = fault
 
     def prepare(self, path: Path, label: str = "label", test_size: float = 0.2, seed: int = 42) -> dict[str, Any]:
-        return dict(self._port.prepare(str(path), label, test_size, seed))
+        return dict(_call(self._port.prepare, str(path), label, test_size, seed))
 
     def load_csv(self, path: Path, label: str = "label") -> dict[str, Any]:
-        return dict(self._port.load_csv(str(path), label))
+        return dict(_call(self._port.load_csv, str(path), label))
 
     def split(self, n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._port.split(n, test_size, seed)
+        return _call(self._port.split, n, test_size, seed)
 
     def fit_scaler(self, x: np.ndarray, train_rows: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(self._port.fit_scaler(x, train_rows.astype(np.int64)))
+        return dict(_call(self._port.fit_scaler, x, train_rows.astype(np.int64)))
 
     def transform(self, x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        return self._port.transform(x, mean, scale)
+        return _call(self._port.transform, x, mean, scale)
 
     def effective_config(self) -> dict[str, Any]:
-        return dict(self._port.effective_config())
+        return dict(json.loads(_call(self._port.effective_config_json)))
 
     def roundtrip(self, params: Params) -> tuple[Params, dict[str, list[int]]]:
-        back, layouts = self._port.roundtrip(params, params["fc1.weight"].shape[1])
+        first = next(iter(params.values()), np.zeros((0, 0), np.float32))
+        back, layouts = _call(self._port.roundtrip, params, first.shape[-1] if first.ndim == 2 else 0)
         return dict(back), dict(layouts)
 
     def forward(self, params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(self._port.forward(params, x))
+        return dict(_call(self._port.forward, params, x))
 
     def loss(self, p: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        return self._port.loss(p, y)
+        return _call(self._port.loss, p, y)
 
     def backward(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        loss, grads = self._port.backward(params, x, y)
+        loss, grads = _call(self._port.backward, params, x, y)
         return loss, dict(grads)
 
     def optimizer_step(self, params: Params, grads: Params, state: dict | None) -> tuple[Params, dict]:
-        new, st = self._port.optimizer_step(params, grads, state if state and state.get("step") else None)
+        new, st = _call(self._port.optimizer_step, params, grads, state if state and state.get("step") else None)
         return dict(new), dict(st)
 
     def train(self, x: np.ndarray, y: np.ndarray, **kw: Any) -> dict[str, Any]:
-        return dict(self._port.train(x, y, **kw))
+        return dict(_call(self._port.train, x, y, **kw))
 
     def evaluate(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-        return self._port.evaluate(params, x, y)
+        return _call(self._port.evaluate, params, x, y)
 
     def accuracy(self, probs: np.ndarray, y: np.ndarray) -> float:
-        return float(self._port.accuracy(np.ascontiguousarray(probs, dtype=np.float32), y))
+        return float(_call(self._port.accuracy, np.ascontiguousarray(probs, dtype=np.float32), y))

@@ -7,7 +7,10 @@ on the CPU backends are quoted where a default was not enough or was needlessly 
 
 from __future__ import annotations
 
+import math
+
 from harness.compare import FLOAT32, FLOAT64, Tolerance
+from harness.errors import HarnessError
 
 TOLERANCES: dict[str, Tolerance] = {
     # Hyperparameters, parsed data, indices and parameter round trips have no arithmetic: exact.
@@ -43,21 +46,55 @@ TOLERANCES: dict[str, Tolerance] = {
 }
 
 # Training is judged against the reference's own envelope: how far the reference drifts from itself under
-# float32 rounding alone. The envelope has ENVELOPE_RUNS members: the reference trained in float64, and
-# float32 runs from weights one ULP away with one-ULP noise in every gradient. The largest drift among
+# float32 rounding alone. The envelope has ENVELOPE_RUNS members: the reference trained in float64, the
+# reference with Burn's Adam arithmetic (below), and float32 runs from weights one ULP away with one-ULP
+# noise in every gradient. The largest drift among
 # them counts, as a running maximum over epochs. The port may be ENVELOPE_FACTOR times further away than
 # that (or within the float32 floor) before it is called divergent.
 # Measured: with a single one-ULP-nudged run (the first design) the faithful port left a 10x envelope on
 # 2 of 7 seeds, because the drift takes off at a random epoch (real file, seed 5: port 5.5e-5 at epoch 5
 # while that run was still at 6.6e-7). Gradient-dithered runs alone still missed bundled seed 7 (port 0.069
 # at epoch 17, dithered runs 0.003). The float64 member drifts like the port does (0.13 there).
-ENVELOPE_RUNS = 3
+# Burn 0.22's Adam is the same algorithm with other arithmetic: its bias corrections 1 - beta^t come from
+# f32 `powi` (repeated squaring, several ULP off for t in the hundreds, magnified by beta^t / (1 - beta^t)),
+# a systematic error of ~1e-6 relative in every update. Measured (bundled data, seed 1, same gradients fed to
+# both): Burn's Adam drifts 2.1e-7 from torch's in 100 steps, linearly, while one-ULP gradient noise stays at
+# 5e-8. In training that is 1.4e-6 in step loss by step 50 (torch's own variants: 1.2e-7); a ReLU kink
+# crossing at step 236 then turned it into 2.6e-4 in parameters after epoch 1, 570x the one-ULP envelope.
+# So the envelope has a member trained with that arithmetic (harness/reference/adam_f32.py, which matches
+# the port's Adam to 7.5e-9 over the same 100 steps): correct Burn code must not read as divergent.
+ENVELOPE_RUNS = 4
 ENVELOPE_FACTOR = 10.0
 ENVELOPE_FLOOR = 1e-5
-# End-to-end independent runs (own init, own shuffling): accuracy may differ by this much.
+# End-to-end independent runs (own init, own shuffling): a gap in mean test accuracy up to this many
+# percentage points does not matter.
 END_TO_END_ACCURACY_PP = 1.0
 # McNemar's test on prediction flips: a p-value below this calls the two models' errors different.
 MCNEMAR_ALPHA = 0.001
+# Whether a larger gap is real depends on the test set's size. Both sides predict the same n rows, so the
+# gap is a paired difference: with b rows right only for the reference and c right only for the port
+# (summed over seeds S), gap = (c - b) / (S n). If the port is as good as the reference, c is
+# Binomial(b + c, 1/2) given b + c (McNemar's exact test), so the noise in the gap is about
+# sqrt(b + c) / (S n): a fixed number of points is far too tight for 40 test rows (one flip = 2.5 points)
+# and right for thousands. The end-to-end gap therefore
+#   passes                when gap <= END_TO_END_ACCURACY_PP;
+#   fails                 when gap > END_TO_END_ACCURACY_PP and McNemar's p < MCNEMAR_ALPHA (it matters and
+#                         is not sampling noise);
+#   is inconclusive       otherwise: larger than what matters but within what the test set can tell from
+#                         noise. Reported as such, exit code 0; more test rows or --seeds decide it.
+# The allowed gap is max(END_TO_END_ACCURACY_PP, the largest |c - b| McNemar calls noise, over S n).
+# Even b = 0 needs c >= 11 for p = 2^(1 - c) < 0.001, so no gap of 1 point is decisive below 1,100
+# predictions (S n): the issue's 200-row file (40 test rows, one flip, p = 1) is inconclusive, while a
+# port at 46 % against 93 % on the same 40 rows (19 one-way flips, p = 4e-6) still fails.
+
+
+def check_tolerance(value: float, where: str) -> float:
+    """A user's rtol or atol: a finite number >= 0 (NaN would pass every check, a negative fail all)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise HarnessError(f"{where} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise HarnessError(f"{where} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def tolerance(key: str, overrides: dict[str, dict[str, float]] | None = None) -> Tolerance:

@@ -18,7 +18,11 @@ from harness.report.files import SCHEMA_PATH, report_json
 from harness.stages import STAGE_NAMES
 from harness.stages.base import Context
 
-FAULTS = {f["name"]: f["stage"] for f in available_faults()} | {"user-port": "config"}
+CATALOGUE = available_faults()
+# Faults the harness must report as a divergence (exit 1); the others make the port unable to answer
+# (a panic: ERROR, exit 2) and are tested below.
+FAULTS = {f["name"]: f["stage"] for f in CATALOGUE if f["outcome"] == "fail"} | {"user-port": "config"}
+CRASHES = {f["name"]: f["stage"] for f in CATALOGUE if f["outcome"] == "error"}
 
 
 def test_faithful_port_passes_every_stage(faithful_run) -> None:
@@ -52,6 +56,19 @@ def test_fault_fails_first_at_its_stage_with_a_hint(faithful_run, fault: str) ->
         failing = {r.stage for r in report.results if r.status == "FAIL"}
         assert {"config", "split", "scaler", "loss", "train", "metrics"} <= failing
         assert all(r.hint for r in report.results if r.status == "FAIL")
+
+
+@pytest.mark.parametrize("fault", sorted(CRASHES))
+def test_a_port_that_panics_is_an_error_at_its_stage(faithful_run, fault: str) -> None:
+    base, _ = faithful_run
+    ctx = Context(base.cfg.with_(fault=fault))
+    share_reference(base, ctx)
+    report = run_with(ctx)
+    errored = [r for r in report.results if r.status == "ERROR"]
+    assert report.exit_code == 2
+    assert errored and errored[0].stage == CRASHES[fault], [(r.stage, r.status, r.error) for r in report.results]
+    assert "the port panicked: index out of bounds" in errored[0].error
+    assert "\n" not in errored[0].error
 
 
 def test_failing_element_is_named_with_minimum_tolerance(faithful_run) -> None:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from harness.config import RunConfig
+from harness.reference.adam_f32 import Float32Adam
 from harness.reference.model import Params, build, get_params
 
 
@@ -39,10 +40,9 @@ def backward(params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Param
     return float(loss.item()), grads
 
 
-def make_adam(model: nn.Module, cfg: RunConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(
-        model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay
-    )
+def make_adam(model: nn.Module, cfg: RunConfig, float32_form: bool = False) -> torch.optim.Optimizer:
+    kind = Float32Adam if float32_form else torch.optim.Adam
+    return kind(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
 
 
 def adam_state(model: nn.Module, opt: torch.optim.Adam) -> dict:
@@ -52,7 +52,7 @@ def adam_state(model: nn.Module, opt: torch.optim.Adam) -> dict:
         s = opt.state.get(p, {})
         if not s:
             return {"step": 0, "exp_avg": {}, "exp_avg_sq": {}}
-        state["step"] = int(s["step"].item())
+        state["step"] = int(s["step"])
         state["exp_avg"][name] = s["exp_avg"].numpy().copy()
         state["exp_avg_sq"][name] = s["exp_avg_sq"].numpy().copy()
     return state
@@ -104,6 +104,7 @@ def train(
     on_epoch: object = None,
     dither_seed: int | None = None,
     float64: bool = False,
+    float32_adam: bool = False,
 ) -> Trace:
     """The user's loop with an explicit initialization and batch order.
 
@@ -111,7 +112,8 @@ def train(
     optimizer step: the rounding noise a port's different summation order puts into its gradients,
     which Adam amplifies where a gradient is near zero. The harness uses that run as the reference's
     own chaos envelope. `float64` trains in double precision: the float32 run's distance from it is
-    float32 rounding noise itself, the other yardstick of the envelope.
+    float32 rounding noise itself, the other yardstick of the envelope. `float32_adam` trains with
+    Adam's other legitimate arithmetic (harness/reference/adam_f32.py).
     """
     torch.set_num_threads(1)
     model = build(init)
@@ -119,7 +121,7 @@ def train(
         model = model.double()
         x, y = x.astype(np.float64), y.astype(np.float64)
     dither = torch.Generator().manual_seed(dither_seed) if dither_seed is not None else None
-    opt = make_adam(model, cfg)
+    opt = make_adam(model, cfg, float32_form=float32_adam)
     criterion = nn.BCELoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     step_loss: list[float] = []

@@ -3,23 +3,35 @@
 
 use crate::faults::{Fault, Faults};
 
+/// The training hyperparameters, by the reference's names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
+    /// Learning rate passed to every `optimizer.step`.
     pub lr: f64,
+    /// Adam's beta_1.
     pub beta1: f64,
+    /// Adam's beta_2.
     pub beta2: f64,
+    /// Adam's epsilon.
     pub eps: f64,
+    /// Weight decay (none in the reference).
     pub weight_decay: f64,
     /// Per-parameter gradient norm clipping (Burn's GradientClippingConfig::Norm), if any.
     pub clip_norm: Option<f32>,
+    /// Rows per batch.
     pub batch_size: usize,
+    /// Epochs.
     pub epochs: usize,
+    /// Probability above which the metric predicts class 1.
     pub threshold: f32,
+    /// Share of rows held out for testing.
     pub test_size: f64,
+    /// Seed of the train/test split.
     pub split_seed: u32,
 }
 
 impl TrainConfig {
+    /// The reference script's values.
     pub fn reference() -> Self {
         Self {
             lr: 1e-3,

@@ -1,34 +1,29 @@
-//! The user's original commands, on the faithful port:
-//!   test-training-data, test-bce-loss, test-label-percentage, train
+//! The user's original commands, on the faithful port, and the subprocess server:
+//!   test-training-data, test-bce-loss, test-label-percentage, train, serve
 //! Options: --data PATH, --label NAME, --backend flex|ndarray, --epochs N, --seed N, --fault NAME.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn::tensor::{Tensor, TensorData};
-use burn_port::backend::{BackendKind, DEFAULT_BACKEND};
-use burn_port::data::load_csv;
-use burn_port::error::{input, Result};
-use burn_port::faults::Faults;
+use burn_diff::error::{input, Result};
+use burn_diff::layout::values;
+use burn_diff::{Matrix64, Port, TrainRequest};
+use burn_port::backend::DEFAULT_BACKEND;
 use burn_port::loss::bce_on_probabilities;
-use burn_port::model::to_vec;
-use burn_port::scaler;
-use burn_port::split::train_test_split;
-use burn_port::train::{self, Matrix, TrainRequest};
-use burn_port::with_backend;
+use burn_port::ClassifierPort;
 
 const USAGE: &str =
-    "usage: burn-port <test-training-data|test-bce-loss|test-label-percentage|train> \
+    "usage: burn-port <test-training-data|test-bce-loss|test-label-percentage|train|serve> \
 [--data PATH] [--label NAME] [--backend flex|ndarray] [--epochs N] [--seed N] [--fault NAME]";
 
 struct Args {
     command: String,
     data: PathBuf,
     label: String,
-    backend: BackendKind,
     epochs: usize,
     seed: u64,
-    faults: Faults,
+    port: ClassifierPort,
 }
 
 fn parse_args() -> Result<Args> {
@@ -37,15 +32,15 @@ fn parse_args() -> Result<Args> {
         return input(USAGE);
     };
     let default_data =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/demo_training_data.csv");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../data/demo_training_data.csv");
+    let (mut backend, mut fault) = (DEFAULT_BACKEND.to_string(), String::new());
     let mut a = Args {
         command,
         data: default_data,
         label: "label".into(),
-        backend: BackendKind::parse(DEFAULT_BACKEND)?,
         epochs: 20,
         seed: 0,
-        faults: Faults::none(),
+        port: ClassifierPort::new(DEFAULT_BACKEND, "", 20)?,
     };
     while let Some(flag) = it.next() {
         let Some(value) = it.next() else {
@@ -58,81 +53,55 @@ fn parse_args() -> Result<Args> {
         match flag.as_str() {
             "--data" => a.data = PathBuf::from(value),
             "--label" => a.label = value,
-            "--backend" => a.backend = BackendKind::parse(&value)?,
-            "--epochs" => a.epochs = number(&value)? as usize,
+            "--backend" => backend = value,
+            "--epochs" => {
+                a.epochs = number(&value)? as usize;
+                if a.epochs == 0 {
+                    return input("--epochs: must be at least 1");
+                }
+            }
             "--seed" => a.seed = number(&value)?,
-            "--fault" => a.faults = Faults::parse(&value)?,
+            "--fault" => fault = value,
             other => return input(format!("unknown option '{other}'; {USAGE}")),
         }
     }
+    a.port = ClassifierPort::new(&backend, &fault, a.epochs)?;
     Ok(a)
-}
-
-struct Prepared {
-    names: Vec<String>,
-    /// Scaled training features in f64, before the cast to f32 (what the check scripts print).
-    x_train64: Vec<f64>,
-    x_train: Matrix,
-    y_train: Vec<f32>,
-    x_test: Matrix,
-    y_test: Vec<f32>,
-}
-
-fn prepare(a: &Args) -> Result<Prepared> {
-    let ds = load_csv(&a.data, &a.label, &a.faults)?;
-    let d = ds.n_features();
-    let sp = train_test_split(ds.n_rows, 0.2, 42, &a.faults)?;
-    let all: Vec<usize> = (0..ds.n_rows).collect();
-    let sc = scaler::fit(&ds.features, d, &all, &sp.train, &a.faults);
-    let pick = |rows: &[usize]| rows.iter().map(|&i| ds.labels[i]).collect::<Vec<f32>>();
-    let x_train64 = sp
-        .train
-        .iter()
-        .flat_map(|&r| (0..d).map(move |j| (r, j)))
-        .map(|(r, j)| (ds.features[r * d + j] - sc.mean[j]) / sc.scale[j])
-        .collect();
-    Ok(Prepared {
-        names: ds.feature_names.clone(),
-        x_train64,
-        x_train: Matrix::new(
-            scaler::transform(&ds.features, d, &sp.train, &sc),
-            sp.train.len(),
-            d,
-        )?,
-        y_train: pick(&sp.train),
-        x_test: Matrix::new(
-            scaler::transform(&ds.features, d, &sp.test, &sc),
-            sp.test.len(),
-            d,
-        )?,
-        y_test: pick(&sp.test),
-    })
 }
 
 fn test_training_data(a: &Args) -> Result<()> {
     println!("=== Training Data Check (Rust) ===");
-    let p = prepare(a)?;
+    let table = a.port.load_csv(&a.data, &a.label)?;
+    let p = a.port.prepare(&a.data, &a.label, 0.2, 42)?;
     println!("\nDataset sizes:");
     println!("Train: {} Test: {}", p.x_train.n, p.x_test.n);
+    // The check script prints the scaled features in f64, before the cast to f32.
+    let d = table.features.d;
+    let raw = Matrix64::new(table.features.rows(&p.split.train), p.split.train.len(), d)?;
+    let x64: Vec<f64> = raw
+        .data
+        .iter()
+        .enumerate()
+        .map(|(k, v)| (v - p.scaler.mean[k % d]) / p.scaler.scale[k % d])
+        .collect();
     println!("\nFeature statistics (first 3):");
-    let d = p.x_train.d;
     for j in 0..3.min(d) {
-        let col: Vec<f64> = (0..p.x_train.n).map(|i| p.x_train64[i * d + j]).collect();
+        let col: Vec<f64> = (0..raw.n).map(|i| x64[i * d + j]).collect();
         let n = col.len() as f64;
         let mean = col.iter().sum::<f64>() / n;
         // Population std, as numpy's .std() in the reference's check script.
         let std = (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
         let min = col.iter().cloned().fold(f64::INFINITY, f64::min);
         let max = col.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        println!("\nFeature {j} ({}):", p.names[j]);
+        println!("\nFeature {j} ({}):", p.feature_names[j]);
         println!("Mean:   {mean:.4}");
         println!("StdDev: {std:.4}");
         println!("Min:    {min:.4}");
         println!("Max:    {max:.4}");
     }
     println!("\nSample values (first 3 samples, first 3 features):");
-    for i in 0..3.min(p.x_train.n) {
-        let s: Vec<String> = p.x_train64[i * d..i * d + 3.min(d)]
+    for i in 0..3.min(raw.n) {
+        let s: Vec<String> = x64[i * d..i * d + 3.min(d)]
             .iter()
             .map(|v| format!("{v:.8}"))
             .collect();
@@ -142,8 +111,7 @@ fn test_training_data(a: &Args) -> Result<()> {
 }
 
 fn test_bce_loss(a: &Args) -> Result<()> {
-    type B = burn_port::backend::NdArrayAd;
-    let device = Default::default();
+    let device = a.port.backend.device().autodiff();
     let targets = vec![1.0f32, 0.0, 1.0, 0.0];
     let cases = [
         ("Perfect predictions", vec![1.0f32, 0.0, 1.0, 0.0]),
@@ -157,13 +125,13 @@ fn test_bce_loss(a: &Args) -> Result<()> {
             .join(", ")
     };
     for (i, (name, preds)) in cases.iter().enumerate() {
-        let p = Tensor::<B, 1>::from_data(TensorData::new(preds.clone(), [4]), &device);
-        let y = Tensor::from_data(TensorData::new(targets.clone(), [4]), &device);
-        let loss = bce_on_probabilities::<B>(p, y, &a.faults);
+        let p = Tensor::<1>::from_data(TensorData::new(preds.clone(), [4]), &device);
+        let y = Tensor::<1>::from_data(TensorData::new(targets.clone(), [4]), &device);
+        let loss = bce_on_probabilities(p, y, &a.port.faults);
         println!("\nTest Case {} - {name}:", i + 1);
         println!("Predictions: tensor([{}])", fmt(preds));
         println!("Targets:     tensor([{}])", fmt(&targets));
-        println!("Loss:        {:.8}", to_vec(loss.value)[0]);
+        println!("Loss:        {:.8}", values(loss.value)[0]);
     }
     Ok(())
 }
@@ -184,9 +152,8 @@ fn label_distribution(name: &str, y: &[f32]) {
 }
 
 fn train_cmd(a: &Args) -> Result<()> {
-    let p = prepare(a)?;
+    let p = a.port.prepare(&a.data, &a.label, 0.2, 42)?;
     println!("Train set: {}, Test set: {}", p.x_train.n, p.x_test.n);
-    let (x_test, y_test) = (p.x_test, p.y_test);
     let req = TrainRequest {
         x: p.x_train,
         y: p.y_train,
@@ -195,32 +162,23 @@ fn train_cmd(a: &Args) -> Result<()> {
         epochs: a.epochs,
         seed: a.seed,
         record_steps: 0,
-        on_epoch: None,
     };
     let t0 = std::time::Instant::now();
-    let (losses, acc) = with_backend!(a.backend, B => {
-        let device = Default::default();
-        let trace = train::train::<B>(req, &a.faults, &device)?;
-        let inner = Default::default();
-        let (_, acc) = train::evaluate::<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>(
-            &trace.final_params, &x_test, &y_test, &a.faults, &inner)?;
-        (trace.epoch_loss, acc)
-    });
-    for (e, l) in losses.iter().enumerate() {
-        println!("Epoch {}/{}: loss {l:.6}", e + 1, a.epochs);
-    }
+    let epochs = a.epochs;
+    let mut progress = |e: usize, l: f64| println!("Epoch {e}/{epochs}: loss {l:.6}");
+    let trace = a.port.train(req, &mut progress)?;
+    let (_, acc) = a.port.evaluate(&trace.final_params, &p.x_test, &p.y_test)?;
     println!("Test accuracy: {:.2}%", 100.0 * acc);
     println!("Training complete! ({:.2} s)", t0.elapsed().as_secs_f64());
     Ok(())
 }
 
-fn run() -> Result<()> {
-    let a = parse_args()?;
+fn run(a: Args) -> Result<()> {
     match a.command.as_str() {
         "test-training-data" => test_training_data(&a),
         "test-bce-loss" => test_bce_loss(&a),
         "test-label-percentage" => {
-            let p = prepare(&a)?;
+            let p = a.port.prepare(&a.data, &a.label, 0.2, 42)?;
             label_distribution("Train", &p.y_train);
             label_distribution("Test", &p.y_test);
             Ok(())
@@ -231,11 +189,22 @@ fn run() -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.command == "serve" {
+        return burn_diff::serve(args.port);
+    }
     // Errors are one line on stderr with exit code 2; a panic is reported the same way.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("error: internal error in the Burn port: {info}");
+        let msg = info.to_string().replace('\n', " ");
+        eprintln!("error: internal error in the Burn port: {msg}");
     }));
-    match std::panic::catch_unwind(run) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(args))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("error: {e}");

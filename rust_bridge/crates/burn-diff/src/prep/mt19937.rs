@@ -4,6 +4,7 @@
 const N: usize = 624;
 const M: usize = 397;
 
+/// The generator.
 pub struct Mt19937 {
     state: [u32; N],
     pos: usize,
@@ -38,6 +39,7 @@ impl Mt19937 {
         self.pos = 0;
     }
 
+    /// The next 32 random bits.
     pub fn next_u32(&mut self) -> u32 {
         if self.pos >= N {
             self.generate();

@@ -2,33 +2,60 @@
 //! port exactly as it happens in Burn code. Off by default; selected by name at run time. The
 //! harness never reads this switch to diagnose: it only sees the port's numbers.
 
-use crate::error::{input, Result};
+use burn_diff::error::{input, Result};
 
+/// A real way a PyTorch-to-Burn port goes wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fault {
+    /// CSV features parsed into f32.
     F32Parse,
+    /// The port's own shuffle instead of sklearn's split.
     UnseededSplit,
+    /// Scaler fitted on the training rows only.
     ScalerTrainOnly,
+    /// Scaler statistics accumulated in f32.
     ScalerF32,
+    /// Sample (n-1) standard deviation.
     SampleStd,
+    /// PyTorch weights reshaped, not transposed.
     WeightsReshaped,
+    /// The second ReLU left out.
     MissingRelu,
+    /// BCE without the log clamp (Burn 0.16).
     UnclampedBce,
+    /// Burn's own BCE: NaN gradient at p in {0, 1}.
     BurnStockBce,
+    /// Logits from forward and BCE with logits.
     LogitsBce,
+    /// Burn's default Adam epsilon 1e-5.
     AdamEps,
+    /// Gradient clipping by norm 1.0.
     GradClip,
+    /// Learning rate 1e-4.
     Lr1e4,
+    /// The optimizer re-created every step.
     AdamStateReset,
+    /// Epoch loss weighted by batch size.
     WeightedEpochLoss,
+    /// Accuracy by argmax over a [B, 1] output.
     ArgmaxAccuracy,
+    /// `transform` indexes a vector it never filled: a panic.
+    TransformPanics,
 }
 
+/// What the catalogue says of a fault.
 pub struct FaultInfo {
+    /// The name `--fault` takes.
     pub name: &'static str,
+    /// The stage that must catch it first.
     pub stage: &'static str,
+    /// What the port does wrong.
     pub description: &'static str,
+    /// What fixes it, in Burn 0.22 code.
     pub fix: &'static str,
+    /// What the harness must report: "fail" (a divergence, exit 1) or "error" (the port could not
+    /// answer, exit 2).
+    pub outcome: &'static str,
 }
 
 /// Faults that make up the port of the original report, all at once.
@@ -44,6 +71,7 @@ pub const USER_PORT: &[Fault] = &[
     Fault::WeightedEpochLoss,
 ];
 
+/// Every fault, in catalogue order.
 pub const ALL: &[Fault] = &[
     Fault::AdamEps,
     Fault::GradClip,
@@ -61,9 +89,11 @@ pub const ALL: &[Fault] = &[
     Fault::AdamStateReset,
     Fault::WeightedEpochLoss,
     Fault::ArgmaxAccuracy,
+    Fault::TransformPanics,
 ];
 
 impl Fault {
+    /// The catalogue entry.
     pub fn info(self) -> FaultInfo {
         let (name, stage, description, fix) = match self {
             Fault::F32Parse => (
@@ -162,12 +192,24 @@ impl Fault {
                 "accuracy by argmax over the [B, 1] output (burn-train's AccuracyMetric): always class 0",
                 "threshold the sigmoid output at 0.5 instead of taking argmax over one column",
             ),
+            Fault::TransformPanics => (
+                "transform-panics",
+                "scaler",
+                "transform divides by a per-feature vector it allocated but never filled: index out of bounds",
+                "fill the divisors (one per feature) before indexing them, or index `scale` directly",
+            ),
+        };
+        let outcome = if self == Fault::TransformPanics {
+            "error"
+        } else {
+            "fail"
         };
         FaultInfo {
             name,
             stage,
             description,
             fix,
+            outcome,
         }
     }
 }
@@ -177,6 +219,7 @@ impl Fault {
 pub struct Faults(Vec<Fault>);
 
 impl Faults {
+    /// No faults: the faithful port.
     pub fn none() -> Self {
         Self(Vec::new())
     }
@@ -211,10 +254,12 @@ impl Faults {
         Ok(Self(out))
     }
 
+    /// Whether `f` is on.
     pub fn has(&self, f: Fault) -> bool {
         self.0.contains(&f)
     }
 
+    /// The names of the faults that are on.
     pub fn names(&self) -> Vec<&'static str> {
         self.0.iter().map(|f| f.info().name).collect()
     }

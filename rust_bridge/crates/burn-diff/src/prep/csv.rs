@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use crate::contract::Table;
 use crate::error::{input, Result};
-use crate::faults::{Fault, Faults};
+use crate::tensor::Matrix64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -13,26 +14,7 @@ enum Kind {
     Float,
 }
 
-#[derive(Debug, Clone)]
-pub struct Dataset {
-    pub feature_names: Vec<String>,
-    /// Parsed dtype per feature, in pandas' names (int64, bool, float64).
-    pub dtypes: Vec<String>,
-    /// Row-major [n_rows, n_features], every value widened to f64 as the reference does.
-    pub features: Vec<f64>,
-    /// 0.0 or 1.0 per row.
-    pub labels: Vec<f32>,
-    pub label_name: String,
-    pub n_rows: usize,
-}
-
-impl Dataset {
-    pub fn n_features(&self) -> usize {
-        self.feature_names.len()
-    }
-}
-
-fn parse_cell(cell: &str, as_f32: bool) -> Option<(f64, Kind)> {
+fn parse_cell(cell: &str) -> Option<(f64, Kind)> {
     let s = cell.trim();
     match s {
         "true" | "True" | "TRUE" => return Some((1.0, Kind::Bool)),
@@ -42,21 +24,19 @@ fn parse_cell(cell: &str, as_f32: bool) -> Option<(f64, Kind)> {
     if let Ok(i) = s.parse::<i64>() {
         return Some((i as f64, Kind::Int));
     }
-    let v = if as_f32 {
-        s.parse::<f32>().ok().map(f64::from)?
-    } else {
-        s.parse::<f64>().ok()?
-    };
-    Some((v, Kind::Float))
+    Some((s.parse::<f64>().ok()?, Kind::Float))
 }
 
 /// Loads `path`, taking `label` as the target column and every other column as a feature.
-pub fn load_csv(path: &Path, label: &str, faults: &Faults) -> Result<Dataset> {
+pub fn read_csv(path: &Path, label: &str) -> Result<Table> {
     let shown = path.display();
     if !path.is_file() {
         return input(format!("data file '{shown}' not found"));
     }
-    let mut reader = match csv::ReaderBuilder::new().has_headers(true).from_path(path) {
+    let mut reader = match ::csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(path)
+    {
         Ok(r) => r,
         Err(e) => return input(format!("cannot read data file '{shown}': {e}")),
     };
@@ -76,7 +56,6 @@ pub fn load_csv(path: &Path, label: &str, faults: &Faults) -> Result<Dataset> {
     if headers.len() < 2 {
         return input(format!("data file '{shown}' has no feature columns"));
     }
-    let as_f32 = faults.has(Fault::F32Parse);
     let n_cols = headers.len();
     let mut kinds: Vec<Option<Kind>> = vec![None; n_cols];
     let mut features = Vec::new();
@@ -99,11 +78,11 @@ pub fn load_csv(path: &Path, label: &str, faults: &Faults) -> Result<Dataset> {
                 if !label_values.contains(&key) {
                     label_values.push(key);
                 }
-                let (v, _) = parse_cell(cell, false).unwrap_or((f64::NAN, Kind::Float));
+                let (v, _) = parse_cell(cell).unwrap_or((f64::NAN, Kind::Float));
                 labels.push(if v == 1.0 { 1.0f32 } else { 0.0 });
                 continue;
             }
-            let Some((v, kind)) = parse_cell(cell, as_f32) else {
+            let Some((v, kind)) = parse_cell(cell) else {
                 return input(format!(
                     "line {line}, column '{name}': '{}' is not a number or true/false",
                     cell.trim()
@@ -147,18 +126,17 @@ pub fn load_csv(path: &Path, label: &str, faults: &Faults) -> Result<Dataset> {
         .map(|(_, k)| match k {
             Some(Kind::Bool) => "bool",
             Some(Kind::Int) => "int64",
-            _ if as_f32 => "float32",
             _ => "float64",
         })
         .map(String::from)
         .collect();
-    Ok(Dataset {
+    let d = feature_names.len();
+    Ok(Table {
         feature_names,
         dtypes,
-        features,
+        features: Matrix64::new(features, n_rows, d)?,
         labels,
         label_name: label.to_string(),
-        n_rows,
     })
 }
 
@@ -200,10 +178,8 @@ mod tests {
                 static COUNTER: std::sync::atomic::AtomicUsize =
                     std::sync::atomic::AtomicUsize::new(0);
                 let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let p = std::env::temp_dir().join(format!(
-                    "burn_port_data_test_{}_{n}.csv",
-                    std::process::id()
-                ));
+                let p = std::env::temp_dir()
+                    .join(format!("burn_diff_csv_test_{}_{n}.csv", std::process::id()));
                 let mut f = std::fs::File::create(&p).unwrap();
                 f.write_all(content.as_bytes()).unwrap();
                 Self(p)
@@ -219,9 +195,9 @@ mod tests {
     #[test]
     fn parses_bools_ints_and_floats() {
         let f = write("a,b,c,label\n1,true,0.5,true\n2,false,1.5,false\n");
-        let d = load_csv(&f.0, "label", &Faults::none()).unwrap();
+        let d = read_csv(&f.0, "label").unwrap();
         assert_eq!(d.dtypes, vec!["int64", "bool", "float64"]);
-        assert_eq!(d.features, vec![1.0, 1.0, 0.5, 2.0, 0.0, 1.5]);
+        assert_eq!(d.features.data, vec![1.0, 1.0, 0.5, 2.0, 0.0, 1.5]);
         assert_eq!(d.labels, vec![1.0, 0.0]);
     }
 
@@ -238,13 +214,11 @@ mod tests {
         ];
         for (content, expected) in cases {
             let f = write(content);
-            let err = load_csv(&f.0, "label", &Faults::none())
-                .unwrap_err()
-                .to_string();
+            let err = read_csv(&f.0, "label").unwrap_err().to_string();
             assert!(err.contains(expected), "{content:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
-        let err = load_csv(Path::new("/nonexistent.csv"), "label", &Faults::none()).unwrap_err();
+        let err = read_csv(Path::new("/nonexistent.csv"), "label").unwrap_err();
         assert!(err.to_string().contains("not found"));
     }
 }

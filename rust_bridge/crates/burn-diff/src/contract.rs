@@ -1,0 +1,234 @@
+//! The port contract: what the harness asks of a port, stage by stage. Implement [`Port`] for your
+//! port, then hand it to [`crate::serve`] (subprocess transport) or wrap it in an extension
+//! (in-process transport). Every value is in PyTorch's layout and naming; converting to Burn's is
+//! the port's business (see [`crate::layout`]).
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::error::{PortError, Result};
+use crate::tensor::{Matrix, Matrix64, Params};
+
+/// Who the port is: reported by `hello` and shown in reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortInfo {
+    /// A name for the port (a crate name, say).
+    pub name: String,
+    /// The Burn backend it runs on (`flex`, `ndarray`, ...).
+    pub backend: String,
+    /// Deliberate faults switched on, if the port has such a switch; empty otherwise.
+    pub faults: Vec<String>,
+}
+
+/// A CSV file as the port parsed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Feature column names, in file order, without the label.
+    pub feature_names: Vec<String>,
+    /// How each feature column was parsed (`float64`, `bool`, ...).
+    pub dtypes: Vec<String>,
+    /// The label column's name.
+    pub label_name: String,
+    /// Features, `[rows, features]`.
+    pub features: Matrix64,
+    /// Labels, one per row.
+    pub labels: Vec<f32>,
+}
+
+/// Row indices of a train/test split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitIndices {
+    /// Training rows, in the order the port uses them.
+    pub train: Vec<usize>,
+    /// Test rows.
+    pub test: Vec<usize>,
+}
+
+/// A fitted standard scaler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalerStats {
+    /// Per-feature mean.
+    pub mean: Vec<f64>,
+    /// Per-feature variance.
+    pub var: Vec<f64>,
+    /// Per-feature divisor used by `transform`.
+    pub scale: Vec<f64>,
+}
+
+/// The port's whole data preparation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    /// Feature names.
+    pub feature_names: Vec<String>,
+    /// The split.
+    pub split: SplitIndices,
+    /// The fitted scaler.
+    pub scaler: ScalerStats,
+    /// Scaled training rows, in split order.
+    pub x_train: Matrix,
+    /// Training labels.
+    pub y_train: Vec<f32>,
+    /// Scaled test rows.
+    pub x_test: Matrix,
+    /// Test labels.
+    pub y_test: Vec<f32>,
+}
+
+/// Hyperparameters the port really uses, by the reference's names (`lr`, `eps`, ...).
+pub type EffectiveConfig = Map<String, Value>;
+
+/// Parameters loaded into the port's model and read back, with the port's own shapes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Roundtrip {
+    /// The parameters read back, in PyTorch's layout.
+    pub params: Params,
+    /// Each parameter's shape as the port's model stores it (Burn's layout).
+    pub layouts: Vec<(String, Vec<usize>)>,
+}
+
+/// Every layer's output, by layer name, in forward order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activations(pub Vec<(String, Matrix)>);
+
+/// Optimizer state in PyTorch's naming: the step count and one named group per slot
+/// (`exp_avg`, `exp_avg_sq` for Adam).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OptimState {
+    /// Steps taken so far (torch's `step`).
+    pub step: u64,
+    /// Named slots, each holding one tensor per parameter.
+    pub slots: Vec<(String, Params)>,
+}
+
+impl OptimState {
+    /// The slot called `name`.
+    pub fn slot(&self, name: &str) -> Result<&Params> {
+        self.slots
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p)
+            .ok_or_else(|| PortError::Shape(format!("optimizer state has no slot '{name}'")))
+    }
+}
+
+/// A training run the harness controls: data, initialization and batch order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainRequest {
+    /// Training features, `[n, d]`.
+    pub x: Matrix,
+    /// Training labels.
+    pub y: Vec<f32>,
+    /// Initial parameters; the port initializes itself when absent.
+    pub init: Option<Params>,
+    /// One permutation of the training rows per epoch; the port shuffles itself when absent.
+    pub orders: Option<Vec<Vec<usize>>>,
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Seed for the port's own initialization and shuffling.
+    pub seed: u64,
+    /// Record parameters and gradients after each of the first `record_steps` steps.
+    pub record_steps: usize,
+}
+
+/// What a training run did, step by step.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrainTrace {
+    /// Loss of every step.
+    pub step_loss: Vec<f32>,
+    /// The epoch loss as the port reports it.
+    pub epoch_loss: Vec<f64>,
+    /// The parameters training started from.
+    pub init: Params,
+    /// The parameters after the last step.
+    pub final_params: Params,
+    /// Parameters after each epoch.
+    pub epoch_params: Vec<Params>,
+    /// Parameters after each recorded step.
+    pub step_params: Vec<Params>,
+    /// Gradients of each recorded step, as the optimizer received them.
+    pub step_grads: Vec<Params>,
+    /// The batch order of each epoch.
+    pub orders: Vec<Vec<usize>>,
+    /// The optimizer state after the last step.
+    pub state: OptimState,
+}
+
+/// Progress callback of [`Port::train`]: `(epoch, epoch loss)` after each epoch, from 1.
+pub type Progress<'a> = &'a mut (dyn FnMut(usize, f64) + Send);
+
+/// A port of the reference, as the harness drives it. Each method is one stage's question; the
+/// harness feeds it the reference's inputs (teacher forcing), so each answer can be compared alone.
+pub trait Port: Send + Sync {
+    /// Name, backend and switched-on faults.
+    fn info(&self) -> PortInfo;
+
+    /// Parses the CSV file at `path`, with `label` as the label column.
+    fn load_csv(&self, path: &Path, label: &str) -> Result<Table>;
+
+    /// Splits `n` rows into train and test rows.
+    fn split(&self, n: usize, test_size: f64, seed: u32) -> Result<SplitIndices>;
+
+    /// Fits the scaler to `x` (raw features of every row); `train_rows` are the training rows, for
+    /// ports that fit on those only.
+    fn fit_scaler(&self, x: &Matrix64, train_rows: &[usize]) -> Result<ScalerStats>;
+
+    /// Scales every row of `x` with `mean` and `scale`, to float32.
+    fn transform(&self, x: &Matrix64, mean: &[f64], scale: &[f64]) -> Result<Matrix>;
+
+    /// The port's whole preparation: load, split, fit, transform. The default composes the above.
+    fn prepare(&self, path: &Path, label: &str, test_size: f64, seed: u32) -> Result<Prepared> {
+        let table = self.load_csv(path, label)?;
+        let split = self.split(table.features.n, test_size, seed)?;
+        let scaler = self.fit_scaler(&table.features, &split.train)?;
+        let pick = |rows: &[usize]| -> Result<(Matrix, Vec<f32>)> {
+            let x = Matrix64::new(table.features.rows(rows), rows.len(), table.features.d)?;
+            let y = rows.iter().map(|&i| table.labels[i]).collect();
+            Ok((self.transform(&x, &scaler.mean, &scaler.scale)?, y))
+        };
+        let (x_train, y_train) = pick(&split.train)?;
+        let (x_test, y_test) = pick(&split.test)?;
+        Ok(Prepared {
+            feature_names: table.feature_names,
+            split,
+            scaler,
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+        })
+    }
+
+    /// The hyperparameters the port really uses.
+    fn effective_config(&self) -> Result<EffectiveConfig>;
+
+    /// Loads `params` into the port's model and reads them back.
+    fn roundtrip(&self, params: &Params, n_features: usize) -> Result<Roundtrip>;
+
+    /// Every layer's output on `x` with `params`.
+    fn forward(&self, params: &Params, x: &Matrix) -> Result<Activations>;
+
+    /// The loss on predictions `p` against targets `y`, and its gradient with respect to `p`.
+    fn loss(&self, p: &[f32], y: &[f32]) -> Result<(f32, Vec<f32>)>;
+
+    /// Loss and gradients of every parameter for one batch.
+    fn backward(&self, params: &Params, x: &Matrix, y: &[f32]) -> Result<(f32, Params)>;
+
+    /// One optimizer step from `params` with `grads`, starting from `state` (a fresh optimizer when
+    /// `None`). Returns the new parameters and state.
+    fn optimizer_step(
+        &self,
+        params: &Params,
+        grads: &Params,
+        state: Option<&OptimState>,
+    ) -> Result<(Params, OptimState)>;
+
+    /// Trains as the port's training loop does, with the harness's initialization and order.
+    fn train(&self, req: TrainRequest, progress: Progress<'_>) -> Result<TrainTrace>;
+
+    /// Predictions on `x` and the port's metric against `y`.
+    fn evaluate(&self, params: &Params, x: &Matrix, y: &[f32]) -> Result<(Vec<f32>, f64)>;
+
+    /// The port's metric on given predictions.
+    fn accuracy(&self, probs: &[f32], y: &[f32]) -> Result<f64>;
+}

@@ -1,0 +1,38 @@
+//! The port's optimizer: Burn's own Adam, configured as the reference's, through Burn's
+//! `ModuleOptimizer`. Its state crosses the contract with `burn_diff::optim`.
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::store::ModuleSnapshot;
+
+use crate::config::TrainConfig;
+use crate::faults::{Fault, Faults};
+
+/// The optimizer as the port creates it: `AdamConfig::new().with_epsilon(1e-8)`, plus whatever the
+/// active faults change (Burn's default epsilon, gradient clipping).
+pub fn adam(cfg: &TrainConfig) -> ModuleOptimizer {
+    let mut c = AdamConfig::new()
+        .with_beta_1(cfg.beta1 as f32)
+        .with_beta_2(cfg.beta2 as f32)
+        .with_epsilon(cfg.eps as f32);
+    if let Some(max_norm) = cfg.clip_norm {
+        c = c.with_grad_clipping(Some(GradientClippingConfig::Norm(max_norm)));
+    }
+    c.init()
+}
+
+/// The step the port takes: Burn's `ModuleOptimizer::step` with the configured learning rate.
+/// With the adam-state-reset fault the port re-creates its optimizer before every step, as a
+/// training loop that builds the optimizer inside the loop does.
+pub fn step<M: ModuleSnapshot + Clone>(
+    optim: &mut ModuleOptimizer,
+    cfg: &TrainConfig,
+    model: M,
+    grads: GradientsParams,
+    faults: &Faults,
+) -> M {
+    if faults.has(Fault::AdamStateReset) {
+        *optim = adam(cfg);
+    }
+    optim.step(cfg.lr, model, grads)
+}

@@ -1,0 +1,89 @@
+"""The Rust side of both transports: `burn-port serve` (the subprocess transport) gives the same stage
+statuses as the in-process extension for every fault; the user-port example passes `diff all` as a
+subprocess; a panic in the port's code is an ERROR with one line and exit code 2 on both transports."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.config import BUNDLED_DATA, RunConfig
+from harness.faults import share_reference
+from harness.pipeline import run_with
+from harness.port import available_faults
+from harness.stages.base import Context
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = ROOT / "rust_bridge" / "target" / "debug"
+BURN_PORT = TARGET / "burn-port"
+USER_PORT = TARGET / "user-port"
+
+needs_binaries = pytest.mark.skipif(
+    not (BURN_PORT.is_file() and USER_PORT.is_file()),
+    reason="the workspace binaries are not built (cd rust_bridge && cargo build)",
+)
+# Statuses do not depend on the length of training; two epochs keep 18 runs per transport cheap.
+EPOCHS = 2
+
+
+def serve(*args: str) -> str:
+    return shlex.join([str(BURN_PORT), "serve", *args])
+
+
+def statuses(ctx: Context) -> dict[str, str]:
+    report = run_with(ctx)
+    ctx.close()
+    return {r.stage: r.status for r in report.results}
+
+
+@needs_binaries
+def test_every_fault_gives_the_same_statuses_over_both_transports() -> None:
+    cfg = RunConfig(data=BUNDLED_DATA, epochs=EPOCHS)
+    base = Context(cfg)
+    faithful_in = statuses(base)
+    assert set(faithful_in.values()) == {"PASS"}, faithful_in
+    for fault in ["", *(f["name"] for f in available_faults()), "user-port"]:
+        inproc = Context(cfg.with_(fault=fault))
+        share_reference(base, inproc)
+        sub = Context(cfg.with_(port_cmd=serve("--fault", fault or "none", "--epochs", str(EPOCHS))))
+        share_reference(base, sub)
+        a, b = statuses(inproc), statuses(sub)
+        assert a == b, f"fault {fault or 'none'}: in-process {a}, subprocess {b}"
+        if fault:
+            assert set(a.values()) != {"PASS"}, f"fault {fault} went unnoticed"
+
+
+@needs_binaries
+@pytest.mark.slow
+def test_the_user_port_example_passes_diff_all() -> None:
+    cfg = RunConfig(data=BUNDLED_DATA, port_cmd=shlex.quote(str(USER_PORT)))
+    ctx = Context(cfg)
+    report = run_with(ctx)
+    ctx.close()
+    bad = {r.stage: (r.status, r.error or (r.first_failure.summary() if r.first_failure else "")) for r in report.results if r.status != "PASS"}
+    assert report.exit_code == 0, bad
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "400", "CI": "true"}
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600
+    )
+
+
+@pytest.mark.parametrize("transport", ["in-process", "subprocess"])
+def test_a_panic_in_the_port_is_an_error_with_one_line(transport: str) -> None:
+    if transport == "subprocess" and not BURN_PORT.is_file():
+        pytest.skip("burn-port is not built")
+    args = ["--fault", "transform-panics"] if transport == "in-process" else ["--port-cmd", serve("--fault", "transform-panics")]
+    r = _cli("diff", "scaler", *args)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "Traceback" not in out and "PanicException" not in out, out
+    assert "panicked" in out and "index out of bounds" in out, out
+    assert len(r.stderr.strip().splitlines()) <= 1, r.stderr

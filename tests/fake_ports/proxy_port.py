@@ -1,0 +1,209 @@
+"""The in-process Burn port (harness._burn) served over docs/protocol.md, for end-to-end tests of the
+subprocess path before a native server exists:
+
+    harness diff all --port-cmd "python tests/fake_ports/proxy_port.py [--backend flex] [--fault NAME] [--epochs N]"
+
+The same port in both places must give the same stage statuses; a difference is a transport bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+# Run as a script, its folder is on sys.path, not the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.transport import naming
+from harness.transport.frames import Frame, encode_frame, read_frame
+
+PROTOCOL = 1
+METHODS = [
+    "hello",
+    "load_csv",
+    "split",
+    "fit_scaler",
+    "transform",
+    "prepare",
+    "effective_config",
+    "roundtrip",
+    "forward",
+    "loss",
+    "backward",
+    "optimizer_step",
+    "train",
+    "evaluate",
+    "accuracy",
+    "shutdown",
+]
+Reply = tuple[dict[str, Any], dict[str, np.ndarray]]
+
+
+class Rejected(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _read_exact(src: BinaryIO, n: int) -> bytes:
+    data = src.read(n)
+    if len(data) != n:
+        raise EOFError
+    return data
+
+
+def _write(header: dict[str, Any], tensors: dict[str, np.ndarray] | None = None) -> None:
+    sys.stdout.buffer.write(encode_frame(header, tensors))
+    sys.stdout.buffer.flush()
+
+
+def _kind(message: str) -> str:
+    # The extension has one error class; its messages tell a caught panic and a shape error apart.
+    if message.startswith("internal error in the Burn port"):
+        return "panic"
+    return "shape" if "shape" in message else "input"
+
+
+class Proxy:
+    def __init__(self, backend: str, fault: str, epochs: int) -> None:
+        from harness import _burn
+
+        self.port = _burn.Port(backend, fault, epochs)
+        self.backend = backend
+        self.faults = [f for f in fault.split(",") if f.strip()]
+
+    def handle(self, method: str, args: dict[str, Any], t: dict[str, np.ndarray], rid: int) -> Reply:
+        p = self.port
+
+        def need(name: str) -> np.ndarray:
+            if name not in t:
+                raise Rejected("input", f"{method}: missing tensor '{name}'")
+            return t[name]
+
+        if method == "hello":
+            return {
+                "protocol": PROTOCOL,
+                "name": "proxy (harness._burn)",
+                "backend": self.backend,
+                "faults": self.faults,
+                "methods": METHODS,
+            }, {}
+        if method == "shutdown":
+            return {}, {}
+        if method == "load_csv":
+            d = p.load_csv(args["path"], args["label"])
+            return {k: d[k] for k in ("feature_names", "dtypes", "label_name")}, {
+                "features": d["features"],
+                "labels": d["labels"],
+            }
+        if method == "split":
+            train, test = p.split(args["n"], args["test_size"], args["seed"])
+            return {}, {"train": train, "test": test}
+        if method == "fit_scaler":
+            return {}, dict(p.fit_scaler(need("x"), need("train_rows")))
+        if method == "transform":
+            return {}, {"x": p.transform(need("x"), need("mean"), need("scale"))}
+        if method == "prepare":
+            d = dict(p.prepare(args["path"], args["label"], args["test_size"], args["seed"]))
+            return {"feature_names": d.pop("feature_names")}, d
+        if method == "effective_config":
+            return {"config": json.loads(p.effective_config_json())}, {}
+        if method == "roundtrip":
+            back, layouts = p.roundtrip(naming.group(t, "params"), args["n_features"])
+            return {"layouts": {k: list(v) for k, v in dict(layouts).items()}}, naming.flatten("params", dict(back))
+        if method == "forward":
+            acts = dict(p.forward(naming.group(t, "params"), need("x")))
+            return {"layers": list(acts)}, naming.flatten("act", acts)
+        if method == "loss":
+            value, grad = p.loss(need("p"), need("y"))
+            return {"loss": float(value)}, {"grad": grad}
+        if method == "backward":
+            value, grads = p.backward(naming.group(t, "params"), need("x"), need("y"))
+            return {"loss": float(value)}, naming.flatten("grads", dict(grads))
+        if method == "optimizer_step":
+            step = args["state_step"]
+            state = naming.unflatten_state(t, step) if step else None
+            new, st = p.optimizer_step(naming.group(t, "params"), naming.group(t, "grads"), state)
+            st = dict(st)
+            return {"state_step": int(st["step"])}, {**naming.flatten("params", dict(new)), **naming.flatten_state(st)}
+        if method == "train":
+            return self.train(args, t, rid, need)
+        if method == "evaluate":
+            probs, acc = p.evaluate(naming.group(t, "params"), need("x"), need("y"))
+            return {"accuracy": float(acc)}, {"probs": probs}
+        if method == "accuracy":
+            return {"accuracy": float(p.accuracy(need("probs"), need("y")))}, {}
+        raise Rejected("unsupported", f"unknown method '{method}'")
+
+    def train(self, args: dict[str, Any], t: dict[str, np.ndarray], rid: int, need: Any) -> Reply:
+        def progress(epoch: int, loss: float) -> None:
+            _write({"id": rid, "event": "progress", "epoch": epoch, "loss": loss})
+
+        out = dict(
+            self.port.train(
+                need("x"),
+                need("y"),
+                params=naming.group(t, "init") if args["has_init"] else None,
+                orders=need("orders") if args["has_orders"] else None,
+                epochs=args["epochs"],
+                seed=args["seed"],
+                record_steps=args["record_steps"],
+                on_epoch=progress,
+            )
+        )
+        state = dict(out["state"])
+        tensors = {
+            "step_loss": out["step_loss"],
+            "epoch_loss": out["epoch_loss"],
+            "orders": out["orders"],
+            **naming.flatten("init", dict(out["init"])),
+            **naming.flatten("final", dict(out["final"])),
+            **naming.flatten_indexed("epoch_params", [dict(g) for g in out["epoch_params"]]),
+            **naming.flatten_indexed("step_params", [dict(g) for g in out["step_params"]]),
+            **naming.flatten_indexed("step_grads", [dict(g) for g in out["step_grads"]]),
+            **naming.flatten_state(state),
+        }
+        return {"state_step": int(state["step"])}, tensors
+
+
+def serve(proxy: Proxy, src: BinaryIO) -> int:
+    while True:
+        try:
+            frame: Frame = read_frame(lambda n: _read_exact(src, n))
+        except EOFError:
+            return 0
+        rid, method, args = frame.header["id"], frame.header["method"], frame.header.get("args", {})
+        try:
+            result, tensors = proxy.handle(method, args, frame.tensors, rid)
+            _write({"id": rid, "ok": True, "result": result}, tensors)
+        except Rejected as e:
+            _write({"id": rid, "ok": False, "error": {"kind": e.kind, "message": str(e)}})
+        except (ValueError, KeyError, TypeError, HarnessError) as e:  # the extension's PortError is a ValueError
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            _write({"id": rid, "ok": False, "error": {"kind": _kind(msg), "message": msg}})
+        if method == "shutdown":
+            return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--backend", default="flex")
+    ap.add_argument("--fault", default="")
+    ap.add_argument("--epochs", type=int, default=20)
+    a = ap.parse_args()
+    try:
+        proxy = Proxy(a.backend, a.fault, a.epochs)
+    except (ImportError, ValueError) as e:
+        sys.stderr.write(f"proxy port: {e}\n")
+        return 2
+    return serve(proxy, sys.stdin.buffer)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from harness import csvcheck
 from harness.config import RunConfig
 from harness.data import prepare
 from harness.port import BurnPort
@@ -29,6 +30,8 @@ def _prepared(cfg: RunConfig, framework: str) -> dict[str, np.ndarray]:
             "names": np.array(p.table.feature_names),
             "x_train64": x64,
         }
+    # The port never sees a file the harness's rules reject (harness/csvcheck.py).
+    csvcheck.read(cfg.data, cfg.label)
     port = BurnPort(cfg.backend)
     d = port.prepare(cfg.data, cfg.label, cfg.test_size, cfg.split_seed)
     features = port.load_csv(cfg.data, cfg.label)["features"]

@@ -12,6 +12,8 @@ from harness.errors import HarnessError
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data" / "demo_training_data.csv"
 REAL_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "demo_training_data.csv"
+# Per request: a full training of the user's model takes seconds; ten minutes means the port is stuck.
+PORT_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class RunConfig:
     seeds: int = 1
     # Per-stage tolerance overrides: {"forward": {"rtol": 1e-5, "atol": 1e-6}, ...}.
     tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
+    # A port running as its own process (docs/protocol.md) instead of the in-process extension;
+    # it decides its own backend and faults.
+    port_cmd: str | None = None
+    port_timeout: float = PORT_TIMEOUT_S
 
     def with_(self, **kw: Any) -> RunConfig:
         return replace(self, **kw)
@@ -89,5 +95,35 @@ def load_tolerance_overrides(start: Path | None = None) -> dict[str, dict[str, f
                     out[stage] = {k: float(v) for k, v in tol.items()}
                 except (TypeError, ValueError) as e:
                     raise HarnessError(f"{path}: tolerances.{stage} values must be numbers ({e})") from e
+                from harness.tolerances import check_tolerance
+
+                for k, v in out[stage].items():
+                    check_tolerance(v, f"{path}: tolerances.{stage}.{k}")
             return out
     return {}
+
+
+def load_port_settings(start: Path | None = None) -> tuple[str | None, float | None]:
+    """`[port] cmd = "..."` and `[port] timeout_s = N` from ./harness.toml; (None, None) when absent."""
+    path = (start or Path.cwd()) / "harness.toml"
+    if not path.is_file():
+        return None, None
+    try:
+        doc: Any = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise HarnessError(f"cannot parse {path}: {e}") from e
+    port = doc.get("port", {})
+    if not isinstance(port, dict):
+        raise HarnessError(f"{path}: [port] must be a table with cmd and/or timeout_s")
+    unknown = sorted(set(port) - {"cmd", "timeout_s"})
+    if unknown:
+        raise HarnessError(f"{path}: unknown key '{unknown[0]}' in [port]; keys are cmd and timeout_s")
+    cmd = port.get("cmd")
+    if cmd is not None and (not isinstance(cmd, str) or not cmd.strip()):
+        raise HarnessError(f"{path}: [port] cmd must be a non-empty string")
+    timeout = port.get("timeout_s")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise HarnessError(f"{path}: [port] timeout_s must be a positive number of seconds")
+        timeout = float(timeout)
+    return cmd, timeout

@@ -1,6 +1,6 @@
 """The reference's data preparation: pandas load, StandardScaler fit on all rows, sklearn split.
 
-Validation mirrors the port's so that bad input fails the same way on both sides.
+What a file may contain, and the one table both sides must read from it, is harness/csvcheck.py's.
 """
 
 from __future__ import annotations
@@ -13,16 +13,10 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from harness import csvcheck
 from harness.config import RunConfig
+from harness.csvcheck import Table
 from harness.errors import HarnessError
-
-
-@dataclass
-class Table:
-    feature_names: list[str]
-    dtypes: list[str]
-    features: np.ndarray  # float64 [n, d]
-    labels: np.ndarray  # float32 [n], 0/1
 
 
 @dataclass
@@ -39,66 +33,62 @@ class Prepared:
     y_test: np.ndarray
 
 
-_TRUE = {"true", "True", "TRUE"}
-_FALSE = {"false", "False", "FALSE"}
-
-
 def load_table(path: Path, label: str) -> Table:
-    if not Path(path).is_file():
-        raise HarnessError(f"data file '{path}' not found")
+    """pandas' reading of `path` (the user's `pd.read_csv`), after the shared rules (harness/csvcheck.py)
+    have accepted the file, and checked against them: a disagreement is the harness's own fault, so it
+    stops the run (exit 2) instead of reaching the data stage."""
+    shared = csvcheck.read(path, label)
+    # compression=None: the rules read plain text whatever the name (F2). Integers beyond int64 are
+    # float64 by K1, where pandas would make them uint64 or Python ints.
+    floats = {n: "float64" for n, d in zip(shared.feature_names, shared.dtypes, strict=True) if d == "float64"}
     try:
-        df = pd.read_csv(path)
-    except pd.errors.EmptyDataError as e:
-        raise HarnessError(f"data file '{path}' is empty") from e
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise HarnessError(f"malformed CSV in '{path}': {str(e).strip().splitlines()[-1]}") from e
-    if label not in df.columns:
-        raise HarnessError(f"label column '{label}' not found in '{path}'; columns are: {', '.join(df.columns)}")
-    if len(df) == 0:
-        raise HarnessError(f"data file '{path}' has a header but no rows")
-    if df.shape[1] < 2:
-        raise HarnessError(f"data file '{path}' has no feature columns")
-    nulls = df.isna()
-    if nulls.to_numpy().any():
-        row, col = np.argwhere(nulls.to_numpy())[0]
-        raise HarnessError(f"line {row + 2}, column '{df.columns[col]}': empty cell")
-    y_raw = df[label]
-    values = pd.unique(y_raw.astype(str))
-    if len(values) > 2 or not all(v in _TRUE | _FALSE or _is01(v) for v in values):
-        shown = ", ".join(map(str, values[:5])) + (", ..." if len(values) > 5 else "")
-        raise HarnessError(
-            f"label column '{label}' must be binary (true/false or 0/1); found {len(values)} distinct values: {shown}"
-        )
+        df = pd.read_csv(path, compression=None, encoding="utf-8", dtype=floats)
+    except (ValueError, OSError, pd.errors.ParserError) as e:
+        raise _disagree(path, f"pandas fails: {str(e).strip().splitlines()[-1]}") from e
     x_df = df.drop(columns=[label])
-    dtypes = []
-    for name in x_df.columns:
-        col = x_df[name]
-        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
-            bad = next((v for v in col if not _is_number(v)), col.iloc[0])
-            row = int(np.flatnonzero((col == bad).to_numpy())[0])
-            raise HarnessError(f"line {row + 2}, column '{name}': '{bad}' is not a number or true/false")
-        dtypes.append(str(col.dtype))
-    features = np.ascontiguousarray(x_df.to_numpy(dtype=np.float64))
-    if not np.isfinite(features).all():
-        row, col = np.argwhere(~np.isfinite(features))[0]
-        raise HarnessError(f"line {row + 2}, column '{x_df.columns[col]}': not a finite number")
-    labels = y_raw.astype(str).isin(_TRUE | {"1", "1.0"}).to_numpy(dtype=np.float32)
-    return Table(list(map(str, x_df.columns)), dtypes, features, labels)
-
-
-def _is01(v: str) -> bool:
+    column = df[label]
+    if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+        labels = np.array([csvcheck.label_value(str(v)) for v in column], dtype=object)
+        if any(isinstance(v, str) for v in labels):
+            raise _disagree(path, f"label column '{label}'")
+        labels = labels.astype(np.float32)
+    else:
+        labels = (column.to_numpy() == 1).astype(np.float32)
     try:
-        return float(v) in (0.0, 1.0)
-    except ValueError:
-        return False
+        features = np.ascontiguousarray(x_df.to_numpy(dtype=np.float64))
+    except (TypeError, ValueError) as e:
+        raise _disagree(path, "a feature column is not numeric to pandas") from e
+    table = Table(list(map(str, x_df.columns)), [str(d) for d in x_df.dtypes], features, labels)
+    what = differences(shared, table)
+    if what:
+        raise _disagree(path, what)
+    return table
 
 
-def _is_number(v: object) -> bool:
-    try:
-        float(str(v))
-        return True
-    except ValueError:
-        return False
+def differences(a: Table, b: Table) -> str:
+    """What differs between two readings of one file ("" when they are the same table)."""
+    if a.feature_names != b.feature_names:
+        return f"columns {a.feature_names} vs {b.feature_names}"
+    if a.dtypes != b.dtypes:
+        j = next(j for j, (x, y) in enumerate(zip(a.dtypes, b.dtypes, strict=False)) if x != y)
+        return f"column '{a.feature_names[j]}': dtype {a.dtypes[j]} vs {b.dtypes[j]}"
+    if a.features.shape != b.features.shape:
+        return f"shape {a.features.shape} vs {b.features.shape}"
+    # Exact, bit for bit but for the sign of zero: parsing has no arithmetic that could round differently.
+    bad = np.argwhere(~((a.features == b.features) | (np.isnan(a.features) & np.isnan(b.features))))
+    if len(bad):
+        i, j = (int(v) for v in bad[0])
+        return f"row {i + 1}, column '{a.feature_names[j]}': {a.features[i, j]!r} vs {b.features[i, j]!r}"
+    if not np.array_equal(a.labels, b.labels):
+        i = int(np.flatnonzero(a.labels != b.labels)[0])
+        return f"row {i + 1}, label: {a.labels[i]} vs {b.labels[i]}"
+    return ""
+
+
+def _disagree(path: Path, what: str) -> HarnessError:
+    return HarnessError(
+        f"internal error: pandas reads '{path}' differently from the shared CSV rules ({what}); please report it"
+    )
 
 
 def prepare(cfg: RunConfig) -> Prepared:
@@ -110,6 +100,11 @@ def prepare(cfg: RunConfig) -> Prepared:
         raise HarnessError(f"cannot split {n} rows with test size {cfg.test_size}: one side would be empty")
     scaler = StandardScaler()
     x_scaled = scaler.fit_transform(table.features)
+    # csvcheck's rule P1 keeps the scaler's sums finite; this names the column should it ever not.
+    finite = np.isfinite(scaler.mean_) & np.isfinite(scaler.scale_) & np.isfinite(x_scaled).all(axis=0)
+    if not finite.all():
+        name = table.feature_names[int(np.flatnonzero(~finite)[0])]
+        raise HarnessError(f"column '{name}': scaling gives non-finite values; rescale the column")
     idx = np.arange(n)
     train_idx, test_idx = train_test_split(idx, test_size=cfg.test_size, random_state=cfg.split_seed)
     return Prepared(

@@ -52,8 +52,21 @@ def build(params: Params) -> Classifier:
 
 def load_params(path: Path) -> Params:
     """Parameters in PyTorch's layout from an .npz file (never a pickle: allow_pickle=False)."""
+    if Path(path).is_dir():
+        raise HarnessError(f"weights file '{path}' is a directory")
     if not Path(path).is_file():
         raise HarnessError(f"weights file '{path}' not found")
+    try:
+        with Path(path).open("rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise HarnessError(f"cannot read weights file '{path}': {e.strerror or e}") from e
+    # Anything but a zip archive would reach numpy's pickle branch and be blamed on allow_pickle.
+    if magic[:4] != b"PK\x03\x04":
+        kind = "a single .npy array" if magic == b"\x93NUMPY" else "not an .npz archive"
+        raise HarnessError(
+            f"weights file '{path}' is {kind}; save the six parameters with numpy.savez (names as in state_dict)"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             params = {k: np.asarray(z[k], dtype=np.float32) for k in z.files}

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from harness.pipeline import Report
+from harness.report import owner
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
 
-def _clean(o: Any) -> Any:
-    """JSON has no NaN or inf: write them as strings so the report stays standard JSON."""
-    if isinstance(o, float) and not math.isfinite(o):
-        return str(o)
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if hasattr(o, "item") and callable(o.item):
-        return _clean(o.item())
-    return o
-
-
 def report_json(report: Report) -> dict[str, Any]:
-    return _clean(report.to_dict())
+    return owner.plain(report.to_dict())
 
 
 def write_json(report: Report, path: Path) -> None:
-    path.write_text(json.dumps(report_json(report), indent=2, allow_nan=False) + "\n")
+    owner.write(path, owner.json_text(owner.DIFF_REPORT, report_json(report)))
 
 
 def write_junit(report: Report, path: Path) -> None:
@@ -57,4 +43,5 @@ def write_junit(report: Report, path: Path) -> None:
             ET.SubElement(case, "skipped")
     root = ET.Element("testsuites")
     root.append(suite)
-    ET.ElementTree(root).write(path, encoding="unicode", xml_declaration=True)
+    # The ownership comment comes first (no XML declaration: UTF-8 is XML's default).
+    owner.write(path, owner.xml_head(owner.DIFF_JUNIT) + ET.tostring(root, encoding="unicode") + "\n")

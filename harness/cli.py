@@ -5,7 +5,9 @@ Exit codes: 0 success / no divergence, 1 divergence, 2 the harness could not run
 
 from __future__ import annotations
 
-import json
+import math
+import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -16,9 +18,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer vendors click
 
-from harness.config import BUNDLED_DATA, RunConfig, load_tolerance_overrides
-from harness.errors import HarnessError
+from harness import progress
+from harness.config import BUNDLED_DATA, PORT_TIMEOUT_S, RunConfig, load_port_settings, load_tolerance_overrides
+from harness.errors import HarnessError, PortFailure
 from harness.port import PortError
 
 app = typer.Typer(
@@ -38,10 +42,52 @@ console = Console()
 
 DataOpt = Annotated[Path, typer.Option("--data", help="CSV file (label column plus numeric/true-false features)")]
 LabelOpt = Annotated[str, typer.Option("--label", help="name of the binary label column")]
-BackendOpt = Annotated[str, typer.Option("--backend", help="Burn CPU backend: flex or ndarray")]
+# Seeds are 32-bit so that every derived seed (seed + run, the envelope's dither seeds) fits every RNG
+# on both sides; epochs and seeds are bounded so that a typo fails at once instead of running for days.
+SEED_MAX = 2**32 - 1
+EPOCHS_MAX = 100_000
+SEEDS_MAX = 1_000
+
+
+def _backend(value: str) -> str:
+    """The port decides which backends exist; without the extension any later use of it fails anyway."""
+    from harness.port import PortError, _burn
+
+    if _burn is not None:
+        try:
+            _burn.Port(value)
+        except PortError as e:
+            raise typer.BadParameter(str(e).splitlines()[0] if str(e) else f"unknown backend '{value}'") from e
+    return value
+
+
+def _tolerance(value: float | None) -> float | None:
+    from harness.tolerances import check_tolerance
+
+    if value is None:
+        return None
+    try:
+        return check_tolerance(value, "a tolerance")
+    except HarnessError as e:
+        raise typer.BadParameter(str(e)) from e
+
+
+BackendOpt = Annotated[str, typer.Option("--backend", callback=_backend, help="Burn CPU backend: flex or ndarray")]
 FaultOpt = Annotated[str, typer.Option("--fault", help="inject a port fault by name (see `harness faults list`)")]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="seed for initialization and shuffling")]
-EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="training epochs")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="seed for initialization and shuffling")]
+EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, max=EPOCHS_MAX, help="training epochs")]
+PortCmdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--port-cmd",
+        help="run the port as this command, spoken to over docs/protocol.md (default: \\[port] cmd in "
+        'harness.toml, else the in-process extension; "" forces the extension)',
+    ),
+]
+PortTimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--port-timeout", help=f"seconds per port request before it is killed (default {PORT_TIMEOUT_S:g})"),
+]
 
 
 def fail(msg: str) -> None:
@@ -57,14 +103,36 @@ def _framework(value: str) -> str:
     return value
 
 
-def _safe_output(path: Path, marker: str) -> None:
-    """Refuse to overwrite a file the harness did not write itself, or write into a missing folder."""
-    if not path.parent.is_dir():
-        fail(f"cannot write '{path}': folder '{path.parent}' does not exist")
-    if path.exists():
-        head = path.read_text(errors="replace")[:4000] if path.is_file() else ""
-        if marker not in head:
-            fail(f"'{path}' exists and is not a report written by harness; remove it or choose another path")
+def _safe_output(path: Path, head: str, *legacy: str) -> None:
+    """Before any work: refuse a path that cannot be written, or a file the harness did not write itself
+    (recognized by its exact first bytes, harness/report/owner.py)."""
+    from harness.report import owner
+
+    try:
+        owner.check_writable(path, head, *legacy)
+    except HarnessError as e:
+        fail(str(e))
+
+
+def _runnable(cmd: str) -> None:
+    """Before any work: the port command names a program that exists (the stages would otherwise each
+    fail on it after the reference's share of the work)."""
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as e:
+        fail(f"cannot parse the port command {cmd!r}: {e}")
+    if not argv or shutil.which(argv[0]) is None:
+        fail(f"port command {cmd!r}: program {argv[0] if argv else ''!r} not found or not executable")
+
+
+def _readable_data(data: Path, label: str) -> None:
+    """Before any work: the data file follows the rules both sides read by (harness/csvcheck.py)."""
+    from harness import csvcheck
+
+    try:
+        csvcheck.read(data, label)
+    except HarnessError as e:
+        fail(str(e))
 
 
 @app.command()
@@ -83,10 +151,12 @@ def train(
     """Train one side on its own pipeline (own preparation, init and shuffling) and report test accuracy."""
     _framework(framework)
     from harness.reference import model as ref_model
+    from harness.report import owner
 
     given = ref_model.load_params(init_path) if init_path else None
     if json_path:
-        _safe_output(json_path, '"framework"')
+        _safe_output(json_path, owner.json_head(owner.TRAIN_RUN))
+    _readable_data(data, label)
     cfg = RunConfig(data=data, label=label, epochs=epochs, seed=seed, backend=backend)
     t0 = time.perf_counter()
     if framework == "torch":
@@ -136,23 +206,18 @@ def train(
     console.print(f"{framework}: test accuracy {acc:.4f} ({seconds:.1f} s)")
     finite = all(np.isfinite(epoch_loss))
     if json_path:
-        json_path.write_text(
-            json.dumps(
-                {
-                    "framework": framework,
-                    "backend": backend if framework == "burn" else None,
-                    "data": str(data),
-                    "seed": seed,
-                    "epochs": epochs,
-                    "epoch_loss": [v if np.isfinite(v) else str(v) for v in epoch_loss],
-                    "test_accuracy": acc,
-                    "finite_losses": finite,
-                    "seconds": seconds,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        run = {
+            "framework": framework,
+            "backend": backend if framework == "burn" else None,
+            "data": str(data),
+            "seed": seed,
+            "epochs": epochs,
+            "epoch_loss": epoch_loss,
+            "test_accuracy": acc,
+            "finite_losses": finite,
+            "seconds": seconds,
+        }
+        owner.write(json_path, owner.json_text(owner.TRAIN_RUN, run))
 
 
 class _Progress(Progress):
@@ -163,6 +228,8 @@ class _Progress(Progress):
             TextColumn("epoch {task.completed}/{task.total}"),
             TimeElapsedColumn(),
             console=console,
+            # Rich prints a finished bar once even off a terminal; CI logs and pipes get none.
+            disable=not progress.interactive(console),
         )
 
     def update(self, task: Any, **kw: Any) -> None:
@@ -188,6 +255,8 @@ def check(
     fns = {"data": checks.check_data, "bce": checks.check_bce, "labels": checks.check_labels}
     if what not in fns:
         fail(f"unknown check '{what}'; use data, bce or labels")
+    if what != "bce":
+        _readable_data(data, label)
     fns[what](RunConfig(data=data, label=label, backend=backend), framework, print)
 
 
@@ -204,15 +273,31 @@ def _diff(
     junit_path: Path | None,
     rtol: float | None,
     atol: float | None,
+    port_cmd: str | None = None,
+    port_timeout: float | None = None,
+    explicit: tuple[str, ...] = (),
+    html_path: Path | None = None,
 ) -> int:
     from harness.pipeline import SCHEMA_NAME, run
+    from harness.report import owner
     from harness.report.files import write_json, write_junit
     from harness.report.terminal import print_report
     from harness.stages import STAGE_NAMES
 
     if stage != "all" and stage not in STAGE_NAMES:
         fail(f"unknown stage '{stage}'; stages are: all, {', '.join(STAGE_NAMES)}")
-    if fault:
+    toml_cmd, toml_timeout = load_port_settings()
+    if port_timeout is not None and not (math.isfinite(port_timeout) and port_timeout > 0):
+        fail(f"--port-timeout must be a positive number of seconds, got {port_timeout:g}")
+    # An explicit --port-cmd "" overrides harness.toml and selects the in-process port.
+    cmd = (port_cmd or None) if port_cmd is not None else toml_cmd
+    timeout = port_timeout if port_timeout is not None else (toml_timeout or PORT_TIMEOUT_S)
+    if cmd:
+        _runnable(cmd)
+    if cmd and explicit:
+        source = "--port-cmd" if port_cmd else "[port] cmd in harness.toml"
+        fail(f"{explicit[0]} cannot be combined with {source}: the port command decides its backend and faults")
+    if fault and not cmd:
         from harness.port import available_faults
 
         names = {f["name"] for f in available_faults()} | {"user-port"}
@@ -220,9 +305,14 @@ def _diff(
         if unknown:
             fail(f"unknown fault '{unknown[0]}'; see `harness faults list`")
     if json_path:
-        _safe_output(json_path, SCHEMA_NAME)
+        _safe_output(json_path, owner.json_head(SCHEMA_NAME))
     if junit_path:
-        _safe_output(junit_path, "harness.diff")
+        _safe_output(junit_path, owner.xml_head(owner.DIFF_JUNIT), owner.LEGACY_JUNIT)
+    if html_path:
+        from harness.report.html import MARKER as HTML_MARKER
+
+        _safe_output(html_path, owner.html_head(HTML_MARKER))
+    _readable_data(data, label)
     tolerances = load_tolerance_overrides()
     if rtol is not None or atol is not None:
         targets = STAGE_NAMES if stage == "all" else [stage]
@@ -242,40 +332,88 @@ def _diff(
         epochs=epochs,
         seeds=seeds,
         tolerances=tolerances,
+        port_cmd=cmd,
+        port_timeout=timeout,
     )
     # Stages are teacher-forced: each computes what it needs from the reference, so one runs alone.
     stages = None if stage == "all" else [stage]
-    with console.status("running stages..."):
+    with progress.live(console):
         report = run(cfg, stages)
     print_report(report, console)
     if tolerances:
         console.print(f"tolerance overrides: {tolerances}")
+    errored = next((r for r in report.results if r.status == "ERROR"), None)
+    if errored is not None:
+        # The table may wrap the message; the contract is one line on stderr (after the reports below).
+        failure = f"error: stage {errored.stage}: {(errored.error.splitlines() or ['could not run'])[0]}\n"
     try:
         if json_path:
             write_json(report, json_path)
         if junit_path:
             write_junit(report, junit_path)
+        if html_path:
+            from harness.report.files import report_json
+            from harness.report.html import render_diff, write_html
+
+            write_html(render_diff(report_json(report)), html_path)
     except OSError as e:
         fail(f"cannot write the report: {e}")
+    if errored is not None:
+        sys.stderr.write(failure)
     return report.exit_code
 
 
 def _make_diff_command(stage: str) -> None:
     def command(
+        ctx: typer.Context,
         data: DataOpt = BUNDLED_DATA,
         label: LabelOpt = "label",
         backend: BackendOpt = "flex",
         fault: FaultOpt = "",
         seed: SeedOpt = 0,
         epochs: EpochsOpt = 20,
-        seeds: Annotated[int, typer.Option("--seeds", min=1, help="independent end-to-end runs (metrics)")] = 1,
+        seeds: Annotated[
+            int, typer.Option("--seeds", min=1, max=SEEDS_MAX, help="independent end-to-end runs (metrics)")
+        ] = 1,
         json_path: Annotated[Path | None, typer.Option("--json", help="write the versioned JSON report")] = None,
         junit_path: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML, one case per stage")] = None,
-        rtol: Annotated[float | None, typer.Option("--rtol", help="override rtol of the selected stage(s)")] = None,
-        atol: Annotated[float | None, typer.Option("--atol", help="override atol of the selected stage(s)")] = None,
+        html_path: Annotated[
+            Path | None, typer.Option("--html", help="write a self-contained HTML report with plots")
+        ] = None,
+        rtol: Annotated[
+            float | None, typer.Option("--rtol", callback=_tolerance, help="override rtol of the selected stage(s)")
+        ] = None,
+        atol: Annotated[
+            float | None, typer.Option("--atol", callback=_tolerance, help="override atol of the selected stage(s)")
+        ] = None,
+        port_cmd: PortCmdOpt = None,
+        port_timeout: PortTimeoutOpt = None,
     ) -> None:
+        # Only options the user gave conflict with a port command, not their defaults.
+        given = tuple(
+            f"--{name}"
+            for name in ("backend", "fault")
+            if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
+        )
         raise typer.Exit(
-            _diff(stage, data, label, backend, fault, seed, epochs, seeds, json_path, junit_path, rtol, atol)
+            _diff(
+                stage,
+                data,
+                label,
+                backend,
+                fault,
+                seed,
+                epochs,
+                seeds,
+                json_path,
+                junit_path,
+                rtol,
+                atol,
+                port_cmd=port_cmd,
+                port_timeout=port_timeout,
+                explicit=given,
+                html_path=html_path,
+            )
         )
 
     command.__doc__ = "Run every stage in order." if stage == "all" else f"Run the {stage} stage alone."
@@ -310,49 +448,93 @@ def faults_check(
     data: DataOpt = BUNDLED_DATA,
     label: LabelOpt = "label",
     backend: BackendOpt = "flex",
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="faithful-port runs (seeds 0..N-1)")] = 3,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, max=SEEDS_MAX, help="faithful-port runs (seeds 0..N-1)")] = 3,
     only: Annotated[str, typer.Option("--only", help="comma list of faults to check (default: all)")] = "",
     json_path: Annotated[Path | None, typer.Option("--json", help="write the detection matrix here")] = None,
+    html_path: Annotated[
+        Path | None, typer.Option("--html", help="write the matrix as HTML, with each run's full report")
+    ] = None,
 ) -> None:
     """Run `diff all` once per fault and the faithful port over several seeds; exit 1 on any miss."""
     from harness.faults import detection_matrix
+    from harness.report import owner
+    from harness.report.html import MARKER as HTML_MARKER
 
     if json_path:
-        _safe_output(json_path, '"detection_matrix"')
-    rows, ok = detection_matrix(
-        RunConfig(data=data, label=label, backend=backend, tolerances=load_tolerance_overrides()),
-        seeds,
-        [f for f in only.split(",") if f],
-        console,
-    )
+        _safe_output(json_path, owner.json_head(owner.DETECTION_MATRIX))
+    if html_path:
+        _safe_output(html_path, owner.html_head(HTML_MARKER))
+    _readable_data(data, label)
+    cfg = RunConfig(data=data, label=label, backend=backend, tolerances=load_tolerance_overrides())
+    # Each run's full report, kept only for the HTML page (the JSON matrix stays as it was).
+    reports: dict[str, Any] = {}
+    catalogue: list[dict[str, Any]] = []
+
+    def keep(name: str, info: dict[str, Any] | None, report: Any) -> None:
+        from harness.report.files import report_json
+
+        reports[name] = report_json(report)
+        if info:
+            catalogue.append(info)
+
+    with progress.live(console):
+        rows, ok = detection_matrix(
+            cfg, seeds, [f for f in only.split(",") if f], console, on_report=keep if html_path else None
+        )
     if json_path:
-        json_path.write_text(json.dumps({"detection_matrix": rows, "passed": ok}, indent=2, default=str) + "\n")
+        owner.write(json_path, owner.json_text(owner.DETECTION_MATRIX, {"detection_matrix": rows, "passed": ok}))
+    if html_path:
+        from harness.report.html import render_faults, write_html
+
+        config = {"data": str(cfg.data), "label": cfg.label, "backend": cfg.backend, "seeds": seeds}
+        try:
+            write_html(render_faults(rows, ok, reports, catalogue, config), html_path)
+        except OSError as e:
+            fail(f"cannot write the report: {e}")
     raise typer.Exit(0 if ok else 1)
 
 
 @data_app.command("generate")
 def data_generate(
     out: Annotated[Path, typer.Option("--out", help="where to write the CSV")] = BUNDLED_DATA,
-    seed: Annotated[int, typer.Option("--seed")] = 20240601,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 20240601,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
 ) -> None:
     """Write the bundled dataset (deterministic for a seed)."""
     from harness.datagen import write
 
+    if not out.parent.is_dir():
+        fail(f"cannot write '{out}': folder '{out.parent}' does not exist")
+    if out.is_dir():
+        fail(f"cannot write '{out}': it is a directory")
     try:
         n = write(out, seed, force)
     except FileExistsError as e:
         fail(str(e))
+    except OSError as e:
+        fail(f"cannot write '{out}': {e.strerror or e}")
     console.print(f"wrote {n} rows to {out}")
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
+    """The console script. Whatever stops a run before its verdict, a usage error included, is one
+    line on stderr and exit code 2 (click's own report is a usage block plus a framed message)."""
     try:
-        app(standalone_mode=True)
-    except (HarnessError, PortError) as e:
+        code = app(args=args, standalone_mode=False)
+    except NoArgsIsHelpError as e:  # the help text is already printed
+        sys.exit(e.exit_code)
+    except ClickException as e:
+        message = " ".join(e.format_message().split()) or type(e).__name__
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(2)
+    except typer.Abort:
+        sys.stderr.write("error: aborted\n")
+        sys.exit(2)
+    except (HarnessError, PortError, PortFailure) as e:
         fail_msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         sys.stderr.write(f"error: {fail_msg}\n")
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,9 @@ class ArrayDiff:
     ref_stats: dict[str, float] = field(default_factory=dict)
     got_stats: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    # Largest |got - ref| / allowed over all elements (<= 1 passes; inf where nothing is allowed and
+    # something differs). One number per check makes checks with unlike units comparable in a chart.
+    ratio: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +131,9 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> Arra
         flat = int(np.argmax(excess))
     idx = [int(i) for i in np.unravel_index(flat, r.shape)]
     min_atol = float(diff.max()) if not bad_nonfinite.any() else float("inf")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0), np.where(diff > 0, np.inf, 0.0))
+    ratio = float("inf") if bad_nonfinite.any() else float(ratios.max())
     min_rtol = float(rel[both_finite].max()) if both_finite.any() and not bad_nonfinite.any() else float("inf")
     return ArrayDiff(
         name=name,
@@ -147,6 +153,7 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> Arra
         first_mismatch=[int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), r.shape)] if mism else None,
         ref_stats=_stats(r64),
         got_stats=_stats(g64),
+        ratio=ratio,
     )
 
 
@@ -167,6 +174,7 @@ def compare_sets(name: str, ref: Any, got: Any) -> ArrayDiff:
         count=len(r),
         mismatches=len(missing) + len(extra),
         share=(len(missing) / max(len(r), 1)),
+        ratio=0.0 if ok else float("inf"),
     )
     if not ok:
         d.reason = (
@@ -187,6 +195,7 @@ def compare_value(name: str, ref: Any, got: Any) -> ArrayDiff:
         count=1,
         mismatches=0 if ok else 1,
         share=0.0 if ok else 1.0,
+        ratio=0.0 if ok else float("inf"),
     )
     if not ok:
         d.reason = f"reference {ref!r}, port {got!r}"

@@ -7,11 +7,13 @@ used here to pick the port and to state the expected stage, never to produce a h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from harness import progress
 from harness.config import RunConfig
 from harness.pipeline import Report, run_with
 from harness.port import available_faults
@@ -27,9 +29,23 @@ def share_reference(src: Context, dst: Context) -> None:
 
 
 def detection_matrix(
-    cfg: RunConfig, seeds: int, only: list[str], console: Console
+    cfg: RunConfig,
+    seeds: int,
+    only: list[str],
+    console: Console,
+    on_report: Callable[[str, dict[str, Any] | None, Report], None] | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    catalogue = [*available_faults(), {"name": "user-port", "stage": "config"}]
+    """`on_report(row name, catalogue entry or None, report)` sees every run's full report."""
+    catalogue = [
+        *available_faults(),
+        {
+            "name": "user-port",
+            "stage": "config",
+            "description": "all of the report's faults at once",
+            "fix": "all of the fixes",
+            "outcome": "fail",
+        },
+    ]
     if only:
         known = {f["name"] for f in catalogue}
         bad = [o for o in only if o not in known]
@@ -40,20 +56,28 @@ def detection_matrix(
         catalogue = [f for f in catalogue if f["name"] in only]
     rows: list[dict[str, Any]] = []
     base: Context | None = None
-    for s in range(seeds):
-        ctx = Context(cfg.with_(seed=cfg.seed + s))
-        report = run_with(ctx)
-        if s == 0:
-            base = ctx
-        rows.append(_row(f"faithful (seed {cfg.seed + s})", None, report))
-        console.print(f"faithful seed {cfg.seed + s}: exit {report.exit_code}")
-    for f in catalogue:
-        ctx = Context(cfg.with_(fault=f["name"]))
-        if base is not None:
-            share_reference(base, ctx)
-        report = run_with(ctx)
-        rows.append(_row(f["name"], f["stage"], report))
-        console.print(f"{f['name']}: first divergence {rows[-1]['first_stage']} (expected {f['stage']})")
+    with progress.current().runs("faults check", seeds + len(catalogue)) as advance:
+        for s in range(seeds):
+            name = f"faithful (seed {cfg.seed + s})"
+            advance(name)
+            ctx = Context(cfg.with_(seed=cfg.seed + s))
+            report = run_with(ctx)
+            if s == 0:
+                base = ctx
+            rows.append(_row(name, None, report))
+            if on_report:
+                on_report(name, None, report)
+            console.print(f"faithful seed {cfg.seed + s}: exit {report.exit_code}")
+        for f in catalogue:
+            advance(f["name"])
+            ctx = Context(cfg.with_(fault=f["name"]))
+            if base is not None:
+                share_reference(base, ctx)
+            report = run_with(ctx)
+            rows.append(_row(f["name"], f["stage"], report, f.get("outcome", "fail")))
+            if on_report:
+                on_report(f["name"], f, report)
+            console.print(f"{f['name']}: first divergence {rows[-1]['first_stage']} (expected {f['stage']})")
     ok = all(r["ok"] for r in rows)
     table = Table("fault", "detected", "first stage", "expected", "hint shown", "all failing stages")
     for r in rows:
@@ -75,19 +99,25 @@ def detection_matrix(
     return rows, ok
 
 
-def _row(name: str, expected: str | None, report: Report) -> dict[str, Any]:
+def _row(name: str, expected: str | None, report: Report, outcome: str = "fail") -> dict[str, Any]:
+    """One matrix row. A fault whose outcome is "error" (the port panics) must make its expected stage
+    the first ERROR, with exit code 2 and the panic named; every other fault must make its expected
+    stage the first FAIL, with a hint."""
     first = report.first_divergence
     failing = [r.stage for r in report.results if r.status == "FAIL"]
-    errors = [f"{r.stage}: {r.error}" for r in report.results if r.status == "ERROR"]
+    errored = [r for r in report.results if r.status == "ERROR"]
+    errors = [f"{r.stage}: {r.error}" for r in errored]
     if expected is None:
         ok = report.exit_code == 0
+    elif outcome == "error":
+        ok = report.exit_code == 2 and bool(errored) and errored[0].stage == expected and "panicked" in errored[0].error
     else:
         ok = report.exit_code == 1 and first is not None and first.stage == expected and bool(first.hint)
     return {
         "fault": name,
         "expected_stage": expected,
-        "detected": report.exit_code == 1,
-        "first_stage": first.stage if first else None,
+        "detected": report.exit_code == (2 if outcome == "error" else 1),
+        "first_stage": first.stage if first else (errored[0].stage if errored else None),
         "hint": first.hint if first else "",
         "hints": {r.stage: r.hint for r in report.results if r.status == "FAIL"},
         "failing_stages": failing,

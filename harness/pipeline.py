@@ -7,15 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import __version__
+from harness import __version__, progress
 from harness.config import RunConfig
-from harness.errors import HarnessError
+from harness.errors import HarnessError, PortFailure
 from harness.port import PortError
+from harness.report.owner import DIFF_REPORT
 from harness.stages import STAGES
 from harness.stages.base import ERROR, FAIL, PASS, Context, StageResult
 
-SCHEMA_NAME = "burn-torch-harness/diff-report"
-SCHEMA_VERSION = "1.0"
+# The schema id also marks the file as the harness's own (harness/report/owner.py).
+SCHEMA_NAME = DIFF_REPORT
+# 1.1: additions only (fields marked "since 1.1" in schema.json).
+SCHEMA_VERSION = "1.1"
 
 
 @dataclass
@@ -23,6 +26,8 @@ class Report:
     cfg: RunConfig
     results: list[StageResult] = field(default_factory=list)
     seconds: float = 0.0
+    # What a subprocess port said about itself in `hello` (name, backend, faults, protocol), if it did.
+    port: dict[str, Any] | None = None
 
     @property
     def first_divergence(self) -> StageResult | None:
@@ -58,12 +63,18 @@ class Report:
             "config": {
                 "data": str(self.cfg.data),
                 "label": self.cfg.label,
-                "backend": self.cfg.backend,
-                "fault": self.cfg.fault,
+                # With a port command, the port decides these; record what it said, not unused defaults.
+                "backend": self.cfg.backend if self.cfg.port_cmd is None else (self.port or {}).get("backend"),
+                "fault": self.cfg.fault
+                if self.cfg.port_cmd is None
+                else ",".join((self.port or {}).get("faults") or []),
                 "seed": self.cfg.seed,
                 "epochs": self.cfg.epochs,
                 "seeds": self.cfg.seeds,
                 "tolerance_overrides": self.cfg.tolerances,
+                "port": None
+                if self.cfg.port_cmd is None
+                else {"cmd": self.cfg.port_cmd, "timeout_s": self.cfg.port_timeout, **(self.port or {})},
             },
             "seconds": round(self.seconds, 3),
             "stages": [
@@ -79,7 +90,11 @@ class Report:
 def run(
     cfg: RunConfig, stages: list[str] | None = None, on_stage: Callable[[StageResult], None] | None = None
 ) -> Report:
-    return run_with(Context(cfg), stages, on_stage)
+    ctx = Context(cfg)
+    try:
+        return run_with(ctx, stages, on_stage)
+    finally:
+        ctx.close()
 
 
 def run_with(
@@ -87,13 +102,15 @@ def run_with(
 ) -> Report:
     report = Report(ctx.cfg)
     t0 = time.perf_counter()
+    selected = [s for s in STAGES if not stages or s.name in stages]
     for stage in STAGES:
         if stages and stage.name not in stages:
             continue
+        progress.current().stage(stage.name, selected.index(stage) + 1, len(selected))
         t = time.perf_counter()
         try:
             res = stage.run(ctx)
-        except (HarnessError, PortError) as e:
+        except (HarnessError, PortError, PortFailure) as e:
             res = StageResult(stage.name, ERROR, error=str(e))
         except Exception as e:  # a stage that could not run is ERROR, never PASS
             res = StageResult(stage.name, ERROR, error=f"{type(e).__name__}: {e}")
@@ -102,4 +119,5 @@ def run_with(
         if on_stage:
             on_stage(res)
     report.seconds = time.perf_counter() - t0
+    report.port = ctx.port_identity()
     return report

@@ -15,6 +15,8 @@ def worst_metric(r: StageResult) -> str:
     if r.status == "ERROR":
         return r.error
     bad = r.first_failure
+    if bad is None and r.metrics.get("inconclusive"):
+        return str(r.metrics["inconclusive"])
     if bad is None:
         errs = [c.min_atol for c in r.checks if c.min_atol is not None]
         return f"{len(r.checks)} checks; max abs err {max(errs):.3g}" if errs else f"{len(r.checks)} checks"
@@ -27,14 +29,24 @@ def worst_metric(r: StageResult) -> str:
     )
 
 
+def _title(report: Report) -> str:
+    cfg = report.cfg
+    if cfg.port_cmd:
+        # The port command, not --backend/--fault, decides what runs: show what the port said in hello.
+        port = report.port or {}
+        faults = ",".join(port.get("faults") or [])
+        return (
+            f"harness diff — port {cfg.port_cmd}"
+            + (f", backend {port['backend']}" if port.get("backend") else "")
+            + (f", fault {faults}" if faults else "")
+        )
+    return f"harness diff — backend {cfg.backend}" + (f", fault {cfg.fault}" if cfg.fault else "")
+
+
 def print_report(report: Report, console: Console | None = None) -> None:
     console = console or Console()
     first = report.first_divergence
-    table = Table(
-        title=f"harness diff — backend {report.cfg.backend}"
-        + (f", fault {report.cfg.fault}" if report.cfg.fault else ""),
-        show_lines=False,
-    )
+    table = Table(title=_title(report), show_lines=False)
     for col in ("stage", "status", "worst metric vs tolerance", "hint", "s"):
         table.add_column(col, overflow="fold")
     for r in report.results:

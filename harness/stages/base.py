@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from harness import progress
 from harness.compare import ArrayDiff
 from harness.config import RunConfig
 from harness.data import Prepared, prepare
-from harness.port import BurnPort
+from harness.port import BurnPort, Port
 from harness.reference import model as ref_model
 from harness.reference import train as ref_train
 from harness.tolerances import ENVELOPE_RUNS, tolerance
@@ -68,7 +69,7 @@ class Context:
     """Everything stages share, computed once on first use. Data flows one way: the reference's
     inputs are handed to the port stage by stage (teacher forcing)."""
 
-    def __init__(self, cfg: RunConfig, port: BurnPort | None = None) -> None:
+    def __init__(self, cfg: RunConfig, port: Port | None = None) -> None:
         self.cfg = cfg
         self._port = port
 
@@ -76,8 +77,28 @@ class Context:
         return tolerance(key, self.cfg.tolerances)
 
     @cached_property
-    def port(self) -> BurnPort:
-        return self._port or BurnPort(self.cfg.backend, self.cfg.fault, self.cfg.epochs)
+    def port(self) -> Port:
+        if self._port is not None:
+            return self._port
+        if self.cfg.port_cmd:
+            from harness.transport import SubprocessPort
+
+            # Built without starting: the first stage that calls it starts the process, and a port that
+            # fails to start fails every stage with the same message instead of being restarted.
+            return SubprocessPort(self.cfg.port_cmd, self.cfg.port_timeout)
+        return BurnPort(self.cfg.backend, self.cfg.fault, self.cfg.epochs)
+
+    def port_identity(self) -> dict[str, Any] | None:
+        """What a subprocess port said about itself, if one was started; None for the in-process port."""
+        port = self.__dict__.get("port")
+        identity = getattr(port, "identity", None)
+        return identity() if callable(identity) else None
+
+    def close(self) -> None:
+        """Stop a subprocess port this context started; one handed in belongs to its caller."""
+        close = getattr(self.__dict__.get("port"), "close", None)
+        if self._port is None and callable(close):
+            close()
 
     @cached_property
     def prepared(self) -> Prepared:
@@ -102,39 +123,57 @@ class Context:
     @cached_property
     def ref_trace(self) -> ref_train.Trace:
         p = self.prepared
-        return ref_train.train(p.x_train, p.y_train, self.init, self.orders, self.cfg, self.steps_per_epoch)
+        with progress.current().epochs("reference", self.cfg.epochs) as on_epoch:
+            return ref_train.train(
+                p.x_train, p.y_train, self.init, self.orders, self.cfg, self.steps_per_epoch, on_epoch=on_epoch
+            )
 
     @cached_property
     def envelope_traces(self) -> list[ref_train.Trace]:
         """How far float32 rounding alone carries the reference from itself: the reference in float64
-        (the float32 run's distance from it is its rounding noise), plus ENVELOPE_RUNS - 1 float32 runs
+        (the float32 run's distance from it is its rounding noise), the reference with Adam's other
+        legitimate float32 arithmetic (harness/reference/adam_f32.py), plus ENVELOPE_RUNS - 2 float32 runs
         from initial weights one ULP away with one-ULP noise in every gradient. Chaotic drift takes off
         at a random epoch, so one run is a noisy yardstick; the harness uses the ensemble's largest drift."""
         p = self.prepared
         nudged = ref_model.nudge(self.init)
-        runs = [ref_train.train(p.x_train, p.y_train, self.init, self.orders, self.cfg, float64=True)]
-        runs += [
-            ref_train.train(
-                p.x_train,
-                p.y_train,
-                nudged,
-                self.orders,
-                self.cfg,
-                dither_seed=ENVELOPE_DITHER_SEED + 1000 * k + self.cfg.seed,
+        track = progress.current()
+        with track.epochs(f"envelope 1/{ENVELOPE_RUNS} (float64)", self.cfg.epochs) as on_epoch:
+            runs = [
+                ref_train.train(p.x_train, p.y_train, self.init, self.orders, self.cfg, float64=True, on_epoch=on_epoch)
+            ]
+        with track.epochs(f"envelope 2/{ENVELOPE_RUNS} (float32 Adam)", self.cfg.epochs) as on_epoch:
+            runs.append(
+                ref_train.train(
+                    p.x_train, p.y_train, self.init, self.orders, self.cfg, float32_adam=True, on_epoch=on_epoch
+                )
             )
-            for k in range(ENVELOPE_RUNS - 1)
-        ]
+        for k in range(ENVELOPE_RUNS - 2):
+            with track.epochs(f"envelope {k + 3}/{ENVELOPE_RUNS} (dithered)", self.cfg.epochs) as on_epoch:
+                runs.append(
+                    ref_train.train(
+                        p.x_train,
+                        p.y_train,
+                        nudged,
+                        self.orders,
+                        self.cfg,
+                        on_epoch=on_epoch,
+                        dither_seed=ENVELOPE_DITHER_SEED + 1000 * k + self.cfg.seed,
+                    )
+                )
         return runs
 
     @cached_property
     def port_trace(self) -> dict[str, Any]:
         p = self.prepared
-        return self.port.train(
-            p.x_train,
-            p.y_train,
-            params=self.init,
-            orders=self.orders,
-            epochs=self.cfg.epochs,
-            seed=self.cfg.seed,
-            record_steps=self.steps_per_epoch,
-        )
+        with progress.current().epochs("port", self.cfg.epochs) as on_epoch:
+            return self.port.train(
+                p.x_train,
+                p.y_train,
+                params=self.init,
+                orders=self.orders,
+                epochs=self.cfg.epochs,
+                seed=self.cfg.seed,
+                record_steps=self.steps_per_epoch,
+                on_epoch=on_epoch,
+            )

@@ -23,6 +23,14 @@ def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in a)
 
 
+def envelope_allowed(d_env: np.ndarray, floor: np.ndarray | float, running: bool = True) -> np.ndarray:
+    """How far the port may be from the reference, element by element: the envelope rule's bound."""
+    d_env = np.asarray(d_env, dtype=np.float64)
+    if running:
+        d_env = np.maximum.accumulate(d_env)
+    return np.maximum(floor, ENVELOPE_FACTOR * d_env)
+
+
 def envelope_check(
     name: str,
     ref: np.ndarray,
@@ -39,10 +47,10 @@ def envelope_check(
     the reference) from tightening the bound: chaotic drift does not shrink back in expectation.
     """
     ref, port = np.asarray(ref, dtype=np.float64), np.asarray(port, dtype=np.float64)
+    allowed = envelope_allowed(d_env, floor, running)
     d_env = np.asarray(d_env, dtype=np.float64)
     if running:
         d_env = np.maximum.accumulate(d_env)
-    allowed = np.maximum(floor, ENVELOPE_FACTOR * d_env)
     d_port = np.where(np.isfinite(port), np.abs(port - ref), np.inf)
     bad = ~(d_port <= allowed)
     d = compare(name, ref, np.where(np.isfinite(port), port, np.inf), None)
@@ -50,6 +58,9 @@ def envelope_check(
     d.mismatches = int(bad.sum())
     d.share = d.mismatches / max(len(ref), 1)
     d.min_atol = float(np.max(d_port)) if len(ref) else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(allowed > 0, d_port / allowed, np.where(d_port > 0, np.inf, 0.0))
+    d.ratio = float(np.max(ratios)) if len(ref) else 0.0
     # The inner compare judged a different rule; keep only what this rule says.
     d.first_mismatch = None
     d.min_rtol = None
@@ -145,6 +156,10 @@ def run(ctx: Context) -> StageResult:
         epoch_loss_port=[float(v) for v in port["epoch_loss"]],
         max_param_diff_port=[float(v) for v in d_ref_port],
         max_param_diff_envelope=[float(v) for v in d_ref_env],
+        # The bounds the envelope checks applied and the envelope runs' own losses, for the report's plots.
+        max_param_diff_allowed=[float(v) for v in envelope_allowed(d_ref_env, ENVELOPE_FLOOR)],
+        epoch_loss_allowed=[float(v) for v in envelope_allowed(d_loss, ENVELOPE_FLOOR)],
+        epoch_loss_envelope=[[float(v) for v in env.epoch_loss] for env in envs],
     )
 
 

@@ -1,0 +1,2 @@
+//! No build step: the build-dependencies only unify features (see Cargo.toml).
+fn main() {}

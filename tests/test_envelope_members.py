@@ -41,7 +41,9 @@ def test_float32_adam_tracks_burns_adam_and_torch_does_not() -> None:
     cfg = RunConfig(data=BUNDLED_DATA)
     init = ref_model.init_params(20, 1)
     rng = np.random.default_rng(0)
-    grads = [{n: (rng.standard_normal(v.shape) * 0.01).astype(np.float32) for n, v in init.items()} for _ in range(STEPS)]
+    grads = [
+        {n: (rng.standard_normal(v.shape) * 0.01).astype(np.float32) for n, v in init.items()} for _ in range(STEPS)
+    ]
 
     def torch_chain(float32_form: bool) -> dict[str, np.ndarray]:
         model = ref_model.build(init)

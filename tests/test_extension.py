@@ -25,7 +25,9 @@ def test_unknown_backend_and_fault_raise_port_error() -> None:
 
 def test_wrong_dtype_and_shape_name_what_was_expected(port: _burn.Port) -> None:
     params = init_params(20, 0)
-    with pytest.raises(_burn.PortShapeError, match=r"x: expected a 2-D float32 array, got a float64 array of shape \(4, 20\)"):
+    with pytest.raises(
+        _burn.PortShapeError, match=r"x: expected a 2-D float32 array, got a float64 array of shape \(4, 20\)"
+    ):
         port.forward(params, np.zeros((4, 20)))
     # Parameters load by name through burn-store's PyTorch adapter, which names the mismatch.
     with pytest.raises(_burn.PortShapeError, match=r"Shape mismatch for 'fc1\.weight'"):

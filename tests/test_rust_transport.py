@@ -65,7 +65,11 @@ def test_the_user_port_example_passes_diff_all() -> None:
     ctx = Context(cfg)
     report = run_with(ctx)
     ctx.close()
-    bad = {r.stage: (r.status, r.error or (r.first_failure.summary() if r.first_failure else "")) for r in report.results if r.status != "PASS"}
+    bad = {
+        r.stage: (r.status, r.error or (r.first_failure.summary() if r.first_failure else ""))
+        for r in report.results
+        if r.status != "PASS"
+    }
     assert report.exit_code == 0, bad
 
 
@@ -80,7 +84,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_a_panic_in_the_port_is_an_error_with_one_line(transport: str) -> None:
     if transport == "subprocess" and not BURN_PORT.is_file():
         pytest.skip("burn-port is not built")
-    args = ["--fault", "transform-panics"] if transport == "in-process" else ["--port-cmd", serve("--fault", "transform-panics")]
+    args = (
+        ["--fault", "transform-panics"]
+        if transport == "in-process"
+        else ["--port-cmd", serve("--fault", "transform-panics")]
+    )
     r = _cli("diff", "scaler", *args)
     out = r.stdout + r.stderr
     assert r.returncode == 2, out

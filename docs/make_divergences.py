@@ -66,6 +66,10 @@ def _sentence(text: str) -> str:
 
 
 def _symptom(report) -> str:
+    errored = [r for r in report.results if r.status == "ERROR"]
+    if errored:
+        # The port's own pipeline runs every step; a crash anywhere is what its user meets first.
+        return f"The port stops when it reaches the {errored[0].stage} step: {errored[0].error}."
     train = next((r for r in report.results if r.stage == "train"), None)
     metrics = next((r for r in report.results if r.stage == "metrics"), None)
     bits = []

@@ -3,7 +3,8 @@ and the extension's cold and warm build.
 
 Prints medians over --runs runs and the ratios, all measured in this one run.
   python bench/train_bench.py [--data PATH] [--runs 5] [--diff] [--transport] [--build]
---diff times `diff all` against one reference training; --transport times `diff all` in-process against
+--diff times `diff all` against one reference training on the bundled and the real data (and what the
+batched envelope and its second process each bought); --transport times `diff all` in-process against
 the same diff over the subprocess transport (`burn-port serve`), and the port's training through each;
 --build also times a cold build (rust_bridge/target removed first: slow, minutes) and a warm rebuild.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from harness.config import BUNDLED_DATA, RunConfig
+from harness.config import BUNDLED_DATA, REAL_DATA, RunConfig
 from harness.data import prepare
 from harness.port import BurnPort
 from harness.reference import model as ref_model
@@ -41,6 +42,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--build", action="store_true")
     ap.add_argument("--diff", action="store_true", help="also time `diff all` against one reference training")
+    ap.add_argument(
+        "--diff-data", type=Path, action="append", help="datasets for --diff (default: bundled, and the real file)"
+    )
     ap.add_argument("--transport", action="store_true", help="also time `diff all` in-process against subprocess")
     a = ap.parse_args()
     cfg = RunConfig(data=a.data)
@@ -67,11 +71,8 @@ def main() -> None:
         print(f"ratio {k}/torch: {med[k] / med['torch']:.3f}")
     print(f"ratio burn-ndarray/burn-flex: {med['burn-ndarray'] / med['burn-flex']:.3f}")
     if a.diff:
-        from harness.pipeline import run
-
-        one = timed(lambda: ref_train.train(p.x_train, p.y_train, init, orders, cfg))
-        whole = timed(lambda: run(cfg))
-        print(f"diff all {whole:.2f} s, one reference training {one:.2f} s, ratio {whole / one:.2f}")
+        for data in a.diff_data or [BUNDLED_DATA, *([REAL_DATA] if REAL_DATA.is_file() else [])]:
+            diff_costs(cfg.with_(data=data))
     if a.transport:
         from harness.pipeline import run
         from harness.transport import SubprocessPort
@@ -84,10 +85,14 @@ def main() -> None:
         print(f"diff all in-process median {m_in:.2f} s, subprocess median {m_sub:.2f} s, ratio {m_sub / m_in:.3f}")
         sub = SubprocessPort(serve, 600.0)
         inproc = BurnPort("flex")
-        tr_in = [timed(lambda: inproc.train(p.x_train, p.y_train, params=init, orders=orders, epochs=cfg.epochs))
-                 for _ in range(a.runs)]
-        tr_sub = [timed(lambda: sub.train(p.x_train, p.y_train, params=init, orders=orders, epochs=cfg.epochs))
-                  for _ in range(a.runs)]
+        tr_in = [
+            timed(lambda: inproc.train(p.x_train, p.y_train, params=init, orders=orders, epochs=cfg.epochs))
+            for _ in range(a.runs)
+        ]
+        tr_sub = [
+            timed(lambda: sub.train(p.x_train, p.y_train, params=init, orders=orders, epochs=cfg.epochs))
+            for _ in range(a.runs)
+        ]
         sub.close()
         print(
             f"port training in-process median {statistics.median(tr_in):.3f} s, subprocess "
@@ -101,6 +106,49 @@ def main() -> None:
         (ROOT / "rust_bridge" / "crates" / "burn-py" / "src" / "lib.rs").touch()
         warm = timed(lambda: subprocess.run(env_cmd, cwd=ROOT, check=True, capture_output=True))
         print(f"extension build: cold {cold:.1f} s, warm (lib.rs touched) {warm:.1f} s")
+
+
+def diff_costs(cfg: RunConfig) -> None:
+    """`diff all` against one reference training on one dataset, and what each speed-up bought: the
+    batched envelope against the envelope as separate nn.Module runs, and the second process against
+    training the ensemble in this one."""
+    from harness.pipeline import run
+    from harness.reference import ensemble
+    from harness.tolerances import ENVELOPE_DITHERED, REFERENCE_SEEDS
+
+    p = prepare(cfg)
+    init = ref_model.init_params(p.x_train.shape[1], cfg.seed)
+    orders = ref_train.batch_orders(len(p.y_train), cfg.epochs, cfg.seed)
+    seeds = [cfg.seed + k for k in range(1, REFERENCE_SEEDS + 1)]
+    print(f"\n{cfg.data.name}: {len(p.y_train)} training rows")
+    one = timed(lambda: ref_train.train(p.x_train, p.y_train, init, orders, cfg))
+    whole = timed(lambda: run(cfg))
+    ensemble.IN_PROCESS = True
+    try:
+        serial = timed(lambda: run(cfg))
+    finally:
+        ensemble.IN_PROCESS = False
+    batched = timed(lambda: ensemble.train_ensemble(p.x_train, p.y_train, init, orders, cfg, seeds))
+    nudged = ref_model.nudge(init)
+
+    def separate() -> None:  # the envelope as it was: one nn.Module loop per member, no seed runs
+        ref_train.train(p.x_train, p.y_train, init, orders, cfg, float64=True)
+        ref_train.train(p.x_train, p.y_train, init, orders, cfg, float32_adam=True)
+        for k in range(2):
+            ref_train.train(p.x_train, p.y_train, nudged, orders, cfg, dither_seed=k)
+
+    old_envelope = timed(separate)
+    members = 2 + ENVELOPE_DITHERED + REFERENCE_SEEDS
+    print(f"one reference training {one:.2f} s")
+    print(
+        f"envelope as 4 separate nn.Module runs {old_envelope:.2f} s ({old_envelope / one:.2f} x one training); "
+        f"batched ensemble of {members} runs (envelope + {REFERENCE_SEEDS} seeds) {batched:.2f} s "
+        f"({batched / one:.2f} x)"
+    )
+    print(f"diff all with the ensemble in this process {serial:.2f} s ({serial / one:.2f} x one training)")
+    print(
+        f"diff all with the ensemble in a second process {whole:.2f} s: ratio diff all / one training {whole / one:.2f}"
+    )
 
 
 if __name__ == "__main__":

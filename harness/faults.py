@@ -19,7 +19,16 @@ from harness.pipeline import Report, run_with
 from harness.port import available_faults
 from harness.stages.base import Context
 
-REFERENCE_ATTRS = ("prepared", "n_features", "init", "orders", "steps_per_epoch", "ref_trace", "envelope_traces")
+REFERENCE_ATTRS = (
+    "prepared",
+    "n_features",
+    "init",
+    "orders",
+    "steps_per_epoch",
+    "ref_trace",
+    "reference_seeds",
+    "ensemble",
+)
 
 
 def share_reference(src: Context, dst: Context) -> None:
@@ -44,6 +53,8 @@ def detection_matrix(
             "description": "all of the report's faults at once",
             "fix": "all of the fixes",
             "outcome": "fail",
+            # Its first stage (config) lists every declared difference; the report's epsilon is one of them.
+            "cause": "config.eps",
         },
     ]
     if only:
@@ -74,12 +85,12 @@ def detection_matrix(
             if base is not None:
                 share_reference(base, ctx)
             report = run_with(ctx)
-            rows.append(_row(f["name"], f["stage"], report, f.get("outcome", "fail")))
+            rows.append(_row(f["name"], f["stage"], report, f.get("outcome", "fail"), f.get("cause", "")))
             if on_report:
                 on_report(f["name"], f, report)
             console.print(f"{f['name']}: first divergence {rows[-1]['first_stage']} (expected {f['stage']})")
     ok = all(r["ok"] for r in rows)
-    table = Table("fault", "detected", "first stage", "expected", "hint shown", "all failing stages")
+    table = Table("fault", "detected", "first stage", "expected", "diagnosis (expected)", "all failing stages")
     for r in rows:
         mark = "[green]yes[/]" if r["ok"] else "[bold red]NO[/]"
         table.add_row(
@@ -87,7 +98,7 @@ def detection_matrix(
             str(r["detected"]),
             str(r["first_stage"]),
             str(r["expected_stage"]),
-            "yes" if r["hint"] else "no",
+            f"{r['diagnosis'] or '-'} ({r['expected_cause'] or 'none reproduces'})" if r["expected_stage"] else "-",
             ", ".join(r["failing_stages"]) + f"  {mark}",
         )
     console.print(table)
@@ -99,25 +110,33 @@ def detection_matrix(
     return rows, ok
 
 
-def _row(name: str, expected: str | None, report: Report, outcome: str = "fail") -> dict[str, Any]:
+def _row(name: str, expected: str | None, report: Report, outcome: str = "fail", cause: str = "") -> dict[str, Any]:
     """One matrix row. A fault whose outcome is "error" (the port panics) must make its expected stage
     the first ERROR, with exit code 2 and the panic named; every other fault must make its expected
-    stage the first FAIL, with a hint."""
+    stage the first FAIL, with a hint, and that stage's diagnosis must name the fault's cause (or, for a
+    fault no replay can reproduce, name none and say so)."""
     first = report.first_divergence
     failing = [r.stage for r in report.results if r.status == "FAIL"]
     errored = [r for r in report.results if r.status == "ERROR"]
     errors = [f"{r.stage}: {r.error}" for r in errored]
+    named = [d["cause"] for d in first.diagnosis] if first else []
     if expected is None:
         ok = report.exit_code == 0
     elif outcome == "error":
         ok = report.exit_code == 2 and bool(errored) and errored[0].stage == expected and "panicked" in errored[0].error
     else:
         ok = report.exit_code == 1 and first is not None and first.stage == expected and bool(first.hint)
+        if cause:
+            ok = ok and cause in named
+        else:
+            ok = ok and not named and "no candidate cause reproduces" in first.hint
     return {
         "fault": name,
         "expected_stage": expected,
+        "expected_cause": cause,
         "detected": report.exit_code == (2 if outcome == "error" else 1),
         "first_stage": first.stage if first else (errored[0].stage if errored else None),
+        "diagnosis": ", ".join(named[:2]) + (", ..." if len(named) > 2 else ""),
         "hint": first.hint if first else "",
         "hints": {r.stage: r.hint for r in report.results if r.status == "FAIL"},
         "failing_stages": failing,

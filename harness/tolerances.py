@@ -46,9 +46,10 @@ TOLERANCES: dict[str, Tolerance] = {
 }
 
 # Training is judged against the reference's own envelope: how far the reference drifts from itself under
-# float32 rounding alone. The envelope has ENVELOPE_RUNS members: the reference trained in float64, the
-# reference with Burn's Adam arithmetic (below), and float32 runs from weights one ULP away with one-ULP
-# noise in every gradient. The largest drift among
+# float32 rounding alone. The envelope has 2 + ENVELOPE_DITHERED members: the reference trained in float64,
+# the reference with Burn's Adam arithmetic (below), and float32 runs from weights one ULP away with one-ULP
+# noise in every gradient (all trained batched in a second process, harness/reference/ensemble.py). The
+# largest drift among
 # them counts, as a running maximum over epochs. The port may be ENVELOPE_FACTOR times further away than
 # that (or within the float32 floor) before it is called divergent.
 # Measured: with a single one-ULP-nudged run (the first design) the faithful port left a 10x envelope on
@@ -63,14 +64,22 @@ TOLERANCES: dict[str, Tolerance] = {
 # crossing at step 236 then turned it into 2.6e-4 in parameters after epoch 1, 570x the one-ULP envelope.
 # So the envelope has a member trained with that arithmetic (harness/reference/adam_f32.py, which matches
 # the port's Adam to 7.5e-9 over the same 100 steps): correct Burn code must not read as divergent.
-ENVELOPE_RUNS = 4
+ENVELOPE_DITHERED = 6
 ENVELOPE_FACTOR = 10.0
 ENVELOPE_FLOOR = 1e-5
 # End-to-end independent runs (own init, own shuffling): a gap in mean test accuracy up to this many
 # percentage points does not matter.
 END_TO_END_ACCURACY_PP = 1.0
-# McNemar's test on prediction flips: a p-value below this calls the two models' errors different.
+# McNemar's test on prediction flips: with this alpha, a count of one-way flips larger than noise.
 MCNEMAR_ALPHA = 0.001
+# Independent runs are judged against the reference's own seed-to-seed spread: the reference is trained
+# from REFERENCE_SEEDS more seeds (own init, own order), and the port's mean accuracy may lie as far from
+# the reference's mean as a (1 - SEED_SPREAD_ALPHA) prediction bound for one more draw from that
+# distribution allows (metrics.seed_spread_pp). McNemar's test alone (the first design: fail when p < 0.001)
+# asks whether two fixed models differ, and two models trained from different seeds do: measured on the
+# real file, the faithful ndarray port at seed 1 reached 0.930 against the reference's 0.914 with p = 0.00057.
+REFERENCE_SEEDS = 8
+SEED_SPREAD_ALPHA = 0.001
 # Whether a larger gap is real depends on the test set's size. Both sides predict the same n rows, so the
 # gap is a paired difference: with b rows right only for the reference and c right only for the port
 # (summed over seeds S), gap = (c - b) / (S n). If the port is as good as the reference, c is

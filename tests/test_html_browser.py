@@ -64,7 +64,8 @@ def reports(request: pytest.FixtureRequest) -> dict[str, Any]:
         broken = run_with(ctx)
         from harness.port import available_faults
 
-        rows = [_row("faithful (seed 0)", None, faithful), _row(FAULT, "forward", broken)]
+        cause = next(f["cause"] for f in available_faults() if f["name"] == FAULT)
+        rows = [_row("faithful (seed 0)", None, faithful), _row(FAULT, "forward", broken, "fail", cause)]
         return {
             "source": "live",
             "faithful": report_json(faithful),

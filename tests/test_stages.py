@@ -23,6 +23,7 @@ CATALOGUE = available_faults()
 # (a panic: ERROR, exit 2) and are tested below.
 FAULTS = {f["name"]: f["stage"] for f in CATALOGUE if f["outcome"] == "fail"} | {"user-port": "config"}
 CRASHES = {f["name"]: f["stage"] for f in CATALOGUE if f["outcome"] == "error"}
+CAUSES = {f["name"]: f["cause"] for f in CATALOGUE} | {"user-port": "config.eps"}
 
 
 def test_faithful_port_passes_every_stage(faithful_run) -> None:
@@ -48,7 +49,13 @@ def test_fault_fails_first_at_its_stage_with_a_hint(faithful_run, fault: str) ->
     first = report.first_divergence
     assert report.exit_code == 1
     assert first is not None and first.stage == FAULTS[fault], [(r.stage, r.status, r.hint) for r in report.results]
-    assert first.hint
+    # The diagnosis names the fault's cause (from the catalogue, never read by the harness's stages), or,
+    # where no replay of the reference can reproduce the fault, names none and says so.
+    named = [d["cause"] for d in first.diagnosis]
+    if CAUSES[fault]:
+        assert CAUSES[fault] in named, (first.hint, named)
+    else:
+        assert named == [] and "no candidate cause reproduces" in first.hint
     d = report_json(report)
     assert d["first_divergence"]["stage"] == FAULTS[fault]
     jsonschema.validate(d, json.loads(SCHEMA_PATH.read_text()))
@@ -84,15 +91,22 @@ def test_failing_element_is_named_with_minimum_tolerance(faithful_run) -> None:
 
 
 def test_same_hint_from_a_different_route(faithful_run) -> None:
-    """Diagnosis reads numbers, not the fault's name: the user-port combination (where eps comes with other
-    faults) yields the same epsilon diagnosis at the optimizer stage as adam-eps alone."""
+    """Diagnosis reads numbers, not the fault's name: the user-port combination (where eps comes with the
+    learning rate and other faults) is reproduced by both changes at once, and adam-eps by epsilon alone."""
     base, _ = faithful_run
-    hints = []
+    found = {}
     for fault in ("adam-eps", "user-port"):
         ctx = Context(base.cfg.with_(fault=fault))
         share_reference(base, ctx)
-        hints.append(run_with(ctx, ["optimizer"]).results[0].hint)
-    assert all("imply Adam epsilon ~1e-05" in h for h in hints), hints
+        found[fault] = run_with(ctx, ["optimizer"]).results[0]
+    eps, user = found["adam-eps"], found["user-port"]
+    assert eps.diagnosis[0]["cause"] == "adam.eps"
+    assert eps.diagnosis[0]["parameters"]["eps"] == pytest.approx(1e-5, rel=1e-3)
+    assert user.diagnosis[0]["cause"] == "adam.lr+eps"
+    assert user.diagnosis[0]["parameters"]["eps"] == pytest.approx(1e-5, rel=1e-3)
+    assert user.diagnosis[0]["parameters"]["lr"] == pytest.approx(1e-4, rel=1e-3)
+    for r in (eps, user):
+        assert "eps = 1e-05" in r.hint and "with_epsilon(1e-08)" in r.hint, r.hint
 
 
 def test_stage_that_cannot_run_is_error_and_exit_2(faithful_run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,3 +133,16 @@ def test_user_port_reproduces_the_reports_symptoms(faithful_run) -> None:
     share0 = float((ctx.prepared.y_test == 0).mean())
     assert metrics.metrics["accuracy_port"][0] == pytest.approx(share0, abs=0.5 / len(ctx.prepared.y_test))
     assert "share of class 0" in metrics.hint
+
+
+def test_faults_check_rejects_a_diagnosis_that_misses_the_cause(faithful_run) -> None:
+    """Negative control of the matrix rule: the same missing-ReLU run, held to another cause, is a miss."""
+    from harness.faults import _row
+
+    base, _ = faithful_run
+    ctx = Context(base.cfg.with_(fault="missing-relu"))
+    share_reference(base, ctx)
+    report = run_with(ctx, ["forward"])
+    assert _row("missing-relu", "forward", report, "fail", CAUSES["missing-relu"])["ok"]
+    assert not _row("missing-relu", "forward", report, "fail", "forward.relu2.gelu")["ok"]
+    assert not _row("missing-relu", "forward", report, "fail", "")["ok"]

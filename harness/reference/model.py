@@ -96,3 +96,12 @@ def nudge(params: Params, ulps: int = 1) -> Params:
             w = np.nextafter(w, np.float32(np.inf)).astype(np.float32)
         out[k] = w
     return out
+
+
+def linear_chain(params: Params) -> list[str]:
+    """The Linear layers of Classifier in order (fc1, fc2, ...): ReLU after each but the last, a sigmoid
+    after the last. The batched trainer (harness/reference/batched.py) builds the same network from this."""
+    layers = []
+    while f"fc{len(layers) + 1}.weight" in params:
+        layers.append(f"fc{len(layers) + 1}")
+    return layers

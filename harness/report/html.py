@@ -133,6 +133,23 @@ def _badge(status: str, text: str | None = None) -> str:
     return f'<span class="badge {STATUS_CLASS.get(status, "skip")}">{_e(text or status)}</span>'
 
 
+def _diagnosis(causes: list[dict]) -> str:
+    """The causes that reproduce the port's numbers when the reference is replayed with them."""
+    if not causes:
+        return '<p class="diagnosis">No candidate cause reproduces the port\'s numbers; the evidence is below.</p>'
+    rows = "".join(
+        f"<tr><td><code>{_e(c['cause'])}</code></td><td>{_e(c['description'])}</td><td>"
+        + _e(", ".join(f"{k} = {fmt_num(v)}" for k, v in c.get("parameters", {}).items()) or "—")
+        + f"</td><td>{_e(fmt_num(c['max_error']))}</td></tr>"
+        for c in causes
+    )
+    return (
+        '<table class="diagnosis"><caption>Causes that reproduce the port when the reference is replayed with '
+        "them (max error as a fraction of the stage's tolerance)</caption><thead><tr><th>cause</th><th>change"
+        f"</th><th>fitted</th><th>max error</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
 def check_detail(check: Mapping[str, Any]) -> str:
     """Everything a porting engineer needs from one failing check, as a definition list."""
     tol = check.get("tolerance") or {}
@@ -200,6 +217,7 @@ def _divergence_section(report: Mapping[str, Any]) -> str:
         if first.get("hint"):
             parts.append(f'<p class="hint"><b>Why:</b> {_e(first["hint"])}</p>')
         stage = _stage_map(report).get(first["stage"], {})
+        parts.append(_diagnosis(stage.get("diagnosis") or []))
         failing = [c for c in stage.get("checks", []) if not c.get("passed")]
         # Checks run in pipeline order (layer by layer, step by step), so the first failing check is
         # where the stage goes wrong; the rest are listed, with their detail further down.
@@ -637,6 +655,11 @@ def render_faults(
         )
         if r.get("hint"):
             sections.append(f'<p class="hint"><b>Hint shown:</b> {_e(r["hint"])}</p>')
+        if r.get("expected_stage"):
+            sections.append(
+                f"<p>Diagnosis: <b>{_e(r.get('diagnosis') or 'no candidate reproduces it')}</b> (expected: "
+                f"{_e(r.get('expected_cause') or 'none reproduces it')}).</p>"
+            )
         if info.get("fix"):
             sections.append(f"<p><b>Fix in Burn:</b> {_e(info['fix'])}</p>")
         for e in r.get("errors", []):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.compare import compare
+from harness.diagnosis.backward import Case, diagnose
 from harness.reference import train as ref_train
 from harness.stages.base import Context, Stage, StageResult, result
 
@@ -38,7 +39,8 @@ def run(ctx: Context) -> StageResult:
     x, y = p.x_train[rows], p.y_train[rows]
     tol = ctx.tol("backward")
     checks = []
-    hints = []
+    evidence: list[str] = []
+    evidence_cases: list[Case] = []
     cases = (
         ("initial", ctx.init),
         ("saturated", saturated_params(ctx.init, x)),
@@ -50,37 +52,27 @@ def run(ctx: Context) -> StageResult:
         case_checks = [compare(f"{case}.loss", np.float32(rl), np.float32(gl), tol)]
         case_checks += [compare(f"{case}.{k}", v, gg[k], tol) for k, v in rg.items()]
         checks += case_checks
+        evidence_cases.append(Case(case, params, x, y, float(gl), gg))
         if all(c.passed for c in case_checks):
             continue
         probs = ref_train.forward(params, x)["sigmoid"][:, 0]
-        exact = (probs == 0) | (probs == 1)
-        # Where torch's max(p(1-p), 1e-12) engages: the reference's gradient is no longer (p - y)/N.
         p64 = probs.astype(np.float64)
-        sat = exact | (p64 * (1 - p64) < 1e-12)
-        wrong_sat = sat & ((probs > 0.5) != (y > 0.5))
+        # Where torch's max(p(1-p), 1e-12) engages: the reference's gradient is no longer (p - y)/N.
+        sat = (probs == 0) | (probs == 1) | (p64 * (1 - p64) < 1e-12)
         nonfinite = sum(int((~np.isfinite(g)).sum()) for g in gg.values())
-        if nonfinite:
-            hints.append(
-                f"{case}: gradient NaN/inf at {nonfinite} elements; {int(sat.sum())} of {len(y)} outputs are exactly 0 "
-                "or 1; the reference divides by max(p(1-p), 1e-12); Burn's BinaryCrossEntropyLoss backward divides by p"
-            )
-            continue
-        logits = ref_train.forward(params, x)["fc3"][:, 0].astype(np.float64)
-        logit_grad_b3 = float(((1 / (1 + np.exp(-logits))) - y).mean())
-        if np.isclose(gg["fc3.bias"][0], logit_grad_b3, rtol=1e-4, atol=1e-7) and not np.isclose(
-            rg["fc3.bias"][0], logit_grad_b3, rtol=1e-4, atol=1e-7
-        ):
-            hints.append(
-                f"{case}: gradients differ where the sigmoid saturates ({int(sat.sum())} of {len(y)} outputs with "
-                f"p(1-p) < 1e-12, {int(exact.sum())} exactly 0 or 1, {int(wrong_sat.sum())} misclassified); the port's "
-                "output-bias gradient "
-                f"{gg['fc3.bias'][0]:.6g} equals mean(sigmoid(z) - y), the gradient of BCE with logits; the reference's "
-                f"BCELoss divides by max(p(1-p), 1e-12), which shrinks those rows' gradient to 0 ({rg['fc3.bias'][0]:.6g})"
-            )
-        else:
-            worst = next(c for c in case_checks if not c.passed)
-            hints.append(f"{case}: {worst.summary()}")
-    return result("backward", checks, "; ".join(hints), batch_rows=len(rows))
+        evidence.append(
+            f"{case}: {int(sat.sum())} of {len(y)} outputs saturated"
+            + (f", gradient NaN/inf at {nonfinite} elements" if nonfinite else "")
+        )
+    if all(c.passed for c in checks):
+        return result("backward", checks, batch_rows=len(rows))
+    causes = diagnose(evidence_cases, tol)
+    if causes:
+        hint = causes[0].sentence() + "; " + "; ".join(evidence)
+    else:
+        worst = next(c for c in checks if not c.passed)
+        hint = "no candidate cause reproduces the gradients; " + "; ".join(evidence) + f"; worst: {worst.summary()}"
+    return result("backward", checks, hint, diagnosis=[c.to_dict() for c in causes], batch_rows=len(rows))
 
 
 STAGE = Stage("backward", "per-parameter gradients, normal and saturated outputs", run)

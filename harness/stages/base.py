@@ -14,12 +14,12 @@ from harness.compare import ArrayDiff
 from harness.config import RunConfig
 from harness.data import Prepared, prepare
 from harness.port import BurnPort, Port
+from harness.reference import ensemble
 from harness.reference import model as ref_model
 from harness.reference import train as ref_train
-from harness.tolerances import ENVELOPE_RUNS, tolerance
+from harness.tolerances import REFERENCE_SEEDS, tolerance
 
 PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
-ENVELOPE_DITHER_SEED = 7919
 
 
 @dataclass
@@ -31,6 +31,9 @@ class StageResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     seconds: float = 0.0
+    # Counterfactual causes that reproduce the port's numbers (harness/diagnosis), best first; failing
+    # stages with a catalogue only.
+    diagnosis: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def first_failure(self) -> ArrayDiff | None:
@@ -45,12 +48,15 @@ class StageResult:
             "seconds": round(self.seconds, 3),
             "metrics": self.metrics,
             "checks": [c.to_dict() for c in self.checks],
+            "diagnosis": self.diagnosis,
         }
 
 
-def result(stage: str, checks: list[ArrayDiff], hint: str = "", **metrics: Any) -> StageResult:
+def result(
+    stage: str, checks: list[ArrayDiff], hint: str = "", diagnosis: list[dict[str, Any]] | None = None, **metrics: Any
+) -> StageResult:
     ok = all(c.passed for c in checks)
-    return StageResult(stage, PASS if ok else FAIL, checks, "" if ok else hint, metrics)
+    return StageResult(stage, PASS if ok else FAIL, checks, "" if ok else hint, metrics, diagnosis=diagnosis or [])
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class Context:
     def __init__(self, cfg: RunConfig, port: Port | None = None) -> None:
         self.cfg = cfg
         self._port = port
+        self._ensemble: ensemble.Pending | ensemble.Done | None = None
 
     def tol(self, key: str):
         return tolerance(key, self.cfg.tolerances)
@@ -95,7 +102,11 @@ class Context:
         return identity() if callable(identity) else None
 
     def close(self) -> None:
-        """Stop a subprocess port this context started; one handed in belongs to its caller."""
+        """Stop a subprocess port this context started (one handed in belongs to its caller) and an
+        ensemble still training that no stage read."""
+        if self._ensemble is not None:
+            self._ensemble.close()
+            self._ensemble = None
         close = getattr(self.__dict__.get("port"), "close", None)
         if self._port is None and callable(close):
             close()
@@ -128,40 +139,39 @@ class Context:
                 p.x_train, p.y_train, self.init, self.orders, self.cfg, self.steps_per_epoch, on_epoch=on_epoch
             )
 
+    def start_ensemble(self) -> None:
+        """Start training the reference's other runs (the envelope and the other seeds) in the worker
+        process, so that they are ready by the time the train and metrics stages read them."""
+        if "ensemble" in self.__dict__ or self._ensemble is not None:
+            return
+        p = self.prepared
+        self._ensemble = ensemble.start(p.x_train, p.y_train, self.init, self.orders, self.cfg, self.reference_seeds)
+
     @cached_property
-    def envelope_traces(self) -> list[ref_train.Trace]:
+    def reference_seeds(self) -> list[int]:
+        """The seeds of the reference's own seed-to-seed spread (the metrics stage's yardstick)."""
+        return [self.cfg.seed + k for k in range(1, max(REFERENCE_SEEDS, self.cfg.seeds - 1) + 1)]
+
+    @cached_property
+    def ensemble(self) -> ensemble.Ensemble:
+        self.start_ensemble()
+        assert self._ensemble is not None
+        with progress.current().epochs("envelope and reference seeds (second process)", 1) as on_epoch:
+            try:
+                out = self._ensemble.result()
+            finally:
+                self._ensemble = None
+            on_epoch(1, float("nan"))
+        return out
+
+    @property
+    def envelope_traces(self) -> list[ensemble.Run]:
         """How far float32 rounding alone carries the reference from itself: the reference in float64
         (the float32 run's distance from it is its rounding noise), the reference with Adam's other
-        legitimate float32 arithmetic (harness/reference/adam_f32.py), plus ENVELOPE_RUNS - 2 float32 runs
+        legitimate float32 arithmetic (harness/reference/adam_f32.py), plus ENVELOPE_DITHERED float32 runs
         from initial weights one ULP away with one-ULP noise in every gradient. Chaotic drift takes off
         at a random epoch, so one run is a noisy yardstick; the harness uses the ensemble's largest drift."""
-        p = self.prepared
-        nudged = ref_model.nudge(self.init)
-        track = progress.current()
-        with track.epochs(f"envelope 1/{ENVELOPE_RUNS} (float64)", self.cfg.epochs) as on_epoch:
-            runs = [
-                ref_train.train(p.x_train, p.y_train, self.init, self.orders, self.cfg, float64=True, on_epoch=on_epoch)
-            ]
-        with track.epochs(f"envelope 2/{ENVELOPE_RUNS} (float32 Adam)", self.cfg.epochs) as on_epoch:
-            runs.append(
-                ref_train.train(
-                    p.x_train, p.y_train, self.init, self.orders, self.cfg, float32_adam=True, on_epoch=on_epoch
-                )
-            )
-        for k in range(ENVELOPE_RUNS - 2):
-            with track.epochs(f"envelope {k + 3}/{ENVELOPE_RUNS} (dithered)", self.cfg.epochs) as on_epoch:
-                runs.append(
-                    ref_train.train(
-                        p.x_train,
-                        p.y_train,
-                        nudged,
-                        self.orders,
-                        self.cfg,
-                        on_epoch=on_epoch,
-                        dither_seed=ENVELOPE_DITHER_SEED + 1000 * k + self.cfg.seed,
-                    )
-                )
-        return runs
+        return self.ensemble.envelope
 
     @cached_property
     def port_trace(self) -> dict[str, Any]:

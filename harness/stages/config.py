@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.compare import compare_value
+from harness.diagnosis.config import diagnose
 from harness.stages.base import Context, Stage, StageResult, result
 
 # What a differing field usually means in a Burn port (keyed by the field that differs).
@@ -35,7 +36,8 @@ def run(ctx: Context) -> StageResult:
         for c in checks
         if not c.passed
     ]
-    return result("config", checks, "; ".join(hints), reference=ref, port=got)
+    causes = diagnose(ref, got, [c.name for c in checks if not c.passed])
+    return result("config", checks, "; ".join(hints), diagnosis=[c.to_dict() for c in causes], reference=ref, port=got)
 
 
 STAGE = Stage("config", "hyperparameters each side really uses", run)

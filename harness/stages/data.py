@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.compare import compare, compare_value
+from harness.diagnosis.data import diagnose
 from harness.stages.base import Context, Stage, StageResult, result
 
 
@@ -21,25 +22,32 @@ def run(ctx: Context) -> StageResult:
         checks.append(compare("features", table.features, got["features"], tol))
     checks.append(compare("labels", table.labels, got["labels"], tol))
     checks.append(compare_value("positives", int(table.labels.sum()), int(np.asarray(got["labels"]).sum())))
-    hint = ""
-    if not all(c.passed for c in checks):
-        dt = [
-            f"{n}: {a} vs {b}"
-            for n, a, b in zip(table.feature_names, table.dtypes, got["dtypes"], strict=False)
-            if a != b
-        ]
-        feat = next((c for c in checks if c.name == "features" and not c.passed), None)
-        parts = []
-        if dt:
-            parts.append(f"parsed dtypes differ ({', '.join(dt[:3])}{', ...' if len(dt) > 3 else ''})")
-        if feat is not None and feat.rel_err is not None and feat.rel_err < 1e-6:
-            col = table.feature_names[feat.worst_index[1]] if feat.worst_index else "?"
-            parts.append(
-                f"values differ by at most {feat.min_rtol:.1g} relative (worst in '{col}'): numbers were "
-                "parsed at float32 precision; parse as f64 like pandas and cast after scaling"
-            )
-        hint = "; ".join(parts) or "the parsed table differs from pandas' reading of the same file"
-    return result("data", checks, hint, rows=len(table.labels), features=len(table.feature_names))
+    if all(c.passed for c in checks):
+        return result("data", checks, rows=len(table.labels), features=len(table.feature_names))
+    got_x, got_y = np.asarray(got["features"], dtype=np.float64), np.asarray(got["labels"], dtype=np.float64)
+    causes = diagnose(table.features, table.labels, got_x, got_y, tol)
+    dt = [
+        f"{n}: {a} vs {b}" for n, a, b in zip(table.feature_names, table.dtypes, got["dtypes"], strict=False) if a != b
+    ]
+    parts = [causes[0].sentence()] if causes else []
+    if dt:
+        parts.append(f"parsed dtypes differ ({', '.join(dt[:3])}{', ...' if len(dt) > 3 else ''})")
+    if causes and causes[0].cause == "data.float32_parse":
+        parts.append("parse as f64 like pandas and cast to f32 after scaling")
+    hint = (
+        "; ".join(parts)
+        if causes
+        else "no candidate cause reproduces the parsed table; "
+        + ("; ".join(parts) or next(c for c in checks if not c.passed).summary())
+    )
+    return result(
+        "data",
+        checks,
+        hint,
+        diagnosis=[c.to_dict() for c in causes],
+        rows=len(table.labels),
+        features=len(table.feature_names),
+    )
 
 
 STAGE = Stage("data", "rows, columns, parsed dtypes, values, label counts", run)

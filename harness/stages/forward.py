@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.compare import compare
+from harness.diagnosis.forward import diagnose
 from harness.reference import train as ref_train
 from harness.reference.model import LAYERS
 from harness.stages.base import Context, Stage, StageResult, result
@@ -17,20 +18,21 @@ def run(ctx: Context) -> StageResult:
     tol = ctx.tol("forward")
     checks = [compare(layer, ref[layer], got[layer], tol) for layer in LAYERS]
     first = next((c for c in checks if not c.passed), None)
-    hint = ""
-    if first is not None:
-        layer = first.name
+    if first is None:
+        return result("forward", checks, samples=len(x), first_divergent_layer=None)
+    layer = first.name
+    causes = diagnose(ctx.init, x, got, layer, tol)
+    if causes:
+        hint = f"first divergent layer: {layer}; {causes[0].sentence()}"
+    else:
         g = got[layer]
-        if layer.startswith("relu") and (g < 0).any():
-            hint = (
-                f"first divergent layer: {layer}; the port's {layer} output has {int((g < 0).sum())} negative values, "
-                "which a ReLU cannot produce: the activation is missing from the port's forward()"
-            )
-        elif layer.startswith("fc"):
-            hint = f"first divergent layer: {layer} (a Linear): its weights or layout differ, or its input does"
-        else:
-            hint = f"first divergent layer: {layer}, with every earlier layer within tolerance"
-    return result("forward", checks, hint, samples=len(x), first_divergent_layer=first.name if first else None)
+        seen = (
+            f"{int((g < 0).sum())} negative values" if (g < 0).any() else f"values from {g.min():.3g} to {g.max():.3g}"
+        )
+        hint = f"first divergent layer: {layer}, every earlier layer within tolerance; no candidate cause reproduces it ({seen})"
+    return result(
+        "forward", checks, hint, diagnosis=[c.to_dict() for c in causes], samples=len(x), first_divergent_layer=layer
+    )
 
 
 STAGE = Stage("forward", "per-sample outputs and per-layer activations", run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.compare import compare
+from harness.diagnosis.loss import ADVICE, Case, diagnose
 from harness.reference import train as ref_train
 from harness.stages.base import Context, Stage, StageResult, result
 
@@ -26,9 +27,11 @@ def run(ctx: Context) -> StageResult:
     tol = ctx.tol("loss")
     checks = []
     evidence = []
+    cases: list[Case] = []
     for case, (p, y) in edge_suite().items():
         rv, rg = ref_train.loss_and_grad(p, y)
         gv, gg = ctx.port.loss(p, y)
+        cases.append(Case(case, p, y, float(gv), np.asarray(gg, dtype=np.float32)))
         checks.append(compare(f"{case}.value", np.float32(rv), np.float32(gv), tol))
         checks.append(compare(f"{case}.grad", rg, gg, tol))
         edge = (p == 0) | (p == 1)
@@ -40,24 +43,19 @@ def run(ctx: Context) -> StageResult:
             evidence.append(
                 f"gradient non-finite at {int(bad.sum())} elements of '{case}', {at_edge} of them at p exactly 0 or 1"
             )
-    hint = ""
-    if not all(c.passed for c in checks):
-        finite_values = not any("value" in e for e in evidence)
-        if evidence and not finite_values:
-            hint = (
-                "; ".join(evidence) + ": log(p) or log(1-p) is not clamped; the reference clamps both at -100 "
-                "(BCELoss gives 0 and 100 for perfect and wrong predictions)"
-            )
-        elif evidence:
-            hint = (
-                "; ".join(evidence) + ": values are finite but the backward pass is not; the reference divides by "
-                "max(p(1-p), 1e-12); Burn's BinaryCrossEntropyLoss backward divides by p through log (its clamp "
-                "has zero gradient)"
-            )
-        else:
-            worst = next(c for c in checks if not c.passed)
-            hint = f"loss differs without non-finite values (worst: {worst.summary()})"
-    return result("loss", checks, hint)
+    if all(c.passed for c in checks):
+        return result("loss", checks)
+    causes = diagnose(cases, tol)
+    if causes:
+        hint = causes[0].sentence()
+        if causes[0].cause in ADVICE:
+            hint += f"; {ADVICE[causes[0].cause]}"
+        if evidence:
+            hint += "; " + "; ".join(evidence)
+    else:
+        worst = next(c for c in checks if not c.passed)
+        hint = "no candidate cause reproduces the port's loss; " + ("; ".join(evidence) or worst.summary())
+    return result("loss", checks, hint, diagnosis=[c.to_dict() for c in causes])
 
 
 STAGE = Stage("loss", "loss value and gradient on an edge suite", run)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from harness.compare import compare_exact, compare_sets, compare_value
+from harness.diagnosis.split import diagnose
 from harness.stages.base import Context, Stage, StageResult, result
 
 
@@ -19,24 +22,21 @@ def run(ctx: Context) -> StageResult:
         checks.append(compare_exact("test_order", p.test_idx, test))
     if len(train) == len(p.train_idx):
         checks.append(compare_exact("train_order", p.train_idx, train))
-    hint = ""
-    if not all(c.passed for c in checks):
+    if all(c.passed for c in checks):
+        return result("split", checks)
+    n = len(p.table.labels)
+    causes = diagnose(n, ctx.cfg.test_size, ctx.cfg.split_seed, p.table.labels, np.asarray(train), np.asarray(test))
+    if causes:
+        hint = causes[0].sentence()
+    else:
         overlap = len(set(p.test_idx.tolist()) & set(test.tolist())) / max(len(p.test_idx), 1)
-        n = len(p.table.labels)
-        expected_overlap = len(p.test_idx) / n
-        if overlap < 0.5:
-            hint = (
-                f"test rows overlap {overlap:.1%} with sklearn's (about {expected_overlap:.0%} is chance): the port "
-                f"shuffles with another generator; reproduce numpy RandomState({ctx.cfg.split_seed}).permutation(n) "
-                "and take the first ceil(test_size*n) rows as test"
-            )
-        elif overlap == 1.0:
-            hint = "same rows, different order: keep sklearn's permutation order for both sets"
-        else:
-            hint = (
-                f"test rows overlap {overlap:.1%}: the split sizes or rounding differ from sklearn's ceil(test_size*n)"
-            )
-    return result("split", checks, hint)
+        hint = (
+            f"no candidate cause reproduces the split; test rows overlap {overlap:.1%} with sklearn's (about "
+            f"{len(p.test_idx) / n:.0%} is chance); sizes {len(train)}/{len(test)} vs {len(p.train_idx)}/"
+            f"{len(p.test_idx)}: the port shuffles with another generator or rule; reproduce numpy "
+            f"RandomState({ctx.cfg.split_seed}).permutation(n) and take the first ceil(test_size*n) rows as test"
+        )
+    return result("split", checks, hint, diagnosis=[c.to_dict() for c in causes])
 
 
 STAGE = Stage("split", "train/test row membership and order", run)

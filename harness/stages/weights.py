@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.compare import compare, compare_value
+from harness.diagnosis.weights import diagnose
 from harness.stages.base import Context, Stage, StageResult, result
 
 
@@ -16,18 +17,17 @@ def run(ctx: Context) -> StageResult:
     for name, v in params.items():
         if name.endswith(".weight"):
             checks.append(compare_value(f"{name} Burn layout", [v.shape[1], v.shape[0]], list(layouts[name])))
-    hints = []
-    for name, v in params.items():
-        if v.ndim == 2 and not np.array_equal(back[name], v):
-            out_f, in_f = v.shape
-            if np.array_equal(back[name], v.reshape(in_f, out_f).T):
-                hints.append(
-                    f"{name}: the port holds the [{out_f}, {in_f}] buffer reshaped to [{in_f}, {out_f}] instead of "
-                    "transposed; transpose PyTorch weights into Burn's Linear (or load via burn-store's "
-                    "PyTorchToBurnAdapter)"
-                )
-    hint = "; ".join(hints[:1] + ([f"(same for {len(hints) - 1} more weight tensors)"] if len(hints) > 1 else []))
-    return result("weights", checks, hint or "parameters change on their way through the port")
+    if all(c.passed for c in checks):
+        return result("weights", checks)
+    causes = diagnose(params, back, tol)
+    if causes:
+        hint = causes[0].sentence()
+        if causes[0].cause == "weights.reshaped":
+            hint += "; transpose PyTorch weights into Burn's Linear (or load via burn-store's PyTorchToBurnAdapter)"
+    else:
+        changed = [name for name, v in params.items() if not np.array_equal(back.get(name), v)]
+        hint = f"no candidate cause reproduces the round trip; changed: {', '.join(changed)}"
+    return result("weights", checks, hint, diagnosis=[c.to_dict() for c in causes])
 
 
 STAGE = Stage("weights", "parameter round trip and layouts", run)

@@ -56,6 +56,10 @@ pub struct FaultInfo {
     /// What the harness must report: "fail" (a divergence, exit 1) or "error" (the port could not
     /// answer, exit 2).
     pub outcome: &'static str,
+    /// The cause the harness's diagnosis must name at that stage (its id, as in the JSON report's
+    /// `diagnosis`); empty where no replay of the reference can reproduce the fault (another random
+    /// generator) or the port cannot answer.
+    pub cause: &'static str,
 }
 
 /// Faults that make up the port of the original report, all at once.
@@ -210,6 +214,30 @@ impl Fault {
             description,
             fix,
             outcome,
+            cause: self.cause(),
+        }
+    }
+
+    /// The diagnosis id the harness must name for this fault (see `FaultInfo::cause`).
+    fn cause(self) -> &'static str {
+        match self {
+            Fault::F32Parse => "data.float32_parse",
+            Fault::UnseededSplit => "",
+            Fault::ScalerTrainOnly => "config.scaler_fit_rows",
+            Fault::ScalerF32 => "scaler.float32",
+            Fault::SampleStd => "scaler.ddof1",
+            Fault::WeightsReshaped => "weights.reshaped",
+            Fault::MissingRelu => "forward.relu2.identity",
+            Fault::UnclampedBce => "loss.unclamped",
+            Fault::BurnStockBce => "loss.gradient_through_clamp",
+            Fault::LogitsBce => "backward.logits_loss",
+            Fault::AdamEps => "config.eps",
+            Fault::GradClip => "config.clip_norm",
+            Fault::Lr1e4 => "config.lr",
+            Fault::AdamStateReset => "adam.state_reset",
+            Fault::WeightedEpochLoss => "train.epoch_loss_weighted",
+            Fault::ArgmaxAccuracy => "metrics.argmax",
+            Fault::TransformPanics => "",
         }
     }
 }

@@ -525,7 +525,7 @@ impl PyPort {
     }
 }
 
-/// The fault catalogue: name, stage, description, fix.
+/// The fault catalogue: name, stage, description, fix, outcome and the cause the diagnosis must name.
 #[pyfunction]
 fn faults(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     let l = PyList::empty(py);
@@ -537,6 +537,7 @@ fn faults(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
         d.set_item("description", i.description)?;
         d.set_item("fix", i.fix)?;
         d.set_item("outcome", i.outcome)?;
+        d.set_item("cause", i.cause)?;
         l.append(d)?;
     }
     Ok(l)

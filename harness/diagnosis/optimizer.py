@@ -1,0 +1,261 @@
+"""Candidate causes for an optimizer step that differs: torch.optim.Adam replayed with one change.
+
+The replay is torch's single-tensor Adam written out in float32 (exp_avg.lerp_, exp_avg_sq.mul_.addcmul_,
+bias corrections in float64 Python scalars, denom = sqrt(v) / sqrt(bc2) + eps, p.addcdiv_(m, denom,
+-lr / bc1)), so the unchanged candidate is the reference itself. Evidence: every case the stage ran (the
+first step from an empty state and a later step from the reference's state), each with the new
+parameters, the update and both moments, and the step count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from harness.compare import Tolerance
+from harness.config import RunConfig
+from harness.diagnosis import Candidate, Cause, Param, explain, ratios
+from harness.reference.adam_f32 import powi
+
+Params = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One optimizer step both sides took from the same parameters, gradients and state."""
+
+    params: Params
+    grads: Params
+    state: dict | None
+    got: Params
+    got_state: dict
+
+
+@dataclass(frozen=True)
+class Variant:
+    lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    eps_inside_sqrt: bool = False
+    bias_correction1: bool = True
+    bias_correction2: bool = True
+    float32_bias_correction: bool = False
+    l2: float = 0.0
+    decoupled: float = 0.0
+    reset_state: bool = False
+    clip: str = ""  # "tensor", "global" (by norm) or "value"
+    clip_at: float = 0.0
+
+
+def _clip(grads: Params, how: str, at: float) -> Params:
+    f32 = np.float32
+    if how == "value":
+        return {k: np.clip(g, -at, at).astype(f32) for k, g in grads.items()}
+    if how == "tensor":
+        out = {}
+        for k, g in grads.items():
+            norm = float(np.linalg.norm(g.astype(np.float64)))
+            out[k] = (g * f32(min(1.0, at / (norm + 1e-6)))).astype(f32)
+        return out
+    if how == "global":
+        norm = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values()))
+        return {k: (g * f32(min(1.0, at / (norm + 1e-6)))).astype(f32) for k, g in grads.items()}
+    return grads
+
+
+def replay(case: Case, v: Variant) -> tuple[Params, dict]:
+    """One Adam step with the variant's changes, in torch's float32 arithmetic."""
+    fresh = v.reset_state or not case.state or case.state.get("step", 0) == 0
+    t = 1 if fresh else int(case.state["step"]) + 1
+    grads = _clip(case.grads, v.clip, v.clip_at)
+    if v.float32_bias_correction:
+        bc1 = float(np.float32(1) - powi(np.float32(v.beta1), t))
+        bc2 = float(np.float32(1) - powi(np.float32(v.beta2), t))
+    else:
+        bc1, bc2 = 1 - v.beta1**t, 1 - v.beta2**t
+    bc1 = bc1 if v.bias_correction1 else 1.0
+    bc2 = bc2 if v.bias_correction2 else 1.0
+    new, state = {}, {"step": t, "exp_avg": {}, "exp_avg_sq": {}}
+    for k, p in case.params.items():
+        g = grads[k].astype(np.float32)
+        if v.l2:
+            g = (g + p * np.float32(v.l2)).astype(np.float32)
+        if fresh:
+            m0, v0 = np.zeros_like(p), np.zeros_like(p)
+        else:
+            m0, v0 = case.state["exp_avg"][k], case.state["exp_avg_sq"][k]
+        m = (m0 + (g - m0) * np.float32(1 - v.beta1)).astype(np.float32)
+        s = (v0 * np.float32(v.beta2) + g * g * np.float32(1 - v.beta2)).astype(np.float32)
+        q = p * np.float32(1 - v.lr * v.decoupled) if v.decoupled else p
+        if v.eps_inside_sqrt:
+            denom = np.sqrt(s / np.float32(bc2) + np.float32(v.eps))
+        else:
+            denom = np.sqrt(s) / np.float32(math.sqrt(bc2)) + np.float32(v.eps)
+        new[k] = (q - np.float32(v.lr / bc1) * (m / denom)).astype(np.float32)
+        state["exp_avg"][k], state["exp_avg_sq"][k] = m, s
+    return new, state
+
+
+def residuals(cases: Sequence[Case], v: Variant, tol: Tolerance, tol_update: Tolerance) -> np.ndarray:
+    """Every number's tolerance ratio, replay against port, over every case (inf on a step count that
+    differs)."""
+    out = []
+    for c in cases:
+        new, state = replay(c, v)
+        if int(c.got_state.get("step", -1)) != state["step"]:
+            return np.array([math.inf])
+        for k, p in c.params.items():
+            out += [
+                ratios(c.got[k], new[k], tol),
+                ratios(c.got[k].astype(np.float64) - p, new[k].astype(np.float64) - p, tol_update),
+                ratios(c.got_state["exp_avg"][k], state["exp_avg"][k], tol),
+                ratios(c.got_state["exp_avg_sq"][k], state["exp_avg_sq"][k], tol),
+            ]
+    return np.concatenate(out)
+
+
+def error(cases: Sequence[Case], v: Variant, tol: Tolerance, tol_update: Tolerance) -> float:
+    """Worst tolerance ratio of the replay against the port over every case and number."""
+    return float(residuals(cases, v, tol, tol_update).max())
+
+
+def _log(name: str, low: float, high: float, ref: float = 1.0) -> Param:
+    return Param(name, low, high, start=math.log10(ref))
+
+
+def _one_minus(name: str, low: float, high: float, ref: float) -> Param:
+    """A beta, searched as log10(1 - beta)."""
+    return Param(name, low, high, to_value=lambda s: 1.0 - 10.0**s, start=math.log10(1 - ref))
+
+
+def candidates(cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update: Tolerance) -> list[Candidate]:
+    base = Variant(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
+    # Adam's continuous hyperparameters: what a port may have set differently, and where to search.
+    hyper = {
+        "lr": ("learning rate", _log("lr", -7, 0, cfg.lr)),
+        "beta1": ("beta1", _one_minus("beta1", -4, -0.05, cfg.beta1)),
+        "beta2": ("beta2", _one_minus("beta2", -6, -0.05, cfg.beta2)),
+        "eps": ("epsilon", _log("eps", -14, -1, cfg.eps)),
+    }
+
+    def cand(cause: str, description: str, make, params: tuple[Param, ...] = (), size: int = 1) -> Candidate:
+        return Candidate(
+            cause,
+            description,
+            lambda th: error(cases, make(*th), tol, tol_update),
+            params,
+            lambda th: residuals(cases, make(*th), tol, tol_update),
+            size,
+        )
+
+    def with_(**kw: float | bool | str) -> Variant:
+        return replace(base, **kw)
+
+    return [
+        cand(
+            "adam.state_reset",
+            "Adam state reset every step (moments and step count start over)",
+            lambda: with_(reset_state=True),
+        ),
+        cand(
+            "adam.no_bias_correction",
+            "Adam without bias correction",
+            lambda: with_(bias_correction1=False, bias_correction2=False),
+        ),
+        cand(
+            "adam.no_bias_correction1",
+            "Adam without the first moment's bias correction 1 - beta1^t",
+            lambda: with_(bias_correction1=False),
+        ),
+        cand(
+            "adam.no_bias_correction2",
+            "Adam without the second moment's bias correction 1 - beta2^t",
+            lambda: with_(bias_correction2=False),
+        ),
+        cand(
+            "adam.float32_bias_correction",
+            "Adam with bias corrections computed in float32 (powi)",
+            lambda: with_(float32_bias_correction=True),
+        ),
+        *(
+            cand(f"adam.{name}", f"Adam {hyper[name][0]}", lambda v, name=name: with_(**{name: v}), (hyper[name][1],))
+            for name in hyper
+        ),
+        cand(
+            "adam.eps_inside_sqrt",
+            "Adam epsilon inside the square root, sqrt(v_hat + eps)",
+            lambda e: with_(eps=e, eps_inside_sqrt=True),
+            (_log("eps", -20, -2),),
+        ),
+        cand(
+            "adam.l2_weight_decay",
+            "L2 weight decay added to the gradient (torch Adam's weight_decay)",
+            lambda wd: with_(l2=wd),
+            (_log("weight_decay", -6, 0),),
+        ),
+        cand(
+            "adam.decoupled_weight_decay",
+            "decoupled weight decay p *= 1 - lr wd (AdamW)",
+            lambda wd: with_(decoupled=wd),
+            (_log("weight_decay", -6, 1),),
+        ),
+        cand(
+            "clip.norm_per_tensor",
+            "gradients clipped by norm per parameter tensor",
+            lambda c: with_(clip="tensor", clip_at=c),
+            (_log("max_norm", -5, 2),),
+        ),
+        cand(
+            "clip.norm_global",
+            "gradients clipped by their global norm",
+            lambda c: with_(clip="global", clip_at=c),
+            (_log("max_norm", -5, 2),),
+        ),
+        cand(
+            "clip.value",
+            "gradients clipped by value",
+            lambda c: with_(clip="value", clip_at=c),
+            (_log("clip_value", -7, 0),),
+        ),
+        # Two hyperparameters off at once (the user's report had both the learning rate and epsilon).
+        *(
+            cand(
+                f"adam.{a}+{b}",
+                f"Adam {hyper[a][0]} and {hyper[b][0]}",
+                lambda u, v, a=a, b=b: with_(**{a: u, b: v}),
+                (hyper[a][1], hyper[b][1]),
+                size=2,
+            )
+            for a, b in itertools.combinations(hyper, 2)
+        ),
+    ]
+
+
+ADVICE = {
+    "adam.state_reset": "the optimizer is created (or its record reset) inside the training loop; create it once",
+    "adam.lr": "pass the reference's learning rate to optimizer.step",
+    "clip.norm_per_tensor": "remove with_grad_clipping(...): the reference does not clip",
+    "clip.norm_global": "remove the gradient clipping: the reference does not clip",
+    "clip.value": "remove the gradient clipping: the reference does not clip",
+}
+
+
+def diagnose(cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update: Tolerance) -> list[Cause]:
+    evidence = f"{len(cases)} Adam steps (parameters, updates, both moments, step count)"
+    return explain(candidates(cases, cfg, tol, tol_update), evidence)
+
+
+def advice(cause: Cause, cfg: RunConfig) -> str:
+    """What to change in the Burn port, for the causes that have one fix."""
+    tips = []
+    eps = cause.parameters.get("eps")
+    if cause.cause.startswith("adam.") and eps is not None and abs(eps - 1e-5) < 1e-7:
+        tips.append(f"Burn's AdamConfig defaults to epsilon 1e-5: set with_epsilon({cfg.eps:g})")
+    if "lr" in cause.parameters or cause.cause in ADVICE:
+        tips.append(ADVICE.get(cause.cause, ADVICE["adam.lr"]))
+    return "; ".join(tips)

@@ -1,0 +1,87 @@
+"""Candidate causes for a split that differs: sklearn's train_test_split replayed with one change.
+
+Evidence: the port's train and test row indices, in order, exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from harness.diagnosis import Candidate, Cause, explain
+
+# Seeds tried for "another seed": the small integers people type.
+SEEDS = range(0, 1025)
+
+
+def _sklearn(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    train, test = train_test_split(np.arange(n), test_size=test_size, random_state=seed)
+    return np.asarray(train), np.asarray(test)
+
+
+def _rounded_down(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    perm = np.random.RandomState(seed).permutation(n)
+    k = math.floor(test_size * n)
+    return perm[k:], perm[:k]
+
+
+def _unshuffled(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    n_test = math.ceil(test_size * n)
+    return np.arange(n - n_test), np.arange(n - n_test, n)
+
+
+def _roles_swapped(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    perm = np.random.RandomState(seed).permutation(n)
+    n_train = n - math.ceil(test_size * n)
+    return perm[:n_train], perm[n_train:]
+
+
+def diagnose(
+    n: int, test_size: float, seed: int, labels: np.ndarray, train: np.ndarray, test: np.ndarray
+) -> list[Cause]:
+    def err(split: tuple[np.ndarray, np.ndarray]) -> float:
+        a, b = split
+        same = np.array_equal(a, train) and np.array_equal(b, test)
+        return 0.0 if same else math.inf
+
+    def other_seed() -> tuple[float, int]:
+        for s in SEEDS:
+            if s != seed and err(_sklearn(n, test_size, s)) == 0:
+                return 0.0, s
+        return math.inf, -1
+
+    def stratified() -> float:
+        a, b = train_test_split(np.arange(n), test_size=test_size, random_state=seed, stratify=labels)
+        return err((np.asarray(a), np.asarray(b)))
+
+    found_seed = other_seed()
+    candidates = [
+        Candidate(
+            "split.no_shuffle", "rows split in file order (no shuffle)", lambda _: err(_unshuffled(n, test_size, seed))
+        ),
+        Candidate(
+            "split.rounded_down",
+            "the test size rounded down (sklearn rounds up)",
+            lambda _: err(_rounded_down(n, test_size, seed)),
+        ),
+        Candidate(
+            "split.roles_swapped",
+            "the permutation's first rows taken for training (sklearn takes them for test)",
+            lambda _: err(_roles_swapped(n, test_size, seed)),
+        ),
+        Candidate("split.stratified", "a stratified split (stratify=labels)", lambda _: stratified()),
+    ]
+    found = explain(candidates, "the train and test row indices, in order")
+    if found_seed[0] == 0.0:
+        found.append(
+            Cause(
+                "split.seed",
+                "sklearn's split with another seed",
+                {"seed": float(found_seed[1])},
+                0.0,
+                "the train and test row indices, in order",
+            )
+        )
+    return found

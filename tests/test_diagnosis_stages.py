@@ -1,0 +1,274 @@
+"""Counterfactual diagnosis of the data, split, weights, forward, backward, train and metrics stages:
+ports (or port traces) that are the reference with one change, written here with pandas, sklearn, numpy
+and torch (not with the diagnosis's replays), each asserting the exact cause named; plus one change per
+stage that no candidate explains, asserting that the diagnosis says so."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+
+from harness.config import BUNDLED_DATA, RunConfig
+from harness.diagnosis import metrics as dmetrics
+from harness.diagnosis import train as dtrain
+from harness.pipeline import run_with
+from harness.reference import model as ref_model
+from harness.reference import train as ref_train
+from harness.stages.base import Context
+
+CFG = RunConfig(data=BUNDLED_DATA)
+Params = dict[str, np.ndarray]
+
+
+class Port:
+    """A port that answers only what one stage asks, from the functions given."""
+
+    def __init__(self, **methods: Callable[..., Any]) -> None:
+        self.__dict__.update(methods)
+
+
+def stage(name: str, port: Port):
+    return run_with(Context(CFG, port=port), [name]).results[0]
+
+
+def causes(res) -> list[str]:
+    return [d["cause"] for d in res.diagnosis]
+
+
+# data: the table as pandas reads it, then one change.
+def pandas_table(change: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]):
+    def load_csv(path: Any, label: str) -> dict[str, Any]:
+        df = pd.read_csv(path)
+        x, y = df.drop(columns=[label]).to_numpy(np.float64), df[label].to_numpy(np.float64)
+        x, y = change(x, y)
+        names = [c for c in df.columns if c != label]
+        return {"features": x, "labels": y, "feature_names": names, "dtypes": [str(df[c].dtype) for c in names]}
+
+    return Port(load_csv=load_csv)
+
+
+@pytest.mark.parametrize(
+    ("change", "cause"),
+    [
+        (lambda x, y: (x.astype(np.float32).astype(np.float64), y), "data.float32_parse"),
+        (lambda x, y: (x, 1 - y), "data.labels_inverted"),
+        (lambda x, y: (x[1:], y[1:]), "data.first_row_as_header"),
+    ],
+    ids=["float32", "labels inverted", "first row as header"],
+)
+def test_data(change: Callable, cause: str) -> None:
+    res = stage("data", pandas_table(change))
+    assert res.status == "FAIL" and causes(res)[:1] == [cause], res.hint
+
+
+def test_data_unexplained() -> None:
+    res = stage("data", pandas_table(lambda x, y: (np.round(x, 1), y)))
+    assert res.status == "FAIL" and causes(res) == [] and res.hint.startswith("no candidate cause reproduces")
+
+
+# split: sklearn's train_test_split with one change.
+def split_port(fn: Callable[[int, float, int], tuple[np.ndarray, np.ndarray]]) -> Port:
+    return Port(split=fn)
+
+
+def _sk(n: int, ts: float, seed: int, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+    a, b = train_test_split(np.arange(n), test_size=ts, random_state=seed, **kw)
+    return np.asarray(a), np.asarray(b)
+
+
+def _labels() -> np.ndarray:
+    return pd.read_csv(BUNDLED_DATA)["label"].to_numpy()
+
+
+@pytest.mark.parametrize(
+    ("fn", "cause", "params"),
+    [
+        (lambda n, ts, s: _sk(n, ts, 7), "split.seed", {"seed": 7.0}),
+        (lambda n, ts, s: _sk(n, ts, s, shuffle=False), "split.no_shuffle", {}),
+        (lambda n, ts, s: _sk(n, ts, s, stratify=_labels()), "split.stratified", {}),
+        (
+            lambda n, ts, s: (lambda p, k: (p[k:], p[:k]))(np.random.RandomState(s).permutation(n), int(n * ts)),
+            "split.rounded_down",
+            {},
+        ),
+    ],
+    ids=["another seed", "no shuffle", "stratified", "rounded down"],
+)
+def test_split(fn: Callable, cause: str, params: dict[str, float]) -> None:
+    res = stage("split", split_port(fn))
+    assert res.status == "FAIL" and causes(res)[:1] == [cause], res.hint
+    assert res.diagnosis[0]["parameters"] == params
+
+
+def test_split_unexplained() -> None:
+    rng = np.random.default_rng(3)
+    res = stage("split", split_port(lambda n, ts, s: (lambda p: (p[: n - 3673], p[n - 3673 :]))(rng.permutation(n))))
+    assert res.status == "FAIL" and causes(res) == [] and "no candidate cause reproduces the split" in res.hint
+
+
+# weights: the round trip through a port that stores the weights another way.
+def roundtrip_port(store: Callable[[str, np.ndarray], np.ndarray]) -> Port:
+    def roundtrip(params: Params) -> tuple[Params, dict[str, list[int]]]:
+        back = {k: store(k, v) for k, v in params.items()}
+        return back, {k: [v.shape[1], v.shape[0]] for k, v in params.items() if v.ndim == 2}
+
+    return Port(roundtrip=roundtrip)
+
+
+@pytest.mark.parametrize(
+    ("store", "cause"),
+    [
+        (lambda k, v: torch.tensor(v).to(torch.float16).float().numpy(), "weights.float16"),
+        (lambda k, v: torch.tensor(v).to(torch.bfloat16).float().numpy(), "weights.bfloat16"),
+        (lambda k, v: np.ascontiguousarray(v.reshape(v.shape[::-1]).T) if v.ndim == 2 else v, "weights.reshaped"),
+        (lambda k, v: v if k.endswith("weight") else np.zeros_like(v), "weights.zeroed_biases"),
+    ],
+    ids=["float16", "bfloat16", "reshaped", "biases not loaded"],
+)
+def test_weights(store: Callable, cause: str) -> None:
+    res = stage("weights", roundtrip_port(store))
+    assert res.status == "FAIL" and causes(res)[:1] == [cause], res.hint
+
+
+def test_weights_unexplained() -> None:
+    res = stage("weights", roundtrip_port(lambda k, v: v * np.float32(1.5)))
+    assert res.status == "FAIL" and causes(res) == [] and "no candidate cause reproduces the round trip" in res.hint
+
+
+# forward: the reference's network written out with one layer changed.
+def forward_port(
+    act1: Callable = torch.relu, act2: Callable = torch.relu, out: Callable = torch.sigmoid, bias2: bool = True
+):
+    def forward(params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
+        p = {k: torch.tensor(v) for k, v in params.items()}
+        with torch.no_grad():
+            z1 = F.linear(torch.tensor(x), p["fc1.weight"], p["fc1.bias"])
+            a1 = act1(z1)
+            z2 = F.linear(a1, p["fc2.weight"], p["fc2.bias"] if bias2 else None)
+            a2 = act2(z2)
+            z3 = F.linear(a2, p["fc3.weight"], p["fc3.bias"])
+            o = out(z3)
+        return {k: v.numpy() for k, v in zip(ref_model.LAYERS, (z1, a1, z2, a2, z3, o), strict=True)}
+
+    return Port(forward=forward)
+
+
+@pytest.mark.parametrize(
+    ("port", "cause", "params"),
+    [
+        (forward_port(act1=lambda z: F.leaky_relu(z, 0.01)), "forward.relu1.leaky_relu", {"negative_slope": 0.01}),
+        (forward_port(act2=F.gelu), "forward.relu2.gelu", {}),
+        (forward_port(act1=lambda z: F.gelu(z, approximate="tanh")), "forward.relu1.gelu_tanh", {}),
+        (forward_port(act2=lambda z: z), "forward.relu2.identity", {}),
+        (forward_port(out=F.hardsigmoid), "forward.sigmoid.hard_sigmoid", {}),
+        (forward_port(bias2=False), "forward.fc2.bias_dropped", {}),
+    ],
+    ids=["leaky relu", "gelu", "gelu tanh", "missing relu", "hard sigmoid", "bias dropped"],
+)
+def test_forward(port: Port, cause: str, params: dict[str, float]) -> None:
+    res = stage("forward", port)
+    assert res.status == "FAIL" and causes(res)[:1] == [cause], res.hint
+    for k, v in params.items():
+        assert res.diagnosis[0]["parameters"][k] == pytest.approx(v, rel=0.02)
+
+
+def test_forward_unexplained() -> None:
+    res = stage("forward", forward_port(act1=lambda z: torch.relu(z) ** 2))
+    assert res.status == "FAIL" and causes(res) == [] and "no candidate cause reproduces it" in res.hint
+
+
+# backward: torch autograd through the reference model with another loss.
+def backward_port(loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> Port:
+    def backward(params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        model = ref_model.build(params)
+        z = model.layers(torch.tensor(x))["fc3"].squeeze(1)
+        v = loss(z, torch.sigmoid(z), torch.tensor(y))
+        v.backward()
+        return float(v.item()), {k: p.grad.numpy().copy() for k, p in model.named_parameters()}
+
+    return Port(backward=backward)
+
+
+@pytest.mark.parametrize(
+    ("loss", "cause"),
+    [
+        (lambda z, p, y: F.binary_cross_entropy(p, y, reduction="sum"), "backward.loss_sum"),
+        (lambda z, p, y: F.mse_loss(p, y), "backward.mse"),
+        (lambda z, p, y: F.binary_cross_entropy_with_logits(z, y), "backward.logits_loss"),
+    ],
+    ids=["summed", "mse", "logits"],
+)
+def test_backward(loss: Callable, cause: str) -> None:
+    res = stage("backward", backward_port(loss))
+    assert res.status == "FAIL" and causes(res)[:1] == [cause], res.hint
+
+
+def test_backward_unexplained() -> None:
+    res = stage("backward", backward_port(lambda z, p, y: F.binary_cross_entropy(p, y) + 1e-3 * (z**2).mean()))
+    assert res.status == "FAIL" and causes(res) == [] and res.hint.startswith("no candidate cause reproduces")
+
+
+# train: the port's first-epoch trace, made from the reference's with one change in the loop.
+@pytest.fixture(scope="module")
+def one_epoch():
+    cfg = CFG.with_(epochs=1)
+    ctx = Context(cfg)
+    p = ctx.prepared
+    ref = ref_train.train(p.x_train, p.y_train, ctx.init, ctx.orders, cfg, record_steps=0)
+    return cfg, p, ref
+
+
+@pytest.mark.parametrize(
+    ("epoch_loss", "cause"),
+    [
+        (lambda s, sizes: float((s * sizes).sum() / sizes.sum()), "train.epoch_loss_weighted"),
+        (lambda s, sizes: float(s.sum()), "train.epoch_loss_summed"),
+        (lambda s, sizes: float(s[-1]), "train.epoch_loss_last_batch"),
+        (lambda s, sizes: float(s[:-1].mean()), "train.epoch_loss_without_last_batch"),
+    ],
+    ids=["weighted", "summed", "last batch", "without last batch"],
+)
+def test_train_epoch_loss(one_epoch, epoch_loss: Callable, cause: str) -> None:
+    cfg, p, ref = one_epoch
+    n = len(p.y_train)
+    sizes = np.array([min(32, n - i) for i in range(0, n, 32)], dtype=np.float64)
+    steps = len(sizes)
+    port = {"step_loss": ref.step_loss, "epoch_loss": [epoch_loss(ref.step_loss.astype(np.float64), sizes)]}
+    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, steps, Context(cfg).tol("train.step_loss"))
+    assert [c.cause for c in found][:1] == [cause]
+
+
+def test_train_no_shuffle_and_an_unexplained_loop(one_epoch) -> None:
+    cfg, p, ref = one_epoch
+    n = len(p.y_train)
+    steps = -(-n // 32)
+    tol = Context(cfg).tol("train.step_loss")
+    plain = ref_train.train(p.x_train, p.y_train, ref.init, np.arange(n)[None, :], cfg, record_steps=0)
+    port = {"step_loss": plain.step_loss, "epoch_loss": plain.epoch_loss}
+    assert [c.cause for c in dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, steps, tol)][:1] == [
+        "train.no_shuffle"
+    ]
+    reversed_order = ref_train.train(p.x_train, p.y_train, ref.init, ref.orders[:, ::-1].copy(), cfg, record_steps=0)
+    port = {"step_loss": reversed_order.step_loss, "epoch_loss": reversed_order.epoch_loss}
+    assert dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, steps, tol) == []
+
+
+# metrics: the port's accuracy on the reference's predictions, by another rule.
+def test_metrics() -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(0, 1, 500).astype(np.float32)
+    y = (rng.uniform(0, 1, 500) < probs).astype(np.float32)
+    argmax = float(np.mean(np.argmax(probs[:, None], axis=1) == y))
+    inverted = float(np.mean((probs <= 0.5) == (y > 0.5)))
+    assert [c.cause for c in dmetrics.diagnose(probs, y, 0.5, argmax)][:1] == ["metrics.argmax"]
+    assert [c.cause for c in dmetrics.diagnose(probs, y, 0.5, inverted)][:1] == ["metrics.inverted"]
+    # An accuracy no rule gives (a threshold of 0.3): nothing named.
+    other = float(np.mean((probs > 0.3) == (y > 0.5)))
+    assert dmetrics.diagnose(probs, y, 0.5, other) == []

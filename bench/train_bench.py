@@ -72,7 +72,7 @@ def main() -> None:
     print(f"ratio burn-ndarray/burn-flex: {med['burn-ndarray'] / med['burn-flex']:.3f}")
     if a.diff:
         for data in a.diff_data or [BUNDLED_DATA, *([REAL_DATA] if REAL_DATA.is_file() else [])]:
-            diff_costs(cfg.with_(data=data))
+            diff_costs(cfg.with_(data=data), a.runs)
     if a.transport:
         from harness.pipeline import run
         from harness.transport import SubprocessPort
@@ -108,10 +108,10 @@ def main() -> None:
         print(f"extension build: cold {cold:.1f} s, warm (lib.rs touched) {warm:.1f} s")
 
 
-def diff_costs(cfg: RunConfig) -> None:
-    """`diff all` against one reference training on one dataset, and what each speed-up bought: the
-    batched envelope against the envelope as separate nn.Module runs, and the second process against
-    training the ensemble in this one."""
+def diff_costs(cfg: RunConfig, runs: int) -> None:
+    """`diff all` against one reference training on one dataset (medians of `runs` interleaved pairs),
+    and what each speed-up bought: the batched envelope against the envelope as separate nn.Module
+    runs, and the second process against training the ensemble in this one."""
     from harness.pipeline import run
     from harness.reference import ensemble
     from harness.tolerances import ENVELOPE_DITHERED, REFERENCE_SEEDS
@@ -120,9 +120,12 @@ def diff_costs(cfg: RunConfig) -> None:
     init = ref_model.init_params(p.x_train.shape[1], cfg.seed)
     orders = ref_train.batch_orders(len(p.y_train), cfg.epochs, cfg.seed)
     seeds = [cfg.seed + k for k in range(1, REFERENCE_SEEDS + 1)]
-    print(f"\n{cfg.data.name}: {len(p.y_train)} training rows")
-    one = timed(lambda: ref_train.train(p.x_train, p.y_train, init, orders, cfg))
-    whole = timed(lambda: run(cfg))
+    print(f"\n{cfg.data}: {len(p.y_train)} training rows")
+    ones, wholes = [], []
+    for _ in range(runs):  # interleaved, so drift in machine load hits both alike
+        ones.append(timed(lambda: ref_train.train(p.x_train, p.y_train, init, orders, cfg)))
+        wholes.append(timed(lambda: run(cfg)))
+    one, whole = statistics.median(ones), statistics.median(wholes)
     ensemble.IN_PROCESS = True
     try:
         serial = timed(lambda: run(cfg))
@@ -139,7 +142,7 @@ def diff_costs(cfg: RunConfig) -> None:
 
     old_envelope = timed(separate)
     members = 2 + ENVELOPE_DITHERED + REFERENCE_SEEDS
-    print(f"one reference training {one:.2f} s")
+    print(f"one reference training median {one:.2f} s  runs {[round(v, 2) for v in ones]}")
     print(
         f"envelope as 4 separate nn.Module runs {old_envelope:.2f} s ({old_envelope / one:.2f} x one training); "
         f"batched ensemble of {members} runs (envelope + {REFERENCE_SEEDS} seeds) {batched:.2f} s "
@@ -147,7 +150,8 @@ def diff_costs(cfg: RunConfig) -> None:
     )
     print(f"diff all with the ensemble in this process {serial:.2f} s ({serial / one:.2f} x one training)")
     print(
-        f"diff all with the ensemble in a second process {whole:.2f} s: ratio diff all / one training {whole / one:.2f}"
+        f"diff all with the ensemble in a second process median {whole:.2f} s  runs {[round(v, 2) for v in wholes]}"
+        f": ratio diff all / one training {whole / one:.2f}"
     )
 
 

@@ -36,7 +36,7 @@ def default_tolerance(dtype: np.dtype) -> Tolerance:
     return Tolerance.exact("integers and indices are compared exactly")
 
 
-def _stats(a: np.ndarray) -> dict[str, float]:
+def summary_stats(a: np.ndarray) -> dict[str, float]:
     finite = a[np.isfinite(a)] if a.size else a
     return {
         "min": float(finite.min()) if finite.size else float("nan"),
@@ -78,12 +78,31 @@ class ArrayDiff:
             return f"{self.name}: ok ({self.count} elements, max abs err {self.abs_err or 0:.3g})"
         if self.reason:
             return f"{self.name}: {self.reason}"
+        t = self.tolerance
         return (
             f"{self.name}: {self.mismatches}/{self.count} mismatched ({self.share:.1%}); worst at "
             f"{tuple(self.worst_index or [])}: ref {self.worst_ref!r} got {self.worst_got!r} "
-            f"(abs {self.abs_err:.3g}, rel {self.rel_err:.3g}); would pass with atol {self.min_atol:.3g} "
-            f"or rtol {self.min_rtol:.3g}"
+            f"(abs {self.abs_err:.3g}, rel {self.rel_err:.3g}; allowed atol {t.get('atol', 0):.3g} + rtol "
+            f"{t.get('rtol', 0):.3g} x |ref|); would pass with atol {self.min_atol:.3g} or rtol {self.min_rtol:.3g}"
         )
+
+
+class ElementwiseDiff(ArrayDiff):
+    """|got - ref| <= atol + rtol |ref| element by element (torch.testing's rule)."""
+
+
+class ValueDiff(ArrayDiff):
+    """A declared value (a hyperparameter, a count, a name list): equal or not."""
+
+    def summary(self) -> str:
+        return f"{self.name}: ok" if self.passed else f"{self.name}: {self.reason}"
+
+
+class SetDiff(ArrayDiff):
+    """Set membership (rows of a split): the same members, in any order."""
+
+    def summary(self) -> str:
+        return f"{self.name}: ok ({self.count} members)" if self.passed else f"{self.name}: {self.reason}"
 
 
 def _f(x: float) -> float:
@@ -96,7 +115,7 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> Arra
     tol = tol or default_tolerance(r.dtype)
     tol_d = {"rtol": tol.rtol, "atol": tol.atol, "equal_nan": tol.equal_nan, "why": tol.why}
     if r.shape != g.shape:
-        return ArrayDiff(
+        return ElementwiseDiff(
             name,
             False,
             list(r.shape),
@@ -107,7 +126,7 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> Arra
             reason=f"shape differs: reference {r.shape}, port {g.shape}",
         )
     if r.size == 0:
-        return ArrayDiff(name, True, list(r.shape), tol_d)
+        return ElementwiseDiff(name, True, list(r.shape), tol_d)
     r64 = r.astype(np.float64)
     g64 = g.astype(np.float64)
     rf, gf = np.isfinite(r64), np.isfinite(g64)
@@ -135,7 +154,7 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> Arra
         ratios = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0), np.where(diff > 0, np.inf, 0.0))
     ratio = float("inf") if bad_nonfinite.any() else float(ratios.max())
     min_rtol = float(rel[both_finite].max()) if both_finite.any() and not bad_nonfinite.any() else float("inf")
-    return ArrayDiff(
+    return ElementwiseDiff(
         name=name,
         passed=mism == 0,
         shape=list(r.shape),
@@ -151,8 +170,8 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> Arra
         min_atol=min_atol,
         min_rtol=min_rtol,
         first_mismatch=[int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), r.shape)] if mism else None,
-        ref_stats=_stats(r64),
-        got_stats=_stats(g64),
+        ref_stats=summary_stats(r64),
+        got_stats=summary_stats(g64),
         ratio=ratio,
     )
 
@@ -161,12 +180,19 @@ def compare_exact(name: str, ref: Any, got: Any) -> ArrayDiff:
     return compare(name, ref, got, Tolerance.exact())
 
 
-def compare_sets(name: str, ref: Any, got: Any) -> ArrayDiff:
+def compare_sets(name: str, ref: Any, got: Any) -> SetDiff:
     """Membership regardless of order: passes when both hold the same elements."""
     r, g = set(np.asarray(ref).tolist()), set(np.asarray(got).tolist())
     missing, extra = sorted(r - g), sorted(g - r)
     ok = not missing and not extra
-    d = ArrayDiff(
+    reason = (
+        ""
+        if ok
+        else f"{len(missing)} of {len(r)} reference members missing from the port ({len(r & g)} shared, "
+        f"overlap {len(r & g) / max(len(r), 1):.1%}); first missing {missing[:3]}, first extra {extra[:3]} "
+        "(sets must be equal)"
+    )
+    return SetDiff(
         name,
         ok,
         [len(r)],
@@ -174,20 +200,17 @@ def compare_sets(name: str, ref: Any, got: Any) -> ArrayDiff:
         count=len(r),
         mismatches=len(missing) + len(extra),
         share=(len(missing) / max(len(r), 1)),
+        reason=reason,
         ratio=0.0 if ok else float("inf"),
     )
-    if not ok:
-        d.reason = (
-            f"{len(missing)} of {len(r)} reference members missing from the port ({len(r & g)} shared, "
-            f"overlap {len(r & g) / max(len(r), 1):.1%}); first missing {missing[:3]}, first extra {extra[:3]}"
-        )
-    return d
 
 
-def compare_value(name: str, ref: Any, got: Any) -> ArrayDiff:
+def compare_value(name: str, ref: Any, got: Any) -> ValueDiff:
     """One declared value (number, string or None): equal or not."""
     ok = ref == got or (isinstance(ref, float) and isinstance(got, float) and np.isnan(ref) and np.isnan(got))
-    d = ArrayDiff(
+    numbers = isinstance(ref, (int, float)) and isinstance(got, (int, float)) and not ok
+    abs_err = abs(float(got) - float(ref)) if numbers else None
+    return ValueDiff(
         name,
         bool(ok),
         [],
@@ -195,12 +218,10 @@ def compare_value(name: str, ref: Any, got: Any) -> ArrayDiff:
         count=1,
         mismatches=0 if ok else 1,
         share=0.0 if ok else 1.0,
+        worst_ref=float(ref) if numbers else None,
+        worst_got=float(got) if numbers else None,
+        abs_err=abs_err,
+        rel_err=(abs_err / abs(float(ref)) if ref else float("inf")) if abs_err is not None else None,
+        reason="" if ok else f"reference {ref!r}, port {got!r} (declared values must be equal)",
         ratio=0.0 if ok else float("inf"),
     )
-    if not ok:
-        d.reason = f"reference {ref!r}, port {got!r}"
-        if isinstance(ref, (int, float)) and isinstance(got, (int, float)):
-            d.worst_ref, d.worst_got = float(ref), float(got)
-            d.abs_err = abs(float(got) - float(ref))
-            d.rel_err = d.abs_err / abs(float(ref)) if ref else float("inf")
-    return d

@@ -64,7 +64,15 @@ TOLERANCES: dict[str, Tolerance] = {
 # crossing at step 236 then turned it into 2.6e-4 in parameters after epoch 1, 570x the one-ULP envelope.
 # So the envelope has a member trained with that arithmetic (harness/reference/adam_f32.py, which matches
 # the port's Adam to 7.5e-9 over the same 100 steps): correct Burn code must not read as divergent.
-ENVELOPE_DITHERED = 6
+# One such member was not enough: on the real file, flex seed 4, the port crossed a ReLU kink at step 108
+# of epoch 1 and the lone Burn-arithmetic member did not (538x its envelope). The dithered members alternate
+# torch's and Burn's arithmetic (Burn's with its f32 betas, docs/burn-0.22.md); with them the faithful port
+# uses 0.10-0.12 of its allowed train-stage distance on all of seeds 0-4, both datasets, both backends
+# (worst check over the stage): it drifts as far as the Burn-arithmetic members do, and they cross the
+# kinks it crosses. Measured with 4 dithered members, against the float64 member removed: the worst ratio
+# changed on 2 of those 20 runs (bundled flex seed 0: 0.108 with it, 0.192 without; real ndarray seed 0:
+# 0.110 and 0.173), so it stays.
+ENVELOPE_DITHERED = 4
 ENVELOPE_FACTOR = 10.0
 ENVELOPE_FLOOR = 1e-5
 # End-to-end independent runs (own init, own shuffling): a gap in mean test accuracy up to this many
@@ -78,7 +86,7 @@ MCNEMAR_ALPHA = 0.001
 # distribution allows (metrics.seed_spread_pp). McNemar's test alone (the first design: fail when p < 0.001)
 # asks whether two fixed models differ, and two models trained from different seeds do: measured on the
 # real file, the faithful ndarray port at seed 1 reached 0.930 against the reference's 0.914 with p = 0.00057.
-REFERENCE_SEEDS = 8
+REFERENCE_SEEDS = 6
 SEED_SPREAD_ALPHA = 0.001
 # Whether a larger gap is real depends on the test set's size. Both sides predict the same n rows, so the
 # gap is a paired difference: with b rows right only for the reference and c right only for the port

@@ -22,6 +22,7 @@ from harness.pipeline import run_with
 from harness.reference import model as ref_model
 from harness.reference import train as ref_train
 from harness.stages.base import Context
+from harness.tolerances import ENVELOPE_FACTOR
 
 CFG = RunConfig(data=BUNDLED_DATA)
 Params = dict[str, np.ndarray]
@@ -272,3 +273,77 @@ def test_metrics() -> None:
     # An accuracy no rule gives (a threshold of 0.3): nothing named.
     other = float(np.mean((probs > 0.3) == (y > 0.5)))
     assert dmetrics.diagnose(probs, y, 0.5, other) == []
+
+
+# The first epoch boundary: the port's free-running trace over two epochs, the reference's loop with one
+# change written here with torch (an lr scheduler, a fresh optimizer, the first epoch's order again).
+@pytest.fixture(scope="module")
+def two_epochs():
+    cfg = CFG.with_(epochs=2)
+    ctx = Context(cfg)
+    p = ctx.prepared
+    return cfg, ctx, p, ctx.ref_trace, ctx.envelope_traces
+
+
+def _plain_loop(p: Any, init: Params, orders: np.ndarray, cfg: RunConfig, gamma: float = 1.0, fresh: bool = False):
+    model = ref_model.build(init)
+    make = lambda: torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)  # noqa: E731
+    opt = make()
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=gamma)
+    x, y = torch.from_numpy(p.x_train), torch.from_numpy(p.y_train)
+    losses = []
+    for e, order in enumerate(orders):
+        if fresh and e:
+            opt = make()
+        for s in range(0, len(order), cfg.batch_size):
+            idx = torch.from_numpy(order[s : s + cfg.batch_size])
+            opt.zero_grad()
+            loss = F.binary_cross_entropy(model(x[idx]).squeeze(1), y[idx])
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        if not fresh:
+            sched.step()
+    return np.asarray(losses, dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("make", "cause", "params"),
+    [
+        (lambda p, ref, cfg: _plain_loop(p, ref.init, ref.orders[[0, 0]], cfg), "train.order_reused", {}),
+        (
+            lambda p, ref, cfg: _plain_loop(p, ref.init, ref.orders, cfg, fresh=True),
+            "train.adam_state_reset_per_epoch",
+            {},
+        ),
+        (
+            lambda p, ref, cfg: _plain_loop(p, ref.init, ref.orders, cfg, gamma=0.5),
+            "train.lr_decay_per_epoch",
+            {"gamma": 0.5},
+        ),
+    ],
+    ids=["order reused", "Adam reset per epoch", "StepLR 0.5"],
+)
+def test_train_epoch_boundary(two_epochs, make: Callable, cause: str, params: dict[str, float]) -> None:
+    cfg, ctx, p, ref, envs = two_epochs
+    steps = ctx.steps_per_epoch
+    port_steps = make(p, ref, cfg)
+    # The control: the same hand-written loop without the change is the reference (epoch 1 to 1e-5).
+    np.testing.assert_allclose(_plain_loop(p, ref.init, ref.orders, cfg)[:steps], ref.step_loss[:steps], rtol=1e-5)
+    found = dtrain.diagnose_boundary(
+        p.x_train, p.y_train, ref, envs, port_steps, cfg, steps, ctx.tol("train.step_loss"), ENVELOPE_FACTOR
+    )
+    assert [c.cause for c in found][:1] == [cause]
+    for k, v in params.items():
+        assert found[0].parameters[k] == pytest.approx(v, rel=0.05)
+
+
+def test_train_epoch_boundary_faithful_and_unexplained(two_epochs) -> None:
+    cfg, ctx, p, ref, envs = two_epochs
+    steps = ctx.steps_per_epoch
+    tol = ctx.tol("train.step_loss")
+    faithful = _plain_loop(p, ref.init, ref.orders, cfg)
+    # The faithful loop reproduces none of the changes (the unchanged replay is not a candidate).
+    assert dtrain.diagnose_boundary(p.x_train, p.y_train, ref, envs, faithful, cfg, steps, tol, ENVELOPE_FACTOR) == []
+    both = _plain_loop(p, ref.init, ref.orders[[0, 0]], cfg, gamma=0.5)
+    assert dtrain.diagnose_boundary(p.x_train, p.y_train, ref, envs, both, cfg, steps, tol, ENVELOPE_FACTOR) == []

@@ -11,6 +11,7 @@ from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.stages.base import Context
 from harness.stages.metrics import end_to_end_verdict, seed_spread_pp
+from harness.tolerances import REFERENCE_SEEDS
 
 
 def test_seed_spread_is_a_student_t_prediction_bound() -> None:
@@ -52,11 +53,11 @@ def test_faithful_independent_runs_pass_and_a_misaligned_port_fails(faithful_run
     metrics = next(r for r in report.results if r.stage == "metrics")
     assert metrics.status == "PASS", metrics.checks
     e2e = metrics.metrics["end_to_end"]
-    assert len(metrics.metrics["accuracy_ref_seeds"]) == 9 and e2e["seed_spread_pp"] > 0
+    assert len(metrics.metrics["accuracy_ref_seeds"]) == 1 + REFERENCE_SEEDS and e2e["seed_spread_pp"] > 0
     ctx = Context(base.cfg, port=_MisalignedPort(base.port))
     share_reference(base, ctx)
     bad = run_with(ctx, ["metrics"]).results[0]
     assert bad.status == "FAIL"
     check = next(c for c in bad.checks if c.name == "end_to_end.accuracy_gap_pp")
     assert not check.passed and check.abs_err * 100 > check.tolerance["atol"]
-    assert "reference, 9 seeds" in check.reason
+    assert f"reference, {1 + REFERENCE_SEEDS} seeds" in check.reason

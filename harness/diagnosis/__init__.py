@@ -22,6 +22,8 @@ from harness.compare import Tolerance
 
 # Grid points per parameter before Brent refines, and rounds of coordinate descent for joint fits.
 GRID = 61
+# A fitted value this close (relative) to the reference's own is the reference, not a cause.
+SAME_AS_REFERENCE = 1e-3
 GRID2 = 13
 JOINT_STARTS = 3
 JOINT_ROUNDS = 3
@@ -62,8 +64,19 @@ class Param:
     low: float  # bounds of the searched quantity (log10 of to_search(value))
     high: float
     to_value: Callable[[float], float] = field(default=lambda s: 10.0**s)
-    # Where a joint fit starts (the reference's value, on the searched scale).
-    start: float = 0.0
+    # The reference's own value on the searched scale, where it has one: a fit that lands there is the
+    # reference itself, not a cause.
+    reference: float | None = None
+
+    @property
+    def start(self) -> float:
+        return self.reference if self.reference is not None else (self.low + self.high) / 2
+
+    def is_reference(self, value: float) -> bool:
+        if self.reference is None:
+            return False
+        ref = self.to_value(self.reference)
+        return abs(value - ref) <= SAME_AS_REFERENCE * max(abs(ref), 1e-300)
 
 
 def _num(v: float) -> str:
@@ -187,6 +200,8 @@ def explain(candidates: Sequence[Candidate], evidence: str) -> list[Cause]:
         if found and c.size > found[-1].size:
             break
         params, err = c.fit()
+        if c.params and all(p.is_reference(params[p.name]) for p in c.params):
+            continue  # the fit found no change: the reference itself
         if err <= 1.0:
             found.append(Cause(c.cause, c.description, params, err, evidence, c.size))
     return sorted(found, key=lambda c: (c.size, len(c.parameters), c.max_error))

@@ -130,7 +130,7 @@ def candidates(
             f"forward.{layer}.leaky_relu",
             f"{layer} computed as Leaky ReLU",
             lambda th: err(activation={layer: lambda z: F.leaky_relu(z, th[0])}),
-            (Param("negative_slope", -6, 0, start=-2),),
+            (Param("negative_slope", -6, 0),),
         )
     )
     return out

@@ -111,13 +111,13 @@ def candidates(cases: Sequence[Case], tol: Tolerance) -> list[Candidate]:
             "loss.clamp",
             "log(p) and log(1 - p) clamped at another value",
             _value_clamped_at,
-            (Param("log_min", 0, 4, to_value=lambda s: -(10.0**s), start=2),),
+            (Param("log_min", 0, 4, to_value=lambda s: -(10.0**s), reference=2),),
         ),
         cand(
             "loss.clip_probabilities",
             "probabilities clipped to [e, 1 - e] before the loss",
             _clipped,
-            (Param("e", -12, -1, start=-7),),
+            (Param("e", -12, -1),),
         ),
         cand(
             "loss.on_logits",

@@ -124,13 +124,14 @@ def error(cases: Sequence[Case], v: Variant, tol: Tolerance, tol_update: Toleran
     return float(residuals(cases, v, tol, tol_update).max())
 
 
-def _log(name: str, low: float, high: float, ref: float = 1.0) -> Param:
-    return Param(name, low, high, start=math.log10(ref))
+def _log(name: str, low: float, high: float, ref: float | None = None) -> Param:
+    """Searched as log10(value); `ref` is the reference's own value, where it has one."""
+    return Param(name, low, high, reference=math.log10(ref) if ref else None)
 
 
 def _one_minus(name: str, low: float, high: float, ref: float) -> Param:
     """A beta, searched as log10(1 - beta)."""
-    return Param(name, low, high, to_value=lambda s: 1.0 - 10.0**s, start=math.log10(1 - ref))
+    return Param(name, low, high, to_value=lambda s: 1.0 - 10.0**s, reference=math.log10(1 - ref))
 
 
 def candidates(cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update: Tolerance) -> list[Candidate]:

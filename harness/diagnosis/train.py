@@ -14,7 +14,8 @@ import numpy as np
 
 from harness.compare import Tolerance
 from harness.config import RunConfig
-from harness.diagnosis import Candidate, Cause, explain, ratios
+from harness.diagnosis import Candidate, Cause, Param, explain, ratios
+from harness.reference import model as ref_model
 from harness.reference import train as ref_train
 
 AGGREGATIONS = {
@@ -107,3 +108,89 @@ def localize(ctx: Any, k: int) -> tuple[str, bool]:
             "so the difference is in the training loop (batch order, initialization, aggregation or schedule)"
         ), True
     return f"{where}, " + "; ".join(parts), False
+
+
+# Steps of the second epoch replayed from the reference's state at the end of the first: enough to
+# tell batch orders, Adam states and learning rates apart, few enough to fit a schedule in seconds.
+BOUNDARY_STEPS = 32
+
+
+def replay_epoch_start(
+    x: np.ndarray,
+    y: np.ndarray,
+    params: dict[str, np.ndarray],
+    state: dict,
+    order: np.ndarray,
+    cfg: RunConfig,
+    steps: int,
+    reset_state: bool = False,
+    lr_factor: float = 1.0,
+) -> np.ndarray:
+    """The reference's loop for the first `steps` batches of an epoch, from the given parameters and Adam
+    state, with the loop's change: another order, a fresh Adam, or a scaled learning rate."""
+    import torch
+
+    model = ref_model.build(params)
+    opt = ref_train.make_adam(model, cfg.with_(lr=cfg.lr * lr_factor))
+    if not reset_state:
+        ref_train.load_adam_state(model, opt, state)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    criterion = torch.nn.BCELoss()
+    losses = []
+    for k in range(steps):
+        idx = torch.from_numpy(order[k * cfg.batch_size : (k + 1) * cfg.batch_size])
+        opt.zero_grad()
+        loss = criterion(model(xt[idx]).squeeze(1), yt[idx])
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return np.asarray(losses, dtype=np.float32)
+
+
+def diagnose_boundary(
+    x: np.ndarray,
+    y: np.ndarray,
+    ref: ref_train.Trace,
+    envelope: list[Any],
+    port_step_loss: np.ndarray,
+    cfg: RunConfig,
+    steps_per_epoch: int,
+    tol: Tolerance,
+    factor: float,
+) -> list[Cause]:
+    """Causes at the first epoch boundary: from the reference's parameters and Adam state after epoch 1,
+    the second epoch's first batches replayed with the loop changed, against the port's free-running
+    step losses there. The port has drifted from the reference by then, so each step is allowed the
+    envelope's own drift at that step (times the train stage's factor), as the train stage allows."""
+    if len(ref.epoch_states) < 1 or len(ref.orders) < 2:
+        return []
+    k = min(BOUNDARY_STEPS, steps_per_epoch)
+    at = slice(steps_per_epoch, steps_per_epoch + k)
+    got = np.asarray(port_step_loss, dtype=np.float64)[at]
+    ref_sl = ref.step_loss[at].astype(np.float64)
+    if len(got) < k:
+        return []
+    drift = np.max([np.abs(e.step_loss[at].astype(np.float64) - ref_sl) for e in envelope], axis=0)
+    allowed = np.maximum(tol.atol + tol.rtol * np.abs(ref_sl), factor * np.maximum.accumulate(drift))
+    p1, s1 = ref.epoch_params[0], ref.epoch_states[0]
+    order2, order1 = ref.orders[1], ref.orders[0]
+
+    def err(order: np.ndarray, reset: bool = False, lr_factor: float = 1.0) -> float:
+        rep = replay_epoch_start(x, y, p1, s1, order, cfg, k, reset, lr_factor).astype(np.float64)
+        return float(np.max(np.abs(rep - got) / allowed))
+
+    found = [
+        Candidate("train.order_reused", "every epoch's batches in the first epoch's order", lambda _: err(order1)),
+        Candidate(
+            "train.adam_state_reset_per_epoch",
+            "Adam's moments and step count reset at every epoch (the optimizer created inside the epoch loop)",
+            lambda _: err(order2, reset=True),
+        ),
+        Candidate(
+            "train.lr_decay_per_epoch",
+            "the learning rate multiplied by a factor at every epoch",
+            lambda th: err(order2, lr_factor=th[0]),
+            (Param("gamma", -3, 0.5, reference=0),),
+        ),
+    ]
+    return explain(found, f"the second epoch's first {k} step losses, from the reference's state after epoch 1")

@@ -16,19 +16,9 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from harness.reference.structure import powi
 
-def powi(a: np.float32, n: int) -> np.float32:
-    """a**n in float32 by repeated squaring, as Rust's `f32::powi` (compiler-rt's __powisf2) computes it:
-    each multiplication rounds, so for t in the hundreds the result is several ULP from the true power,
-    and 1 - beta**t magnifies that by beta**t / (1 - beta**t)."""
-    r = np.float32(1)
-    while True:
-        if n & 1:
-            r = np.float32(r * a)
-        n //= 2
-        if n == 0:
-            return r
-        a = np.float32(a * a)
+__all__ = ["Float32Adam", "powi"]
 
 
 class Float32Adam(torch.optim.Optimizer):

@@ -6,8 +6,9 @@ runs from other seeds (the seed-to-seed spread the metrics stage judges independ
 at a time through nn.Module and autograd each costs about as much as the reference itself (~0.7 ms a step,
 almost all of it per-operation overhead on tensors of a few thousand elements). Here M runs share every
 operation: their parameters and Adam moments are rows of one [M, P] buffer, the layers are batched
-matrix products over views of it, and the backward pass is written out. A step for 8 members costs about
-as much as a third of one nn.Module step (bench/train_bench.py --diff records it).
+matrix products over views of it, and the backward pass is written out, in numpy: at these sizes its
+per-operation cost is half of torch's, and the worker process that trains them starts without importing
+torch (bench/train_bench.py --diff records what it buys).
 
 These runs are yardsticks, not the reference: their arithmetic is the reference's formulas (BCELoss with
 torch's clamp and gradient, Adam as torch.optim.Adam or as Burn's float32 form) in another summation
@@ -22,15 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from harness.config import RunConfig
-from harness.reference.adam_f32 import powi
-from harness.reference.model import Params, linear_chain
+from harness.reference.structure import Params, linear_chain, powi
 
 # torch's BCELoss: log(p) and log1p(-p) clamped at -100, gradient (p - y) / max(p (1 - p), 1e-12).
 BCE_LOG_MIN = -100.0
 BCE_GRAD_EPS = 1e-12
+# Dithered members cycle through this many precomputed one-ULP sign patterns: drawing fresh coin flips
+# every step costs more than the rest of the step. A prime, so a pattern meets a different batch each time.
+DITHER_PATTERNS = 257
 
 
 @dataclass(frozen=True)
@@ -71,25 +73,21 @@ class _Layout:
             at += size
         self.size = at
 
-    def view(self, flat: torch.Tensor, name: str) -> torch.Tensor:
+    def view(self, flat: np.ndarray, name: str) -> np.ndarray:
+        """[M, *shape] view of one parameter in every member's row (writes go to the buffer)."""
         a, b, shape = self.slices[name]
-        return flat[:, a:b].view(flat.shape[0], *shape)
+        return flat[:, a:b].reshape(flat.shape[0], *shape)
 
-    def pack(self, params: list[Params], dtype: torch.dtype) -> torch.Tensor:
-        rows = [np.concatenate([p[n].astype(np.float64).ravel() for n in self.slices]) for p in params]
-        return torch.tensor(np.stack(rows), dtype=dtype)
+    def pack(self, params: list[Params], dtype: type) -> np.ndarray:
+        return np.stack(
+            [np.concatenate([p[n].astype(np.float64).ravel() for n in self.slices]) for p in params]
+        ).astype(dtype)
 
-    def unpack(self, flat: torch.Tensor) -> list[Params]:
-        arr = flat.numpy()
+    def unpack(self, flat: np.ndarray) -> list[Params]:
         return [
-            {n: arr[m, a:b].reshape(shape).copy() for n, (a, b, shape) in self.slices.items()}
-            for m in range(arr.shape[0])
+            {n: flat[m, a:b].reshape(shape).copy() for n, (a, b, shape) in self.slices.items()}
+            for m in range(flat.shape[0])
         ]
-
-
-# Dithered members cycle through this many precomputed one-ULP sign patterns: drawing fresh coin flips
-# every step costs more than the rest of the step. A prime, so a pattern meets a different batch each time.
-DITHER_PATTERNS = 257
 
 
 def train(
@@ -102,27 +100,54 @@ def train(
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> BatchedTrace:
     """Train every member for len(orders) epochs in lockstep, each on its own batches."""
-    torch.set_num_threads(1)
-    dtype = torch.float64 if float64 else torch.float32
+    # Rows grouped so that each kind of arithmetic is a contiguous slice of the buffers (no masks):
+    # torch's Adam first (undithered, then dithered), then Burn's (dithered, then undithered).
+    perm = sorted(
+        range(len(members)), key=lambda i: (members[i].float32_adam, members[i].dither != members[i].float32_adam)
+    )
+    with np.errstate(divide="ignore", over="ignore"):  # log1p(-1) = -inf before the clamp; exp overflow
+        out = _train_grouped(x, y, [members[i] for i in perm], cfg, float64, dither_seed, on_epoch)
+    back = np.argsort(perm)
+    return BatchedTrace(out.step_loss[back], out.epoch_loss[back], [out.epoch_params[i] for i in back])
+
+
+def _train_grouped(
+    x: np.ndarray,
+    y: np.ndarray,
+    members: list[Member],
+    cfg: RunConfig,
+    float64: bool,
+    dither_seed: int,
+    on_epoch: Callable[[int, float], None] | None,
+) -> BatchedTrace:
+    dt = np.float64 if float64 else np.float32
     lay = _Layout(members[0].init)
-    flat = lay.pack([m.init for m in members], dtype)
-    grad = torch.zeros_like(flat)
-    exp_avg, exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
-    xt = torch.from_numpy(np.asarray(x, dtype=np.float64)).to(dtype)
-    yt = torch.from_numpy(np.asarray(y, dtype=np.float64)).to(dtype)
-    orders = torch.from_numpy(np.stack([m.orders for m in members]).astype(np.int64))  # [M, epochs, n]
+    n_members = len(members)
+    flat = lay.pack([m.init for m in members], dt)
+    grad = np.zeros_like(flat)
+    exp_avg, exp_avg_sq = np.zeros_like(flat), np.zeros_like(flat)
+    xt, yt = np.asarray(x, dtype=dt), np.asarray(y, dtype=dt)
+    orders = np.stack([m.orders for m in members]).astype(np.int64)  # [M, epochs, n]
     n, epochs, bsz = len(yt), orders.shape[1], cfg.batch_size
     steps = -(-n // bsz)
-    factors = _adam_factors([m.float32_adam for m in members], epochs * steps, cfg, dtype)
-    dither = _dither_patterns([m.dither for m in members], lay.size, dither_seed, float64)
+    factors = _adam_factors([m.float32_adam for m in members], epochs * steps, cfg).astype(dt)
+    dithered = [i for i, m in enumerate(members) if m.dither]
+    rows_d = slice(dithered[0], dithered[-1] + 1) if dithered else slice(0, 0)
+    dither = _dither_patterns(len(dithered), lay.size, dither_seed, float64) if dithered else None
     b1, b2, wd = cfg.beta1, cfg.beta2, cfg.weight_decay
-    burn = [m.float32_adam for m in members]
-    burn_rows = torch.tensor(burn).view(-1, 1) if any(burn) else None
-    f32_b1, f32_b2 = (torch.tensor(float(np.float32(b)), dtype=dtype) for b in (b1, b2))
+    n_torch = sum(not m.float32_adam for m in members)
+    rows_t, rows_b = slice(0, n_torch), slice(n_torch, n_members)
+    # torch: m.lerp_(g, 1 - b1) and v * b2 + (1 - b2) g^2, with the scalars rounded once to the dtype.
+    t_w1, t_b2, t_w2 = dt(1 - b1), dt(b2), dt(1 - b2)
+    # Burn's betas are f32 fields: 1 - 0.999f32 = 0.00099998713, where torch applies 0.001.
+    f_b1, f_b2 = dt(np.float32(b1)), dt(np.float32(b2))
+    f_w1, f_w2 = dt(np.float32(1) - np.float32(b1)), dt(np.float32(1) - np.float32(b2))
     weights = [lay.view(flat, f"{layer}.weight") for layer in lay.layers]
-    biases = [lay.view(flat, f"{layer}.bias").unsqueeze(1) for layer in lay.layers]
+    weights_t = [w.transpose(0, 2, 1) for w in weights]
+    biases = [lay.view(flat, f"{layer}.bias")[:, None, :] for layer in lay.layers]
     gweights = [lay.view(grad, f"{layer}.weight") for layer in lay.layers]
     gbiases = [lay.view(grad, f"{layer}.bias") for layer in lay.layers]
+    one, grad_eps = dt(1), dt(BCE_GRAD_EPS)
     step_loss, epoch_loss = [], []
     epoch_params: list[list[Params]] = [[] for _ in members]
     t = 0
@@ -133,79 +158,74 @@ def train(
             xb, yb = xt[idx], yt[idx]
             # Forward, keeping the pre-activations and activations the backward pass needs.
             acts, pre = [xb], []
-            for w, b in zip(weights, biases, strict=True):
-                pre.append(torch.baddbmm(b, acts[-1], w.transpose(1, 2)))
-                acts.append(torch.relu(pre[-1]))
-            prob = torch.sigmoid(pre[-1]).squeeze(2)  # [M, B]
+            for w_t, b in zip(weights_t, biases, strict=True):
+                z = np.matmul(acts[-1], w_t)
+                z += b
+                pre.append(z)
+                acts.append(np.maximum(z, 0))
+            prob = one / (one + np.exp(-pre[-1][:, :, 0]))  # [M, B]
             probs.append(prob)
             targets.append(yb)
             # BCELoss's gradient as torch computes it, through the sigmoid, then the layers.
-            q = prob * (1 - prob)
-            dz = ((prob - yb) / (torch.clamp_min(q, BCE_GRAD_EPS) * prob.shape[1]) * q).unsqueeze(2)
+            q = prob * (one - prob)
+            dz = ((prob - yb) / (np.maximum(q, grad_eps) * dt(prob.shape[1])) * q)[:, :, None]
             for i in range(len(weights) - 1, -1, -1):
-                torch.bmm(dz.transpose(1, 2), acts[i], out=gweights[i])
-                torch.sum(dz, dim=1, out=gbiases[i])
+                gweights[i][...] = np.matmul(dz.transpose(0, 2, 1), acts[i])
+                gbiases[i][...] = dz.sum(axis=1)
                 if i:
-                    dz = torch.bmm(dz, weights[i]).mul_(pre[i - 1] > 0)
-            g = grad if not wd else grad + wd * flat
+                    dz = np.matmul(dz, weights[i])
+                    dz *= pre[i - 1] > 0
+            g = grad + dt(wd) * flat if wd else grad
             if dither is not None:
-                nudge_ulp_(g, dither[t % DITHER_PATTERNS])
+                nudge_ulp_(g[rows_d], dither[t % DITHER_PATTERNS])
             scale, sqrt_scale, eps = factors[t]
             t += 1
-            if burn_rows is None:
-                exp_avg.lerp_(g, 1 - b1)
-                exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2)
-            else:
-                # torch: m.lerp_(g, 1 - b1), v * b2 + (1 - b2) g^2. Burn: m b1 + g (1 - b1) and v b2 + g^2 (1 - b2)
-                # with b1, b2 as f32, so 1 - b2 = 0.00099998713 instead of 0.001: a systematic difference.
-                m_burn = exp_avg * f32_b1 + g * (1 - f32_b1)
-                v_burn = exp_avg_sq * f32_b2 + g * g * (1 - f32_b2)
-                exp_avg.lerp_(g, 1 - b1)
-                exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2)
-                exp_avg.copy_(torch.where(burn_rows, m_burn, exp_avg))
-                exp_avg_sq.copy_(torch.where(burn_rows, v_burn, exp_avg_sq))
-            flat.addcdiv_(exp_avg * scale, exp_avg_sq.sqrt().mul_(sqrt_scale).add_(eps), value=-1)
-        step_loss.append(_batch_losses(torch.cat(probs, 1), torch.cat(targets, 1), bsz))
-        epoch_loss.append(step_loss[-1].to(torch.float64).mean(1))
-        for m, p in enumerate(lay.unpack(flat)):
-            epoch_params[m].append(p)
+            if n_torch:
+                gt, m, v = g[rows_t], exp_avg[rows_t], exp_avg_sq[rows_t]
+                m += t_w1 * (gt - m)
+                v *= t_b2
+                v += t_w2 * (gt * gt)
+            if n_torch < n_members:
+                gb, m, v = g[rows_b], exp_avg[rows_b], exp_avg_sq[rows_b]
+                m *= f_b1
+                m += gb * f_w1
+                v *= f_b2
+                v += (gb * gb) * f_w2
+            flat -= (exp_avg * scale) / (np.sqrt(exp_avg_sq) * sqrt_scale + eps)
+        step_loss.append(_batch_losses(np.concatenate(probs, 1), np.concatenate(targets, 1), bsz))
+        epoch_loss.append(step_loss[-1].astype(np.float64).mean(1))
+        for m_i, p in enumerate(lay.unpack(flat)):
+            epoch_params[m_i].append(p)
         if on_epoch is not None:
             on_epoch(e + 1, float(epoch_loss[-1][0]))
-    return BatchedTrace(
-        torch.cat(step_loss, 1).numpy().astype(np.float64 if float64 else np.float32),
-        torch.stack(epoch_loss, 1).numpy(),
-        epoch_params,
-    )
+    return BatchedTrace(np.concatenate(step_loss, 1), np.stack(epoch_loss, 1), epoch_params)
 
 
-def nudge_ulp_(g: torch.Tensor, signs: torch.Tensor) -> None:
+def nudge_ulp_(g: np.ndarray, signs: np.ndarray) -> None:
     """Move each nonzero element of g one ULP up or down in magnitude (signs +-1, or 0 to leave it), in place:
     +-1 on the bit pattern, which for IEEE floats is the neighbouring value. Zeros stay (-1 would be a NaN)."""
-    g.view(signs.dtype).add_(signs * (g != 0))
+    g.view(signs.dtype)[...] += signs * (g != 0)
 
 
-def _batch_losses(prob: torch.Tensor, y: torch.Tensor, bsz: int) -> torch.Tensor:
+def _batch_losses(prob: np.ndarray, y: np.ndarray, bsz: int) -> np.ndarray:
     """[M, steps] BCELoss of each batch of one epoch (prob and y laid out in batch order, [M, n])."""
-    terms = (y - 1) * torch.log1p(-prob).clamp_min(BCE_LOG_MIN) - y * torch.log(prob).clamp_min(BCE_LOG_MIN)
+    terms = (y - 1) * np.maximum(np.log1p(-prob), BCE_LOG_MIN) - y * np.maximum(np.log(prob), BCE_LOG_MIN)
     n = terms.shape[1]
     full = (n // bsz) * bsz
     out = [terms[:, :full].reshape(terms.shape[0], -1, bsz).mean(2)]
     if full < n:
-        out.append(terms[:, full:].mean(1, keepdim=True))
-    return torch.cat(out, 1)
+        out.append(terms[:, full:].mean(1, keepdims=True))
+    return np.concatenate(out, 1)
 
 
-def _dither_patterns(dithered: list[bool], size: int, seed: int, float64: bool) -> torch.Tensor | None:
-    """[DITHER_PATTERNS, M, size] of +-1 (0 for members that are not dithered), in the float's integer width."""
-    if not any(dithered):
-        return None
+def _dither_patterns(rows: int, size: int, seed: int, float64: bool) -> np.ndarray:
+    """[DITHER_PATTERNS, rows, size] of +-1, in the float's integer width."""
     rng = np.random.default_rng(seed)
-    signs = rng.integers(0, 2, (DITHER_PATTERNS, len(dithered), size), dtype=np.int8) * 2 - 1
-    signs *= np.asarray(dithered, dtype=np.int8)[None, :, None]
-    return torch.from_numpy(signs.astype(np.int64 if float64 else np.int32))
+    signs = rng.integers(0, 2, (DITHER_PATTERNS, rows, size), dtype=np.int8) * 2 - 1
+    return signs.astype(np.int64 if float64 else np.int32)
 
 
-def _adam_factors(burn_form: list[bool], steps: int, cfg: RunConfig, dtype: torch.dtype) -> torch.Tensor:
+def _adam_factors(burn_form: list[bool], steps: int, cfg: RunConfig) -> np.ndarray:
     """[steps, 3, M, 1]: per step and member (scale, sqrt_scale, eps) of
     update = m * scale / (sqrt(v) * sqrt_scale + eps).
 
@@ -223,4 +243,4 @@ def _adam_factors(burn_form: list[bool], steps: int, cfg: RunConfig, dtype: torc
         torch_form = (lr / (1 - b1**t), 1 / (1 - b2**t) ** 0.5, eps)
         for m, is_burn in enumerate(burn_form):
             out[i, :, m, 0] = burn if is_burn else torch_form
-    return torch.from_numpy(out).to(dtype)
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,10 +23,8 @@ import numpy as np
 from harness.config import RunConfig
 from harness.errors import HarnessError
 from harness.reference import batched
-from harness.reference import model as ref_model
-from harness.reference import train as ref_train
 from harness.reference.batched import Member
-from harness.reference.model import Params
+from harness.reference.structure import Params, nudge
 from harness.tolerances import ENVELOPE_DITHERED
 
 ENVELOPE_DITHER_SEED = 7919
@@ -52,17 +51,38 @@ class Ensemble:
     seeds: dict[int, Params]
 
 
+def seed_runs(n_features: int, n: int, epochs: int, seeds: list[int]) -> dict[int, tuple[Params, np.ndarray]]:
+    """Each seed's initial weights and batch orders, as the user's script draws them (torch's generator,
+    so computed here, not in the worker, which does not import torch)."""
+    from harness.reference import model as ref_model
+    from harness.reference import train as ref_train
+
+    return {s: (ref_model.init_params(n_features, s), ref_train.batch_orders(n, epochs, s)) for s in seeds}
+
+
 def train_ensemble(
     x: np.ndarray, y: np.ndarray, init: Params, orders: np.ndarray, cfg: RunConfig, seeds: list[int]
 ) -> Ensemble:
-    """Every run in two batches: float64 (one member) and float32 (the rest)."""
+    """Every run, in this process."""
+    return _train(x, y, init, orders, cfg, seed_runs(x.shape[1], len(y), len(orders), seeds))
+
+
+def _train(
+    x: np.ndarray,
+    y: np.ndarray,
+    init: Params,
+    orders: np.ndarray,
+    cfg: RunConfig,
+    seeds: dict[int, tuple[Params, np.ndarray]],
+) -> Ensemble:
+    """Every run in two batches: float64 (one member) and float32 (Burn's Adam, the dithered runs, the
+    other seeds)."""
     b64 = batched.train(x, y, [Member(init, orders)], cfg, float64=True)
-    nudged = ref_model.nudge(init)
+    nudged = nudge(init)
     members = [Member(init, orders, float32_adam=True)]
     # Dithered members alternate torch's Adam arithmetic and Burn's: a port may use either.
     members += [Member(nudged, orders, dither=True, float32_adam=k % 2 == 1) for k in range(ENVELOPE_DITHERED)]
-    n_features, epochs = x.shape[1], len(orders)
-    members += [Member(ref_model.init_params(n_features, s), ref_train.batch_orders(len(y), epochs, s)) for s in seeds]
+    members += [Member(*seeds[s]) for s in sorted(seeds)]
     b32 = batched.train(x, y, members, cfg, dither_seed=ENVELOPE_DITHER_SEED + cfg.seed)
 
     def run(trace: batched.BatchedTrace, m: int, label: str) -> Run:
@@ -73,7 +93,7 @@ def train_ensemble(
         run(b32, 1 + k, f"dithered {k + 1}" + (" (float32 Adam)" if k % 2 else "")) for k in range(ENVELOPE_DITHERED)
     ]
     first_seed = 1 + ENVELOPE_DITHERED
-    return Ensemble(envelope, {s: b32.final(first_seed + i) for i, s in enumerate(seeds)})
+    return Ensemble(envelope, {s: b32.final(first_seed + i) for i, s in enumerate(sorted(seeds))})
 
 
 # What the worker needs of the run's configuration (the rest is the data, the initialization and orders).
@@ -94,6 +114,7 @@ class Pending:
         d = Path(self._dir.name)
         self._out = d / "out.npz"
         conf = {k: getattr(cfg, k) for k in WORKER_CONFIG}
+        runs = seed_runs(x.shape[1], len(y), len(orders), seeds)
         np.savez(
             d / "in.npz",
             x=x,
@@ -102,9 +123,14 @@ class Pending:
             seeds=np.asarray(seeds, dtype=np.int64),
             config=np.asarray(json.dumps(conf)),
             **{f"init/{k}": v for k, v in init.items()},
+            **{f"seed{s}/orders": o for s, (_, o) in runs.items()},
+            **{f"seed{s}/init/{k}": v for s, (p, _) in runs.items() for k, v in p.items()},
         )
+        # One BLAS thread: the two cores are this process's and the worker's.
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "harness.reference.ensemble", str(d / "in.npz"), str(self._out)],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -206,8 +232,12 @@ def _load(path: Path) -> Ensemble:
 def _main(src: str, dst: str) -> None:
     with np.load(src, allow_pickle=False) as z:
         conf = json.loads(str(z["config"]))
-        init = {k[len("init/") :]: z[k] for k in z.files if k.startswith("init/")}
-        ens = train_ensemble(z["x"], z["y"], init, z["orders"], RunConfig(**conf), [int(s) for s in z["seeds"]])
+
+        def params(prefix: str) -> Params:
+            return {k[len(prefix) :]: z[k] for k in z.files if k.startswith(prefix)}
+
+        seeds = {int(s): (params(f"seed{int(s)}/init/"), z[f"seed{int(s)}/orders"]) for s in z["seeds"]}
+        ens = _train(z["x"], z["y"], params("init/"), z["orders"], RunConfig(**conf), seeds)
     _save(ens, Path(dst))
 
 

@@ -9,8 +9,22 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
+from harness.reference.structure import Params, linear_chain, nudge
 
-Params = dict[str, np.ndarray]
+# Params, linear_chain and nudge live in structure.py (torch-free, for the ensemble's worker process).
+__all__ = [
+    "LAYERS",
+    "Classifier",
+    "Params",
+    "build",
+    "check_params",
+    "get_params",
+    "init_params",
+    "linear_chain",
+    "load_params",
+    "nudge",
+]
+
 LAYERS = ("fc1", "relu1", "fc2", "relu2", "fc3", "sigmoid")
 
 
@@ -85,23 +99,3 @@ def check_params(params: Params, n_features: int) -> None:
             raise HarnessError(
                 f"parameter '{k}' has shape {list(params[k].shape)}; expected {list(v.shape)} for {n_features} input features"
             )
-
-
-def nudge(params: Params, ulps: int = 1) -> Params:
-    """Every parameter moved by `ulps` units in the last place: the reference's own chaos envelope."""
-    out = {}
-    for k, v in params.items():
-        w = v.copy()
-        for _ in range(ulps):
-            w = np.nextafter(w, np.float32(np.inf)).astype(np.float32)
-        out[k] = w
-    return out
-
-
-def linear_chain(params: Params) -> list[str]:
-    """The Linear layers of Classifier in order (fc1, fc2, ...): ReLU after each but the last, a sigmoid
-    after the last. The batched trainer (harness/reference/batched.py) builds the same network from this."""
-    layers = []
-    while f"fc{len(layers) + 1}.weight" in params:
-        layers.append(f"fc{len(layers) + 1}")
-    return layers

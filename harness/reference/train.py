@@ -58,18 +58,25 @@ def adam_state(model: nn.Module, opt: torch.optim.Adam) -> dict:
     return state
 
 
+def load_adam_state(model: nn.Module, opt: torch.optim.Optimizer, state: dict | None) -> None:
+    """Puts an Adam state as adam_state() returns it into a fresh optimizer (nothing for step 0)."""
+    if not state or state.get("step", 0) == 0:
+        return
+    for name, p in model.named_parameters():
+        opt.state[p] = {
+            "step": torch.tensor(float(state["step"])),
+            "exp_avg": torch.from_numpy(state["exp_avg"][name].copy()),
+            "exp_avg_sq": torch.from_numpy(state["exp_avg_sq"][name].copy()),
+        }
+
+
 def optimizer_step(params: Params, grads: Params, state: dict | None, cfg: RunConfig) -> tuple[Params, dict]:
     """One torch.optim.Adam step from explicit parameters, gradients and state."""
     model = build(params)
     opt = make_adam(model, cfg)
     for name, p in model.named_parameters():
         p.grad = torch.from_numpy(grads[name].copy())
-        if state and state.get("step", 0) > 0:
-            opt.state[p] = {
-                "step": torch.tensor(float(state["step"])),
-                "exp_avg": torch.from_numpy(state["exp_avg"][name].copy()),
-                "exp_avg_sq": torch.from_numpy(state["exp_avg_sq"][name].copy()),
-            }
+    load_adam_state(model, opt, state)
     opt.step()
     return get_params(model), adam_state(model, opt)
 
@@ -91,6 +98,8 @@ class Trace:
     step_grads: list[Params] = field(default_factory=list)
     # State before each recorded step (for re-synchronized single steps).
     step_states: list[dict] = field(default_factory=list)
+    # Adam's state after each epoch (with epoch_params: where a replay of the next epoch starts).
+    epoch_states: list[dict] = field(default_factory=list)
     orders: np.ndarray | None = None
 
 
@@ -152,6 +161,7 @@ def train(
             batches += 1
         epoch_loss.append(total / batches)
         trace.epoch_params.append(get_params(model))
+        trace.epoch_states.append(adam_state(model, opt))
         if callable(on_epoch):
             on_epoch(len(epoch_loss), epoch_loss[-1])
     trace.step_loss = np.asarray(step_loss, dtype=np.float64 if float64 else np.float32)

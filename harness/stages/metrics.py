@@ -14,6 +14,11 @@ from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import END_TO_END_ACCURACY_PP, MCNEMAR_ALPHA, SEED_SPREAD_ALPHA
 
 
+class GapDiff(ArrayDiff):
+    """Independent runs: |mean accuracy gap| within what matters, the reference's seed-to-seed spread, or
+    the test set's sampling noise (harness/tolerances.py)."""
+
+
 def mcnemar_p(ref_correct: np.ndarray, port_correct: np.ndarray) -> float:
     b, c = discordant(ref_correct, port_correct)
     return 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
@@ -125,7 +130,7 @@ def run(ctx: Context) -> StageResult:
     predictions = n * cfg.seeds
     verdict, allowed_pp = end_to_end_verdict(gap_pp, b_all, c_all, predictions, spread_pp)
     spread_sd = 100 * float(np.std(accs_ref_all, ddof=1))
-    e2e = ArrayDiff(
+    e2e = GapDiff(
         "end_to_end.accuracy_gap_pp",
         verdict != "fail",
         [],

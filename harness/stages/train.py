@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.compare import ArrayDiff, compare
+from harness.compare import ArrayDiff, compare, summary_stats
 from harness.diagnosis import Cause
-from harness.diagnosis.train import diagnose_loop, localize
+from harness.diagnosis.train import diagnose_boundary, diagnose_loop, localize
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR
 
@@ -33,6 +33,10 @@ def envelope_allowed(d_env: np.ndarray, floor: np.ndarray | float, running: bool
     return np.maximum(floor, ENVELOPE_FACTOR * d_env)
 
 
+class EnvelopeDiff(ArrayDiff):
+    """|port - ref| <= max(floor, ENVELOPE_FACTOR x the reference's own drift), element by element."""
+
+
 def envelope_check(
     name: str,
     ref: np.ndarray,
@@ -41,55 +45,78 @@ def envelope_check(
     floor: np.ndarray | float,
     unit: str = "epoch",
     running: bool = True,
-) -> ArrayDiff:
+) -> EnvelopeDiff:
     """Element by element (steps or epochs): |port - ref| <= max(floor, FACTOR * running max of d_env),
     where d_env is the envelope's own distance from the reference.
 
     The running maximum keeps one lucky stretch of the envelope run (where it happens to stay close to
     the reference) from tightening the bound: chaotic drift does not shrink back in expectation.
     """
-    ref, port = np.asarray(ref, dtype=np.float64), np.asarray(port, dtype=np.float64)
-    allowed = envelope_allowed(d_env, floor, running)
-    d_env = np.asarray(d_env, dtype=np.float64)
-    if running:
-        d_env = np.maximum.accumulate(d_env)
-    d_port = np.where(np.isfinite(port), np.abs(port - ref), np.inf)
-    bad = ~(d_port <= allowed)
-    d = compare(name, ref, np.where(np.isfinite(port), port, np.inf), None)
-    d.passed = not bad.any()
-    d.mismatches = int(bad.sum())
-    d.share = d.mismatches / max(len(ref), 1)
-    d.min_atol = float(np.max(d_port)) if len(ref) else 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = np.where(allowed > 0, d_port / allowed, np.where(d_port > 0, np.inf, 0.0))
-    d.ratio = float(np.max(ratios)) if len(ref) else 0.0
-    # The inner compare judged a different rule; keep only what this rule says.
-    d.first_mismatch = None
-    d.min_rtol = None
-    d.tolerance = {
+    ref = np.asarray(ref, dtype=np.float64)
+    port = np.asarray(port, dtype=np.float64)
+    n = len(ref)
+    tolerance = {
         "rtol": 0.0,
         "atol": None,
         "equal_nan": False,
         "why": f"max(tight tolerance, {ENVELOPE_FACTOR:g} x the reference's own float32 envelope, running max)",
     }
+    if port.shape != ref.shape:
+        return EnvelopeDiff(
+            name,
+            False,
+            [n],
+            tolerance,
+            count=n,
+            mismatches=n,
+            share=1.0,
+            reason=f"shape differs: reference {ref.shape}, port {port.shape}",
+            ratio=float("inf"),
+        )
+    allowed = envelope_allowed(d_env, floor, running)
+    drift = (
+        np.maximum.accumulate(np.asarray(d_env, dtype=np.float64)) if running else np.asarray(d_env, dtype=np.float64)
+    )
+    d_port = np.where(np.isfinite(port), np.abs(port - ref), np.inf)
+    bad = ~(d_port <= allowed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(allowed > 0, d_port / allowed, np.where(d_port > 0, np.inf, 0.0))
+    e = int(np.flatnonzero(bad)[0]) if bad.any() else (int(np.argmax(ratios)) if n else 0)
+    reason = ""
     if bad.any():
-        e = int(np.flatnonzero(bad)[0])
-        d.first_mismatch = d.worst_index = [e]
-        d.worst_ref, d.worst_got = float(ref[e]), float(port[e])
-        d.abs_err = float(d_port[e])
-        d.rel_err = float(d_port[e] / abs(ref[e])) if ref[e] else float("inf")
-        d.reason = (
+        reason = (
             f"{unit} {e + (1 if unit == 'epoch' else 0)}: port is {d_port[e]:.3g} from the reference; allowed "
             f"{allowed[e]:.3g} (max of {np.broadcast_to(floor, ref.shape)[e]:.3g} and {ENVELOPE_FACTOR:g} x the "
-            f"envelope {d_env[e]:.3g})"
+            f"envelope {drift[e]:.3g})"
         )
-    return d
+    return EnvelopeDiff(
+        name=name,
+        passed=not bad.any(),
+        shape=[n],
+        tolerance=tolerance,
+        count=n,
+        mismatches=int(bad.sum()),
+        share=int(bad.sum()) / max(n, 1),
+        worst_index=[e] if n else None,
+        worst_ref=float(ref[e]) if n else None,
+        worst_got=float(port[e]) if n else None,
+        abs_err=float(d_port[e]) if n else None,
+        rel_err=(float(d_port[e] / abs(ref[e])) if ref[e] else float("inf")) if n else None,
+        min_atol=float(np.max(d_port)) if n else 0.0,
+        first_mismatch=[e] if bad.any() else None,
+        ref_stats=summary_stats(ref),
+        got_stats=summary_stats(np.where(np.isfinite(port), port, np.inf)),
+        reason=reason,
+        ratio=float(np.max(ratios)) if n else 0.0,
+    )
 
 
 def run(ctx: Context) -> StageResult:
     cfg = ctx.cfg
     p = ctx.prepared
-    ref, envs, port = ctx.ref_trace, ctx.envelope_traces, ctx.port_trace
+    # The port's run before the envelope, so that it overlaps the worker's envelope runs.
+    ref, port = ctx.ref_trace, ctx.port_trace
+    envs = ctx.envelope_traces
     s = ctx.steps_per_epoch
     checks = []
     step_loss = np.asarray(port["step_loss"])
@@ -181,7 +208,13 @@ def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> t
         k = int(bad[0])
         where = f"; {localize(ctx, k)[0]}" if k < s else ""
         return f"the port's loss is {step_loss[k]} from step {k} on (epoch {k // s + 1}){where}", []
-    causes = diagnose_loop(p.x_train, p.y_train, ref, ctx.port_trace, ctx.cfg, s, ctx.tol("train.step_loss"))
+    tol = ctx.tol("train.step_loss")
+    causes = diagnose_loop(p.x_train, p.y_train, ref, ctx.port_trace, ctx.cfg, s, tol)
+    if not causes and all(c.passed for c in checks if c.name.startswith("epoch1.")):
+        # The first epoch agrees and a later one does not: look at the first epoch boundary.
+        causes = diagnose_boundary(
+            p.x_train, p.y_train, ref, ctx.envelope_traces, step_loss, ctx.cfg, s, tol, ENVELOPE_FACTOR
+        )
     if causes:
         return causes[0].sentence(), causes
     first = next(c for c in checks if not c.passed)

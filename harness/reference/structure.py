@@ -1,0 +1,43 @@
+"""What the batched trainer needs of the reference without importing torch (its worker process starts
+in a fraction of the time): the parameter type, the network's layer chain, the one-ULP nudge, and
+float32 powers as Rust computes them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+Params = dict[str, np.ndarray]
+
+
+def nudge(params: Params, ulps: int = 1) -> Params:
+    """Every parameter moved by `ulps` units in the last place: the reference's own chaos envelope."""
+    out = {}
+    for k, v in params.items():
+        w = v.copy()
+        for _ in range(ulps):
+            w = np.nextafter(w, np.float32(np.inf)).astype(np.float32)
+        out[k] = w
+    return out
+
+
+def linear_chain(params: Params) -> list[str]:
+    """The Linear layers of Classifier in order (fc1, fc2, ...): ReLU after each but the last, a sigmoid
+    after the last. The batched trainer (harness/reference/batched.py) builds the same network from this."""
+    layers = []
+    while f"fc{len(layers) + 1}.weight" in params:
+        layers.append(f"fc{len(layers) + 1}")
+    return layers
+
+
+def powi(a: np.float32, n: int) -> np.float32:
+    """a**n in float32 by repeated squaring, as Rust's `f32::powi` (compiler-rt's __powisf2) computes it:
+    each multiplication rounds, so for t in the hundreds the result is several ULP from the true power,
+    and 1 - beta**t magnifies that by beta**t / (1 - beta**t)."""
+    r = np.float32(1)
+    while True:
+        if n & 1:
+            r = np.float32(r * a)
+        n //= 2
+        if n == 0:
+            return r
+        a = np.float32(a * a)

@@ -60,7 +60,11 @@ def torch_port(
 
 
 def written_out_adam(
-    bias_correction1: bool = True, bias_correction2: bool = True, eps_inside: bool = False, sign_update: bool = False
+    bias_correction1: bool = True,
+    bias_correction2: bool = True,
+    eps_inside: bool = False,
+    sign_update: bool = False,
+    moments_from_grad: bool = False,
 ) -> Callable[[Params, Params, dict | None], tuple[Params, dict]]:
     """Adam as a port might write it by hand, with one of its usual slips."""
     lr, b1, b2, eps = CFG.lr, CFG.beta1, CFG.beta2, CFG.eps
@@ -71,8 +75,14 @@ def written_out_adam(
         new = {}
         for k, p in params.items():
             g = torch.tensor(grads[k])
-            m0 = torch.tensor(state["exp_avg"][k]) if t > 1 else torch.zeros_like(g)
-            v0 = torch.tensor(state["exp_avg_sq"][k]) if t > 1 else torch.zeros_like(g)
+            m0 = (
+                torch.tensor(state["exp_avg"][k])
+                if t > 1
+                else (g.clone() if moments_from_grad else torch.zeros_like(g))
+            )
+            v0 = (
+                torch.tensor(state["exp_avg_sq"][k]) if t > 1 else (g * g if moments_from_grad else torch.zeros_like(g))
+            )
             m = b1 * m0 + (1 - b1) * g
             v = b2 * v0 + (1 - b2) * g * g
             m_hat = m / (1 - b1**t) if bias_correction1 else m
@@ -147,6 +157,7 @@ CASES: list[tuple[str, Callable, str, dict[str, float]]] = [
     ("no bias correction 1", written_out_adam(bias_correction1=False), "adam.no_bias_correction1", {}),
     ("no bias correction 2", written_out_adam(bias_correction2=False), "adam.no_bias_correction2", {}),
     ("eps inside sqrt", written_out_adam(eps_inside=True), "adam.eps_inside_sqrt", {"eps": 1e-8}),
+    ("moments from the first gradient", written_out_adam(moments_from_grad=True), "adam.moments_from_gradient", {}),
 ]
 
 

@@ -61,8 +61,12 @@ def pandas_table(change: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np
         (lambda x, y: (x.astype(np.float32).astype(np.float64), y), "data.float32_parse"),
         (lambda x, y: (x, 1 - y), "data.labels_inverted"),
         (lambda x, y: (x[1:], y[1:]), "data.first_row_as_header"),
+        (
+            lambda x, y: (np.vstack([np.full((1, x.shape[1]), np.nan), x]), np.concatenate([[np.nan], y])),
+            "data.header_as_row",
+        ),
     ],
-    ids=["float32", "labels inverted", "first row as header"],
+    ids=["float32", "labels inverted", "first row as header", "header as a row"],
 )
 def test_data(change: Callable, cause: str) -> None:
     res = stage("data", pandas_table(change))
@@ -246,6 +250,50 @@ def test_train_epoch_loss(one_epoch, epoch_loss: Callable, cause: str) -> None:
     assert [c.cause for c in found][:1] == [cause]
 
 
+def test_train_last_batch_dropped(one_epoch) -> None:
+    """DataLoader(drop_last=True): the port never sees the last, partial batch."""
+    cfg, p, ref = one_epoch
+    n = len(p.y_train)
+    assert n % 32, "the bundled data must leave a partial batch"
+    model = ref_model.build(ref.init)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    x, y = torch.from_numpy(p.x_train), torch.from_numpy(p.y_train)
+    losses = []
+    for s in range(0, n - 31, 32):
+        idx = torch.from_numpy(ref.orders[0][s : s + 32])
+        opt.zero_grad()
+        loss = F.binary_cross_entropy(model(x[idx]).squeeze(1), y[idx])
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    port = {"step_loss": np.asarray(losses, dtype=np.float32), "epoch_loss": [float(np.mean(losses))]}
+    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, -(-n // 32), Context(cfg).tol("train.step_loss"))
+    assert [c.cause for c in found][:1] == ["train.last_batch_dropped"]
+
+
+def test_train_gradient_accumulation(one_epoch) -> None:
+    """The port steps Adam once every 4 batches on their mean gradient."""
+    cfg, p, ref = one_epoch
+    model = ref_model.build(ref.init)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    x, y = torch.from_numpy(p.x_train), torch.from_numpy(p.y_train)
+    losses = []
+    for j, s in enumerate(range(0, len(p.y_train), 32)):
+        idx = torch.from_numpy(ref.orders[0][s : s + 32])
+        loss = F.binary_cross_entropy(model(x[idx]).squeeze(1), y[idx])
+        (loss / 4).backward()
+        losses.append(loss.item())
+        if (j + 1) % 4 == 0:
+            opt.step()
+            opt.zero_grad()
+    port = {"step_loss": np.asarray(losses, dtype=np.float32), "epoch_loss": [float(np.mean(losses))]}
+    steps = len(losses)
+    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, steps, Context(cfg).tol("train.step_loss"))
+    assert [(c.cause, c.description) for c in found][:1] == [
+        ("train.gradient_accumulation", "gradients accumulated over 4 batches before each optimizer step")
+    ]
+
+
 def test_train_no_shuffle_and_an_unexplained_loop(one_epoch) -> None:
     cfg, p, ref = one_epoch
     n = len(p.y_train)
@@ -270,6 +318,9 @@ def test_metrics() -> None:
     inverted = float(np.mean((probs <= 0.5) == (y > 0.5)))
     assert [c.cause for c in dmetrics.diagnose(probs, y, 0.5, argmax)][:1] == ["metrics.argmax"]
     assert [c.cause for c in dmetrics.diagnose(probs, y, 0.5, inverted)][:1] == ["metrics.inverted"]
+    correct = (probs > 0.5) == (y > 0.5)
+    batch_mean = float(np.mean([correct[i : i + 32].mean() for i in range(0, 500, 32)]))
+    assert [c.cause for c in dmetrics.diagnose(probs, y, 0.5, batch_mean)][:1] == ["metrics.batch_mean"]
     # An accuracy no rule gives (a threshold of 0.3): nothing named.
     other = float(np.mean((probs > 0.3) == (y > 0.5)))
     assert dmetrics.diagnose(probs, y, 0.5, other) == []
@@ -347,3 +398,36 @@ def test_train_epoch_boundary_faithful_and_unexplained(two_epochs) -> None:
     assert dtrain.diagnose_boundary(p.x_train, p.y_train, ref, envs, faithful, cfg, steps, tol, ENVELOPE_FACTOR) == []
     both = _plain_loop(p, ref.init, ref.orders[[0, 0]], cfg, gamma=0.5)
     assert dtrain.diagnose_boundary(p.x_train, p.y_train, ref, envs, both, cfg, steps, tol, ENVELOPE_FACTOR) == []
+
+
+class _WrappedCounterPort:
+    """The faithful port, except that its Adam step counter is a u8 (wraps at 256): invisible in the first
+    epoch's re-synchronized steps (t <= 64), wrong at the start of every later epoch (t = 460 e)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def optimizer_step(self, params: Params, grads: Params, state: dict | None) -> tuple[Params, dict]:
+        if state and state.get("step", 0) >= 256:
+            state = {**state, "step": state["step"] % 256}
+        return self._inner.optimizer_step(params, grads, state)
+
+
+def test_train_resync_at_epoch_starts_names_a_late_component(faithful_run) -> None:
+    from harness.faults import share_reference
+
+    base, report = faithful_run
+    faithful_train = next(r for r in report.results if r.stage == "train")
+    starts = next(c for c in faithful_train.checks if c.name == "resync.epoch_starts")
+    assert starts.passed and starts.shape[0] == base.cfg.epochs - 1
+    ctx = Context(base.cfg, port=_WrappedCounterPort(base.port))
+    share_reference(base, ctx)
+    res = run_with(ctx, ["train"]).results[0]
+    failed = [c.name for c in res.checks if not c.passed]
+    assert failed == ["resync.epoch_starts"], failed
+    assert res.hint.startswith(
+        "from the reference's parameters and Adam state at the start of epoch 2, its Adam step differs"
+    )

@@ -89,6 +89,21 @@ def test_failing_report_names_the_divergence_and_its_evidence() -> None:
 
     assert escape(first["hint"]) in html
     assert "would pass with" in html and "error / allowed" in html
+    # The diagnosis table lists the causes that reproduce the port, from the report's own stage record.
+    forward = next(s for s in report["stages"] if s["stage"] == first["stage"])
+    assert forward["diagnosis"] and '<table class="diagnosis">' in html
+    for cause in forward["diagnosis"]:
+        assert f"<code>{escape(cause['cause'])}</code>" in html
+
+
+def test_a_stage_without_a_reproducing_cause_says_so() -> None:
+    report = stored("diff-missing-relu.json")
+    first = report["first_divergence"]["stage"]
+    for s in report["stages"]:
+        if s["stage"] == first:
+            s["diagnosis"] = []
+    html = render_diff(report)
+    assert "No candidate cause reproduces the port" in html and '<table class="diagnosis">' not in html
 
 
 def test_report_older_than_schema_1_1_still_renders() -> None:

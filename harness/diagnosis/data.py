@@ -22,6 +22,10 @@ CHANGES: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], Table]]] = {
     "labels_inverted": ("the labels inverted (1 - y)", lambda x, y: (x, 1 - y)),
     "first_row_as_header": ("the first data row taken as a second header (dropped)", lambda x, y: (x[1:], y[1:])),
     "last_row_dropped": ("the last row dropped", lambda x, y: (x[:-1], y[:-1])),
+    "header_as_row": (
+        "the header line read as a first data row (its names parsed as NaN)",
+        lambda x, y: (np.vstack([np.full((1, x.shape[1]), np.nan), x]), np.concatenate([[np.nan], y])),
+    ),
 }
 
 

@@ -50,6 +50,8 @@ class Variant:
     reset_state: bool = False
     clip: str = ""  # "tensor", "global" (by norm) or "value"
     clip_at: float = 0.0
+    # Moments started from the first gradient (m = g, v = g^2) instead of zeros.
+    moments_from_gradient: bool = False
 
 
 def _clip(grads: Params, how: str, at: float) -> Params:
@@ -85,7 +87,9 @@ def replay(case: Case, v: Variant) -> tuple[Params, dict]:
         g = grads[k].astype(np.float32)
         if v.l2:
             g = (g + p * np.float32(v.l2)).astype(np.float32)
-        if fresh:
+        if fresh and v.moments_from_gradient:
+            m0, v0 = g, (g * g).astype(np.float32)
+        elif fresh:
             m0, v0 = np.zeros_like(p), np.zeros_like(p)
         else:
             m0, v0 = case.state["exp_avg"][k], case.state["exp_avg_sq"][k]
@@ -177,6 +181,11 @@ def candidates(cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update
             "adam.no_bias_correction2",
             "Adam without the second moment's bias correction 1 - beta2^t",
             lambda: with_(bias_correction2=False),
+        ),
+        cand(
+            "adam.moments_from_gradient",
+            "Adam's moments started from the first gradient (m = g, v = g^2) instead of zeros",
+            lambda: with_(moments_from_gradient=True),
         ),
         cand(
             "adam.float32_bias_correction",

@@ -42,6 +42,31 @@ def aggregate(step_loss: np.ndarray, sizes: np.ndarray, how: str) -> float:
     return float(s.mean())
 
 
+# Accumulation lengths tried (each a replay of the first epoch's first batches).
+ACCUMULATION_STEPS = range(2, 9)
+
+
+def _accumulated(
+    x: np.ndarray, y: np.ndarray, init: dict[str, np.ndarray], order: np.ndarray, cfg: RunConfig, k: int, steps: int
+) -> np.ndarray:
+    """The reference's first `steps` batch losses when Adam steps once every k batches, on their mean gradient."""
+    import torch
+
+    model = ref_model.build(init)
+    opt = ref_train.make_adam(model, cfg)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    losses = []
+    for j in range(steps):
+        idx = torch.from_numpy(order[j * cfg.batch_size : (j + 1) * cfg.batch_size])
+        loss = torch.nn.functional.binary_cross_entropy(model(xt[idx]).squeeze(1), yt[idx])
+        (loss / k).backward()
+        losses.append(loss.item())
+        if (j + 1) % k == 0:
+            opt.step()
+            opt.zero_grad()
+    return np.asarray(losses, dtype=np.float32)
+
+
 def diagnose_loop(
     x: np.ndarray,
     y: np.ndarray,
@@ -70,9 +95,38 @@ def diagnose_loop(
         rep = ref_train.train(x, y, ref.init, order, cfg.with_(epochs=1), record_steps=0)
         return float(ratios(got_steps[:first_k], rep.step_loss[:first_k], tol).max())
 
+    full = n // cfg.batch_size
+    all_steps = np.asarray(port["step_loss"], dtype=np.float64)
+
+    def dropped_err() -> float:
+        """The reference's epochs without their last, partial batch: the port's step count, and its
+        first epoch's steps one for one."""
+        if n % cfg.batch_size == 0 or len(all_steps) != full * len(ref.orders):
+            return float("inf")
+        return float(ratios(all_steps[:full], ref.step_loss[:full], tol).max())
+
+    def accumulated_err(k: int) -> float:
+        rep = _accumulated(x, y, ref.init, ref.orders[0], cfg, k, first_k)
+        return float(ratios(got_steps[:first_k], rep, tol).max())
+
     found = [Candidate(f"train.{k}", what, lambda _, h=how: epoch_err(h)) for k, (what, how) in AGGREGATIONS.items()]
+    found += [
+        Candidate(
+            "train.gradient_accumulation",
+            f"gradients accumulated over {k} batches before each optimizer step",
+            lambda _, k=k: accumulated_err(k),
+        )
+        for k in ACCUMULATION_STEPS
+    ]
     found.append(
         Candidate("train.no_shuffle", "batches taken in file order (no shuffling)", lambda _: unshuffled_err())
+    )
+    found.append(
+        Candidate(
+            "train.last_batch_dropped",
+            f"the last, partial batch of every epoch dropped ({n % cfg.batch_size} rows; DataLoader drop_last)",
+            lambda _: dropped_err(),
+        )
     )
     return explain(found, f"the first epoch's {steps} step losses and its epoch loss")
 
@@ -81,27 +135,33 @@ def localize(ctx: Any, k: int) -> tuple[str, bool]:
     """Teacher forcing at step k of the first epoch: which component of the port differs from there
     (a sentence, and whether every component agreed)."""
     ref = ctx.ref_trace
-    p = ctx.prepared
-    bs = ctx.cfg.batch_size
-    rows = ctx.orders[0][k * bs : (k + 1) * bs]
     params = ref.init if k == 0 else ref.step_params[k - 1]
+    rows = ctx.orders[0][k * ctx.cfg.batch_size : (k + 1) * ctx.cfg.batch_size]
+    return localize_at(ctx, params, ref.step_states[k], rows, f"step {k}")
+
+
+def localize_at(ctx: Any, params: dict[str, np.ndarray], state: dict, rows: np.ndarray, at: str) -> tuple[str, bool]:
+    """From the reference's parameters and Adam state at `at`, on that batch: the port's loss and gradients
+    (backward) and its Adam step (fed the reference's gradients) against the reference's."""
+    p = ctx.prepared
+    x, y = p.x_train[rows], p.y_train[rows]
     tol_b, tol_o = ctx.tol("backward"), ctx.tol("optimizer")
-    loss, grads = ctx.port.backward(params, p.x_train[rows], p.y_train[rows])
-    ref_loss = float(ref.step_loss[k])
+    ref_loss, ref_grads = ref_train.backward(params, x, y)
+    ref_new, _ = ref_train.optimizer_step(params, ref_grads, state, ctx.cfg)
+    loss, grads = ctx.port.backward(params, x, y)
+    new, _ = ctx.port.optimizer_step(params, ref_grads, state)
     parts = []
-    bad_loss = float(ratios(np.float32(ref_loss), np.float32(loss), tol_b).max())
-    bad_grad = {n: float(ratios(g, grads[n], tol_b).max()) for n, g in ref.step_grads[k].items()}
-    worst = max(bad_grad, key=lambda n: bad_grad[n])
-    if bad_loss > 1:
+    if float(ratios(np.float32(ref_loss), np.float32(loss), tol_b).max()) > 1:
         parts.append(f"its loss on that batch is {loss:.8g} (reference {ref_loss:.8g})")
+    bad_grad = {n: float(ratios(g, grads[n], tol_b).max()) for n, g in ref_grads.items()}
+    worst = max(bad_grad, key=lambda n: bad_grad[n])
     if bad_grad[worst] > 1:
         parts.append(f"its gradients differ ({worst}: {bad_grad[worst]:.3g} x the backward tolerance)")
-    new, _ = ctx.port.optimizer_step(params, ref.step_grads[k], ref.step_states[k])
-    bad_opt = {n: float(ratios(v, new[n], tol_o).max()) for n, v in ref.step_params[k].items()}
+    bad_opt = {n: float(ratios(v, new[n], tol_o).max()) for n, v in ref_new.items()}
     worst_o = max(bad_opt, key=lambda n: bad_opt[n])
     if bad_opt[worst_o] > 1:
         parts.append(f"its Adam step differs ({worst_o}: {bad_opt[worst_o]:.3g} x the optimizer tolerance)")
-    where = f"from the reference's parameters and Adam state at step {k}"
+    where = f"from the reference's parameters and Adam state at {at}"
     if not parts:
         return (
             f"{where}, the port's loss, gradients and Adam step all match the reference's: the components agree, "

@@ -21,7 +21,9 @@ def run(ctx: Context) -> StageResult:
     if got["features"].shape == table.features.shape:
         checks.append(compare("features", table.features, got["features"], tol))
     checks.append(compare("labels", table.labels, got["labels"], tol))
-    checks.append(compare_value("positives", int(table.labels.sum()), int(np.asarray(got["labels"]).sum())))
+    checks.append(
+        compare_value("positives", int(table.labels.sum()), int(np.nansum(np.asarray(got["labels"], dtype=np.float64))))
+    )
     if all(c.passed for c in checks):
         return result("data", checks, rows=len(table.labels), features=len(table.feature_names))
     got_x, got_y = np.asarray(got["features"], dtype=np.float64), np.asarray(got["labels"], dtype=np.float64)

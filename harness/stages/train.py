@@ -14,7 +14,8 @@ import numpy as np
 
 from harness.compare import ArrayDiff, compare, summary_stats
 from harness.diagnosis import Cause
-from harness.diagnosis.train import diagnose_boundary, diagnose_loop, localize
+from harness.diagnosis.train import diagnose_boundary, diagnose_loop, localize, localize_at
+from harness.reference import train as ref_train
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR
 
@@ -169,6 +170,22 @@ def run(ctx: Context) -> StageResult:
         resync.append(np.concatenate([new[n].ravel() for n in ref.init]))
         ref_resync.append(np.concatenate([ref.step_params[k][n].ravel() for n in ref.init]))
     checks.append(compare("resync.params", np.stack(ref_resync), np.stack(resync), tr))
+    # The first step of every later epoch, re-synchronized the same way from the reference's parameters and
+    # Adam state after the epoch before: later weights (larger activations, saturated outputs) exercise the
+    # port's components where the first epoch's do not, and a component that differs only there is named.
+    starts_ref, starts_port = [], []
+    for e in range(1, len(ref.epoch_states)):
+        params, state = ref.epoch_params[e - 1], ref.epoch_states[e - 1]
+        rows = ctx.orders[e][:bs]
+        xb, yb = p.x_train[rows], p.y_train[rows]
+        _, rg = ref_train.backward(params, xb, yb)
+        ref_new, _ = ref_train.optimizer_step(params, rg, state, cfg)
+        _, pg = ctx.port.backward(params, xb, yb)
+        new, _ = ctx.port.optimizer_step(params, pg, state)
+        starts_ref.append(np.concatenate([ref_new[n].ravel() for n in ref.init]))
+        starts_port.append(np.concatenate([new[n].ravel() for n in ref.init]))
+    if starts_ref:
+        checks.append(compare("resync.epoch_starts", np.stack(starts_ref), np.stack(starts_port), tr))
     # Free-running, against the envelope, epoch by epoch.
     epochs = len(ref.epoch_params)
     d_ref_env = np.array(
@@ -218,6 +235,16 @@ def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> t
     if causes:
         return causes[0].sentence(), causes
     first = next(c for c in checks if not c.passed)
+    if first.name == "resync.epoch_starts" and first.first_mismatch:
+        e = first.first_mismatch[0] + 1
+        where, _ = localize_at(
+            ctx,
+            ref.epoch_params[e - 1],
+            ref.epoch_states[e - 1],
+            ctx.orders[e][: ctx.cfg.batch_size],
+            f"the start of epoch {e + 1}",
+        )
+        return f"{where}; {first.summary()}", []
     if first.name == "epoch1.step_loss" and first.first_mismatch:
         k = first.first_mismatch[0]
         where, agree = localize(ctx, k)

@@ -19,7 +19,7 @@ import numpy as np
 from harness.compare import Tolerance
 from harness.config import RunConfig
 from harness.diagnosis import Candidate, Cause, Param, explain, ratios
-from harness.reference.adam_f32 import powi
+from harness.reference.structure import powi
 
 Params = dict[str, np.ndarray]
 

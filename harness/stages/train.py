@@ -26,12 +26,14 @@ def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in a)
 
 
+def _drift(d_env: np.ndarray, running: bool) -> np.ndarray:
+    d_env = np.asarray(d_env, dtype=np.float64)
+    return np.maximum.accumulate(d_env) if running else d_env
+
+
 def envelope_allowed(d_env: np.ndarray, floor: np.ndarray | float, running: bool = True) -> np.ndarray:
     """How far the port may be from the reference, element by element: the envelope rule's bound."""
-    d_env = np.asarray(d_env, dtype=np.float64)
-    if running:
-        d_env = np.maximum.accumulate(d_env)
-    return np.maximum(floor, ENVELOPE_FACTOR * d_env)
+    return np.maximum(floor, ENVELOPE_FACTOR * _drift(d_env, running))
 
 
 class EnvelopeDiff(ArrayDiff):
@@ -74,10 +76,8 @@ def envelope_check(
             reason=f"shape differs: reference {ref.shape}, port {port.shape}",
             ratio=float("inf"),
         )
-    allowed = envelope_allowed(d_env, floor, running)
-    drift = (
-        np.maximum.accumulate(np.asarray(d_env, dtype=np.float64)) if running else np.asarray(d_env, dtype=np.float64)
-    )
+    drift = _drift(d_env, running)
+    allowed = np.maximum(floor, ENVELOPE_FACTOR * drift)
     d_port = np.where(np.isfinite(port), np.abs(port - ref), np.inf)
     bad = ~(d_port <= allowed)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -60,6 +60,7 @@ class Port:
         seed: int = ...,
         record_steps: int = ...,
         on_epoch: Callable[[int, float], object] | None = ...,
+        dropout: bool = ...,
     ) -> dict[str, object]: ...
     def accuracy(self, probs: NDArray[np.float32], y: NDArray[np.float32]) -> float: ...
     def evaluate(

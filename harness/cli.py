@@ -21,7 +21,14 @@ from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer vendors click
 
 from harness import progress
-from harness.config import BUNDLED_DATA, PORT_TIMEOUT_S, RunConfig, load_port_settings, load_tolerance_overrides
+from harness.config import (
+    BUNDLED_DATA,
+    PORT_TIMEOUT_S,
+    RunConfig,
+    load_model_settings,
+    load_port_settings,
+    load_tolerance_overrides,
+)
 from harness.errors import HarnessError, PortFailure
 from harness.port import PortError
 
@@ -125,12 +132,49 @@ def _runnable(cmd: str) -> None:
         fail(f"port command {cmd!r}: program {argv[0] if argv else ''!r} not found or not executable")
 
 
-def _readable_data(data: Path, label: str) -> None:
+def _config_file(
+    config_path: Path | None, given: frozenset[str], options: dict[str, Any]
+) -> tuple[dict[str, Any], str | None, float | None]:
+    """RunConfig fields, port command and port timeout from --config (or ./harness.toml when it exists):
+    options given on the command line win over the file, the file over the options' defaults."""
+    if config_path is not None and not config_path.is_file():
+        fail(f"config file '{config_path}' not found")
+    settings: dict[str, Any] = {}
+    try:
+        toml = config_path if config_path is not None else Path("harness.toml")
+        if toml.is_file():
+            settings = load_model_settings(toml)
+        cmd, timeout = load_port_settings(file=config_path)
+    except HarnessError as e:
+        fail(str(e))
+    for name, value in options.items():
+        if name in given or name not in settings:
+            settings[name] = value
+    return settings, cmd, timeout
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="harness.toml naming the reference model, loss, optimizer, data and port (default ./harness.toml)",
+    ),
+]
+
+
+def _given(ctx: typer.Context, names: tuple[str, ...]) -> frozenset[str]:
+    """The options the user gave (not their defaults)."""
+    return frozenset(
+        n for n in names if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
+    )
+
+
+def _readable_data(data: Path, label: str, task: str = "binary") -> None:
     """Before any work: the data file follows the rules both sides read by (harness/csvcheck.py)."""
     from harness import csvcheck
 
     try:
-        csvcheck.read(data, label)
+        csvcheck.read(data, label, task)
     except HarnessError as e:
         fail(str(e))
 
@@ -277,6 +321,8 @@ def _diff(
     port_timeout: float | None = None,
     explicit: tuple[str, ...] = (),
     html_path: Path | None = None,
+    config_path: Path | None = None,
+    given: frozenset[str] = frozenset(),
 ) -> int:
     from harness.pipeline import SCHEMA_NAME, run
     from harness.report import owner
@@ -286,7 +332,10 @@ def _diff(
 
     if stage != "all" and stage not in STAGE_NAMES:
         fail(f"unknown stage '{stage}'; stages are: all, {', '.join(STAGE_NAMES)}")
-    toml_cmd, toml_timeout = load_port_settings()
+    settings, toml_cmd, toml_timeout = _config_file(
+        config_path, given, {"data": data, "label": label, "seed": seed, "epochs": epochs}
+    )
+    data, label = settings["data"], settings["label"]
     if port_timeout is not None and not (math.isfinite(port_timeout) and port_timeout > 0):
         fail(f"--port-timeout must be a positive number of seconds, got {port_timeout:g}")
     # An explicit --port-cmd "" overrides harness.toml and selects the in-process port.
@@ -312,8 +361,11 @@ def _diff(
         from harness.report.html import MARKER as HTML_MARKER
 
         _safe_output(html_path, owner.html_head(HTML_MARKER))
-    _readable_data(data, label)
-    tolerances = load_tolerance_overrides()
+    _readable_data(data, label, settings.get("task", "binary"))
+    try:
+        tolerances = load_tolerance_overrides(file=config_path)
+    except HarnessError as e:
+        fail(str(e))
     if rtol is not None or atol is not None:
         targets = STAGE_NAMES if stage == "all" else [stage]
         for s in targets:
@@ -324,17 +376,16 @@ def _diff(
                 o["atol"] = atol
             tolerances[s] = o
     cfg = RunConfig(
-        data=data,
-        label=label,
         backend=backend,
         fault=fault,
-        seed=seed,
-        epochs=epochs,
         seeds=seeds,
         tolerances=tolerances,
         port_cmd=cmd,
         port_timeout=timeout,
+        **settings,
     )
+    if not cfg.port_cmd and cfg.reference:
+        fail("a config that names its own reference model needs its port: [port] cmd or --port-cmd")
     # Stages are teacher-forced: each computes what it needs from the reference, so one runs alone.
     stages = None if stage == "all" else [stage]
     with progress.live(console):
@@ -388,7 +439,9 @@ def _make_diff_command(stage: str) -> None:
         ] = None,
         port_cmd: PortCmdOpt = None,
         port_timeout: PortTimeoutOpt = None,
+        config: ConfigOpt = None,
     ) -> None:
+        given_opts = _given(ctx, ("data", "label", "seed", "epochs"))
         # Only options the user gave conflict with a port command, not their defaults.
         given = tuple(
             f"--{name}"
@@ -413,6 +466,8 @@ def _make_diff_command(stage: str) -> None:
                 port_timeout=port_timeout,
                 explicit=given,
                 html_path=html_path,
+                config_path=config,
+                given=given_opts,
             )
         )
 
@@ -445,6 +500,7 @@ def faults_list() -> None:
 
 @faults_app.command("check")
 def faults_check(
+    ctx: typer.Context,
     data: DataOpt = BUNDLED_DATA,
     label: LabelOpt = "label",
     backend: BackendOpt = "flex",
@@ -454,8 +510,10 @@ def faults_check(
     html_path: Annotated[
         Path | None, typer.Option("--html", help="write the matrix as HTML, with each run's full report")
     ] = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Run `diff all` once per fault and the faithful port over several seeds; exit 1 on any miss."""
+    """Run `diff all` once per fault and the faithful port over several seeds; exit 1 on any miss. With a
+    config whose port is a command, the faults are the port's own (`CMD --list-faults`)."""
     from harness.faults import detection_matrix
     from harness.report import owner
     from harness.report.html import MARKER as HTML_MARKER
@@ -464,8 +522,17 @@ def faults_check(
         _safe_output(json_path, owner.json_head(owner.DETECTION_MATRIX))
     if html_path:
         _safe_output(html_path, owner.html_head(HTML_MARKER))
-    _readable_data(data, label)
-    cfg = RunConfig(data=data, label=label, backend=backend, tolerances=load_tolerance_overrides())
+    settings, cmd, timeout = _config_file(config, _given(ctx, ("data", "label")), {"data": data, "label": label})
+    _readable_data(settings["data"], settings["label"], settings.get("task", "binary"))
+    try:
+        tolerances = load_tolerance_overrides(file=config)
+    except HarnessError as e:
+        fail(str(e))
+    cfg = RunConfig(
+        backend=backend, tolerances=tolerances, port_cmd=cmd, port_timeout=timeout or PORT_TIMEOUT_S, **settings
+    )
+    if cfg.reference and not cmd:
+        fail("a config that names its own reference model needs its port: [port] cmd")
     # Each run's full report, kept only for the HTML page (the JSON matrix stays as it was).
     reports: dict[str, Any] = {}
     catalogue: list[dict[str, Any]] = []

@@ -225,3 +225,27 @@ def compare_value(name: str, ref: Any, got: Any) -> ValueDiff:
         reason="" if ok else f"reference {ref!r}, port {got!r} (declared values must be equal)",
         ratio=0.0 if ok else float("inf"),
     )
+
+
+def compare_names(name: str, what: str, ref: list[str], got: list[str]) -> SetDiff:
+    """The reference's names (parameters, layers) against the port's: every missing and unexpected one
+    named, so that a port whose structure differs is told which parameter or layer."""
+    missing = [n for n in ref if n not in set(got)]
+    extra = [n for n in got if n not in set(ref)]
+    ok = not missing and not extra
+    parts = []
+    if missing:
+        parts.append(f"the port has no {what} {', '.join(repr(n) for n in missing[:5])}")
+    if extra:
+        parts.append(f"the port has {what} {', '.join(repr(n) for n in extra[:5])} that the reference does not")
+    return SetDiff(
+        name,
+        ok,
+        [len(ref)],
+        {"rtol": 0.0, "atol": 0.0, "equal_nan": False, "why": f"the reference's {what} names"},
+        count=len(ref),
+        mismatches=len(missing) + len(extra),
+        share=len(missing) / max(len(ref), 1),
+        reason="; ".join(parts),
+        ratio=0.0 if ok else float("inf"),
+    )

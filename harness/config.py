@@ -41,36 +41,53 @@ class RunConfig:
     # it decides its own backend and faults.
     port_cmd: str | None = None
     port_timeout: float = PORT_TIMEOUT_S
+    # The reference model (harness/reference/reference.py): "module:function" building the nn.Module as
+    # function(n_features, n_outputs); "" is the user's classifier. A module is looked up as a file
+    # next to the config file first (reference_dir), then on the import path.
+    reference: str = ""
+    reference_dir: Path | None = None
+    task: str = "binary"
+    loss: str = "BCELoss"
+    label_smoothing: float = 0.0
+    optimizer: str = "Adam"
+    momentum: float = 0.0
+    nesterov: bool = False
+    # Rows the StandardScaler is fitted on: "all" (the user's script: before the split), "train", or
+    # "none" (no scaler).
+    scaler: str = "all"
 
     def with_(self, **kw: Any) -> RunConfig:
         return replace(self, **kw)
 
     def reference_hyperparameters(self) -> dict[str, Any]:
-        """What the reference script uses, in the names the port's effective_config reports."""
-        return {
-            "lr": self.lr,
-            "beta1": self.beta1,
-            "beta2": self.beta2,
-            "eps": self.eps,
-            "weight_decay": self.weight_decay,
-            "clip_norm": None,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "threshold": self.threshold,
-            "test_size": self.test_size,
-            "split_seed": self.split_seed,
-            "loss_reduction": "mean",
-            "scaler_fit_rows": "all",
-        }
+        """What the reference uses, in the names the port's effective_config reports (the model's own
+        layer hyperparameters are added by harness/reference/reference.py)."""
+        out: dict[str, Any] = {"optimizer": self.optimizer, "lr": self.lr}
+        if self.optimizer == "SGD":
+            out.update(momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)
+        else:
+            out.update(beta1=self.beta1, beta2=self.beta2, eps=self.eps, weight_decay=self.weight_decay)
+        out.update(clip_norm=None, batch_size=self.batch_size, epochs=self.epochs, loss=self.loss)
+        if self.loss == "CrossEntropyLoss":
+            out["label_smoothing"] = self.label_smoothing
+        if self.task == "binary":
+            out["threshold"] = self.threshold
+        out.update(
+            test_size=self.test_size, split_seed=self.split_seed, loss_reduction="mean", scaler_fit_rows=self.scaler
+        )
+        return out
 
 
-def load_tolerance_overrides(start: Path | None = None) -> dict[str, dict[str, float]]:
-    """Tolerances from ./harness.toml ([stage] tables) or [tool.harness.tolerances] in ./pyproject.toml."""
+def load_tolerance_overrides(start: Path | None = None, file: Path | None = None) -> dict[str, dict[str, float]]:
+    """Tolerances from ./harness.toml ([stage] tables) or [tool.harness.tolerances] in ./pyproject.toml;
+    from `file`'s [tolerances] alone when a config file is given."""
     here = start or Path.cwd()
     candidates = [
         (here / "harness.toml", ("tolerances",)),
         (here / "pyproject.toml", ("tool", "harness", "tolerances")),
     ]
+    if file is not None:
+        candidates = [(file, ("tolerances",))]
     for path, keys in candidates:
         if not path.is_file():
             continue
@@ -103,9 +120,10 @@ def load_tolerance_overrides(start: Path | None = None) -> dict[str, dict[str, f
     return {}
 
 
-def load_port_settings(start: Path | None = None) -> tuple[str | None, float | None]:
-    """`[port] cmd = "..."` and `[port] timeout_s = N` from ./harness.toml; (None, None) when absent."""
-    path = (start or Path.cwd()) / "harness.toml"
+def load_port_settings(start: Path | None = None, file: Path | None = None) -> tuple[str | None, float | None]:
+    """`[port] cmd = "..."` and `[port] timeout_s = N` from ./harness.toml (or `file`); (None, None) when
+    absent. In a config file given by path, a relative program path is relative to that file."""
+    path = file if file is not None else (start or Path.cwd()) / "harness.toml"
     if not path.is_file():
         return None, None
     try:
@@ -126,4 +144,132 @@ def load_port_settings(start: Path | None = None) -> tuple[str | None, float | N
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise HarnessError(f"{path}: [port] timeout_s must be a positive number of seconds")
         timeout = float(timeout)
+    if cmd and file is not None:
+        import shlex
+
+        try:
+            argv = shlex.split(cmd)
+        except ValueError as e:
+            raise HarnessError(f"{path}: cannot parse [port] cmd {cmd!r}: {e}") from e
+        prog = path.resolve().parent / argv[0]
+        if argv and "/" in argv[0] and not Path(argv[0]).is_absolute() and prog.exists():
+            cmd = shlex.join([str(prog), *argv[1:]])
     return cmd, timeout
+
+
+TASKS = ("binary", "multiclass", "regression")
+# The losses each task accepts, and the keyword arguments each loss and optimizer takes from the file.
+LOSSES = {
+    "BCELoss": ("binary", ()),
+    "BCEWithLogitsLoss": ("binary", ()),
+    "CrossEntropyLoss": ("multiclass", ("label_smoothing",)),
+    "MSELoss": ("regression", ()),
+}
+OPTIMIZERS = {
+    "Adam": ("lr", "betas", "eps", "weight_decay"),
+    "AdamW": ("lr", "betas", "eps", "weight_decay"),
+    "SGD": ("lr", "momentum", "nesterov", "weight_decay"),
+}
+# torch's defaults where they differ between optimizers (AdamW decays by default).
+OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {"AdamW": {"weight_decay": 0.01}, "SGD": {"lr": 1e-3}}
+
+
+def _table(doc: dict[str, Any], key: str, path: Path, allowed: tuple[str, ...]) -> dict[str, Any]:
+    t = doc.get(key, {})
+    if not isinstance(t, dict):
+        raise HarnessError(f"{path}: [{key}] must be a table")
+    unknown = sorted(set(t) - set(allowed))
+    if unknown:
+        raise HarnessError(f"{path}: unknown key '{unknown[0]}' in [{key}]; keys are {', '.join(allowed)}")
+    return t
+
+
+def _number(v: Any, where: str, integer: bool = False, positive: bool = False) -> Any:
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    if isinstance(v, bool) or not ok or (positive and not v > 0) or (not integer and v != v):
+        kind = "a positive " if positive else "a "
+        raise HarnessError(f"{where} must be {kind}{'integer' if integer else 'number'}, got {v!r}")
+    return v
+
+
+def load_model_settings(path: Path) -> dict[str, Any]:
+    """RunConfig fields from a harness.toml's [model], [model.loss], [model.optimizer], [train] and
+    [data] tables (paths relative to the file). Every key is checked; a bad one is one line, exit 2."""
+    try:
+        doc: Any = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise HarnessError(f"cannot read {path}: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise HarnessError(f"cannot parse {path}: {e}") from e
+    base = path.resolve().parent
+    out: dict[str, Any] = {}
+    model = _table(doc, "model", path, ("reference", "task", "loss", "optimizer"))
+    if "reference" in model:
+        ref = model["reference"]
+        if not isinstance(ref, str) or ref.count(":") != 1 or not all(ref.split(":")):
+            raise HarnessError(f"{path}: [model] reference must be 'module:function', got {ref!r}")
+        out["reference"], out["reference_dir"] = ref, base
+    task = model.get("task", "binary")
+    if task not in TASKS:
+        raise HarnessError(f"{path}: [model] task must be one of {', '.join(TASKS)}, got {task!r}")
+    out["task"] = task
+    loss = model.get("loss", {"name": "BCELoss"} if task == "binary" else {})
+    if not isinstance(loss, dict) or "name" not in loss:
+        raise HarnessError(f"{path}: [model.loss] needs a name ({', '.join(LOSSES)})")
+    name = loss["name"]
+    if name not in LOSSES:
+        raise HarnessError(f"{path}: [model.loss] name must be one of {', '.join(LOSSES)}, got {name!r}")
+    if LOSSES[name][0] != task:
+        raise HarnessError(f"{path}: {name} is a {LOSSES[name][0]} loss; the task is {task}")
+    loss = _table(model, "loss", path, ("name", *LOSSES[name][1])) if "loss" in model else loss
+    out["loss"] = name
+    if "label_smoothing" in loss:
+        ls = _number(loss["label_smoothing"], f"{path}: [model.loss] label_smoothing")
+        if not 0 <= ls <= 1:
+            raise HarnessError(f"{path}: [model.loss] label_smoothing must be in [0, 1], got {ls}")
+        out["label_smoothing"] = float(ls)
+    opt = model.get("optimizer", {"name": "Adam"})
+    if not isinstance(opt, dict) or opt.get("name") not in OPTIMIZERS:
+        raise HarnessError(f"{path}: [model.optimizer] name must be one of {', '.join(OPTIMIZERS)}")
+    oname = opt["name"]
+    opt = {**OPTIMIZER_DEFAULTS.get(oname, {}), **_table(model, "optimizer", path, ("name", *OPTIMIZERS[oname]))}
+    out["optimizer"] = oname
+    for k in ("lr", "eps", "weight_decay", "momentum"):
+        if k in opt:
+            out[k] = float(_number(opt[k], f"{path}: [model.optimizer] {k}", positive=k in ("lr", "eps")))
+    if "betas" in opt:
+        b = opt["betas"]
+        if not (isinstance(b, list) and len(b) == 2 and all(isinstance(v, (int, float)) and 0 <= v < 1 for v in b)):
+            raise HarnessError(f"{path}: [model.optimizer] betas must be two numbers in [0, 1), got {b!r}")
+        out["beta1"], out["beta2"] = float(b[0]), float(b[1])
+    if "nesterov" in opt:
+        if not isinstance(opt["nesterov"], bool):
+            raise HarnessError(f"{path}: [model.optimizer] nesterov must be true or false")
+        out["nesterov"] = opt["nesterov"]
+    train = _table(doc, "train", path, ("batch_size", "epochs", "seed"))
+    for k in ("batch_size", "epochs"):
+        if k in train:
+            out[k] = _number(train[k], f"{path}: [train] {k}", integer=True, positive=True)
+    if "seed" in train:
+        out["seed"] = _number(train["seed"], f"{path}: [train] seed", integer=True)
+    data = _table(doc, "data", path, ("path", "label", "scaler", "test_size", "split_seed"))
+    if "path" in data:
+        if not isinstance(data["path"], str):
+            raise HarnessError(f"{path}: [data] path must be a string")
+        out["data"] = (base / data["path"]).resolve()
+    if "label" in data:
+        if not isinstance(data["label"], str) or not data["label"]:
+            raise HarnessError(f"{path}: [data] label must be a column name")
+        out["label"] = data["label"]
+    if "scaler" in data:
+        if data["scaler"] not in ("all", "train", "none"):
+            raise HarnessError(f"{path}: [data] scaler must be 'all', 'train' or 'none', got {data['scaler']!r}")
+        out["scaler"] = data["scaler"]
+    if "test_size" in data:
+        ts = _number(data["test_size"], f"{path}: [data] test_size", positive=True)
+        if not ts < 1:
+            raise HarnessError(f"{path}: [data] test_size must be a fraction in (0, 1), got {ts}")
+        out["test_size"] = float(ts)
+    if "split_seed" in data:
+        out["split_seed"] = _number(data["split_seed"], f"{path}: [data] split_seed", integer=True)
+    return out

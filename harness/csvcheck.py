@@ -137,27 +137,27 @@ def label_value(token: str) -> float | str:
     return f"{show(token)} is not 0, 1, true or false; the label must be binary"
 
 
-def read(path: Path, label: str) -> Table:
+def read(path: Path, label: str, task: str = "binary") -> Table:
     """The table both sides must read from `path`, or HarnessError with the first broken rule.
 
     Cached by content and label: the reference, the port wrapper and the CLI's early validation all
     read the same file. The cached arrays are read-only for that reason.
     """
     raw = _bytes(Path(path))
-    key = (hashlib.blake2b(raw, digest_size=16).digest(), label)
+    key = (hashlib.blake2b(raw, digest_size=16).digest(), label, task)
     table = _CACHE.get(key)
     if table is None:
-        table = _parse(raw, Path(path), label)
+        table = _parse(raw, Path(path), label, task)
         if len(_CACHE) >= 4:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = table
     return table
 
 
-_CACHE: dict[tuple[bytes, str], Table] = {}
+_CACHE: dict[tuple[bytes, str, str], Table] = {}
 
 
-def _parse(raw: bytes, path: Path, label: str) -> Table:
+def _parse(raw: bytes, path: Path, label: str, task: str = "binary") -> Table:
     lines = _lines(_text(raw, path))
     if not lines:
         raise HarnessError(f"data file '{path}' is empty")
@@ -187,7 +187,7 @@ def _parse(raw: bytes, path: Path, label: str) -> Table:
         numbers.append(no)
     if not rows:
         raise HarnessError(f"data file '{path}' has a header but no rows")
-    return _table(names, label, rows, numbers)
+    return _table(names, label, rows, numbers, task)
 
 
 def _bytes(path: Path) -> bytes:
@@ -292,7 +292,7 @@ def _check_names(names: list[str], no: int) -> None:
         seen[name] = j
 
 
-def _table(names: list[str], label: str, rows: list[list[str]], numbers: list[int]) -> Table:
+def _table(names: list[str], label: str, rows: list[list[str]], numbers: list[int], task: str = "binary") -> Table:
     li = names.index(label)
     columns = list(zip(*rows, strict=True))
     # (row, column, message) of the first broken rule in each column; the earliest in row-major order wins.
@@ -301,7 +301,7 @@ def _table(names: list[str], label: str, rows: list[list[str]], numbers: list[in
     kinds: list[str] = []
     for j, col in enumerate(columns):
         if j == li:
-            problem, v = _label_column(col)
+            problem, v = _label_column(col) if task == "binary" else _target_column(col, task)
         else:
             problem, v, kind = _feature_column(col)
             kinds.append(kind)
@@ -365,6 +365,18 @@ def _label_column(col: tuple[str, ...]) -> tuple[tuple[int, str] | None, np.ndar
         return min(problems), np.zeros(0)
     value = {t: float(v) for t, v in spellings.items()}
     return None, np.fromiter((value[t] for t in col), dtype=np.float64, count=len(col))
+
+
+def _target_column(col: tuple[str, ...], task: str) -> tuple[tuple[int, str] | None, np.ndarray]:
+    """K3: a multiclass label is a class index (an integer from 0); a regression target any finite number."""
+    values = {t: classify(t) for t in set(col)}
+    for i, t in enumerate(col):
+        c = values[t]
+        if isinstance(c, str):
+            return (i, c), np.zeros(0)
+        if task == "multiclass" and (c[0] == BOOL or c[1] != int(c[1]) or not 0 <= c[1] < 2**24):
+            return (i, f"{show(t)} is not a class index; a multiclass label is an integer from 0"), np.zeros(0)
+    return None, np.fromiter((values[t][1] for t in col), dtype=np.float64, count=len(col))  # type: ignore[index]
 
 
 def scaling_limit(n_rows: int) -> float:

@@ -33,11 +33,11 @@ class Prepared:
     y_test: np.ndarray
 
 
-def load_table(path: Path, label: str) -> Table:
+def load_table(path: Path, label: str, task: str = "binary") -> Table:
     """pandas' reading of `path` (the user's `pd.read_csv`), after the shared rules (harness/csvcheck.py)
     have accepted the file, and checked against them: a disagreement is the harness's own fault, so it
     stops the run (exit 2) instead of reaching the data stage."""
-    shared = csvcheck.read(path, label)
+    shared = csvcheck.read(path, label, task)
     # compression=None: the rules read plain text whatever the name (F2). Integers beyond int64 are
     # float64 by K1, where pandas would make them uint64 or Python ints.
     floats = {n: "float64" for n, d in zip(shared.feature_names, shared.dtypes, strict=True) if d == "float64"}
@@ -47,7 +47,12 @@ def load_table(path: Path, label: str) -> Table:
         raise _disagree(path, f"pandas fails: {str(e).strip().splitlines()[-1]}") from e
     x_df = df.drop(columns=[label])
     column = df[label]
-    if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+    if task != "binary":
+        try:
+            labels = column.to_numpy(dtype=np.float64).astype(np.float32)
+        except (TypeError, ValueError) as e:
+            raise _disagree(path, f"label column '{label}'") from e
+    elif column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
         labels = np.array([csvcheck.label_value(str(v)) for v in column], dtype=object)
         if any(isinstance(v, str) for v in labels):
             raise _disagree(path, f"label column '{label}'")
@@ -92,21 +97,29 @@ def _disagree(path: Path, what: str) -> HarnessError:
 
 
 def prepare(cfg: RunConfig) -> Prepared:
-    """The user's script: scaler fit on ALL rows, then train_test_split(0.2, random_state=42)."""
-    table = load_table(cfg.data, cfg.label)
+    """The user's script: scaler fit on ALL rows, then train_test_split(0.2, random_state=42). A config may
+    fit the scaler on the training rows only, or use none (cfg.scaler)."""
+    table = load_table(cfg.data, cfg.label, cfg.task)
     n = len(table.labels)
     n_test = int(np.ceil(cfg.test_size * n))
     if not 0 < n_test < n:
         raise HarnessError(f"cannot split {n} rows with test size {cfg.test_size}: one side would be empty")
-    scaler = StandardScaler()
-    x_scaled = scaler.fit_transform(table.features)
+    idx = np.arange(n)
+    train_idx, test_idx = train_test_split(idx, test_size=cfg.test_size, random_state=cfg.split_seed)
+    scaler = StandardScaler(with_mean=cfg.scaler != "none", with_std=cfg.scaler != "none")
+    scaler.fit(table.features[train_idx] if cfg.scaler == "train" else table.features)
+    x_scaled = scaler.transform(table.features)
+    if cfg.scaler == "none":
+        scaler.mean_, scaler.var_, scaler.scale_ = (
+            np.zeros(table.features.shape[1]),
+            np.ones(table.features.shape[1]),
+            np.ones(table.features.shape[1]),
+        )
     # csvcheck's rule P1 keeps the scaler's sums finite; this names the column should it ever not.
     finite = np.isfinite(scaler.mean_) & np.isfinite(scaler.scale_) & np.isfinite(x_scaled).all(axis=0)
     if not finite.all():
         name = table.feature_names[int(np.flatnonzero(~finite)[0])]
         raise HarnessError(f"column '{name}': scaling gives non-finite values; rescale the column")
-    idx = np.arange(n)
-    train_idx, test_idx = train_test_split(idx, test_size=cfg.test_size, random_state=cfg.split_seed)
     return Prepared(
         table=table,
         train_idx=train_idx.astype(np.int64),

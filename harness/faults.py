@@ -22,6 +22,8 @@ from harness.stages.base import Context
 REFERENCE_ATTRS = (
     "prepared",
     "n_features",
+    "reference",
+    "forward_params",
     "init",
     "orders",
     "steps_per_epoch",
@@ -37,6 +39,38 @@ def share_reference(src: Context, dst: Context) -> None:
             dst.__dict__[name] = src.__dict__[name]
 
 
+def port_catalogue(cmd: str) -> list[dict[str, Any]]:
+    """A port command's own faults: `CMD --list-faults` prints one per line, tab-separated: name, the
+    stage that must catch it, the diagnosis id that must name it ('' when no replay can), description.
+    Each is then run as `CMD --fault NAME`."""
+    import shlex
+    import subprocess
+
+    from harness.errors import HarnessError
+
+    try:
+        out = subprocess.run(
+            [*shlex.split(cmd), "--list-faults"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired, ValueError) as e:
+        raise HarnessError(f"cannot list the port's faults with `{cmd} --list-faults`: {e}") from e
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        raise HarnessError(f"`{cmd} --list-faults` exited with {out.returncode}: {last}")
+    catalogue = []
+    for no, line in enumerate(out.stdout.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 4:
+            raise HarnessError(f"`{cmd} --list-faults`, line {no}: expected name, stage, cause and description")
+        name, stage, cause, description = fields
+        catalogue.append(
+            {"name": name, "stage": stage, "cause": cause, "description": description, "fix": "", "outcome": "fail"}
+        )
+    return catalogue
+
+
 def detection_matrix(
     cfg: RunConfig,
     seeds: int,
@@ -44,19 +78,24 @@ def detection_matrix(
     console: Console,
     on_report: Callable[[str, dict[str, Any] | None, Report], None] | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """`on_report(row name, catalogue entry or None, report)` sees every run's full report."""
-    catalogue = [
-        *available_faults(),
-        {
-            "name": "user-port",
-            "stage": "config",
-            "description": "all of the report's faults at once",
-            "fix": "all of the fixes",
-            "outcome": "fail",
-            # Its first stage (config) lists every declared difference; the report's epsilon is one of them.
-            "cause": "config.eps",
-        },
-    ]
+    """`on_report(row name, catalogue entry or None, report)` sees every run's full report. With a port
+    command, the faults are the port's own (port_catalogue)."""
+    catalogue = (
+        port_catalogue(cfg.port_cmd)
+        if cfg.port_cmd
+        else [
+            *available_faults(),
+            {
+                "name": "user-port",
+                "stage": "config",
+                "description": "all of the report's faults at once",
+                "fix": "all of the fixes",
+                "outcome": "fail",
+                # Its first stage (config) lists every declared difference; the report's epsilon is one of them.
+                "cause": "config.eps",
+            },
+        ]
+    )
     if only:
         known = {f["name"] for f in catalogue}
         bad = [o for o in only if o not in known]
@@ -72,7 +111,10 @@ def detection_matrix(
             name = f"faithful (seed {cfg.seed + s})"
             advance(name)
             ctx = Context(cfg.with_(seed=cfg.seed + s))
-            report = run_with(ctx)
+            try:
+                report = run_with(ctx)
+            finally:
+                ctx.close()
             if s == 0:
                 base = ctx
             rows.append(_row(name, None, report))
@@ -81,10 +123,18 @@ def detection_matrix(
             console.print(f"faithful seed {cfg.seed + s}: exit {report.exit_code}")
         for f in catalogue:
             advance(f["name"])
-            ctx = Context(cfg.with_(fault=f["name"]))
+            faulty = (
+                cfg.with_(port_cmd=f"{cfg.port_cmd} --fault {f['name']}")
+                if cfg.port_cmd
+                else cfg.with_(fault=f["name"])
+            )
+            ctx = Context(faulty)
             if base is not None:
                 share_reference(base, ctx)
-            report = run_with(ctx)
+            try:
+                report = run_with(ctx)
+            finally:
+                ctx.close()
             rows.append(_row(f["name"], f["stage"], report, f.get("outcome", "fail"), f.get("cause", "")))
             if on_report:
                 on_report(f["name"], f, report)

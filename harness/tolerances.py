@@ -43,6 +43,9 @@ TOLERANCES: dict[str, Tolerance] = {
     # Accuracy from the same predictions: one threshold flip (a probability within an ULP of 0.5).
     # The port's metric applied to the reference's own probabilities: no arithmetic left to differ.
     "metrics.same_predictions": Tolerance.exact("one metric on identical predictions"),
+    # A regression metric (MSE) on identical predictions: a float32 or float64 mean of squares over the
+    # test rows; the summation order may differ, float32's default covers both.
+    "metrics.regression": FLOAT32,
 }
 
 # Training is judged against the reference's own envelope: how far the reference drifts from itself under

@@ -21,7 +21,7 @@ from harness.cli import app, main
 from harness.report import owner
 
 # Options by what a bad value is for them. Paths read or written, and names that must exist.
-INPUT_PATHS = {"--data", "--init"}
+INPUT_PATHS = {"--data", "--init", "--config"}
 OUTPUT_PATHS = {"--json", "--junit", "--html", "--out"}
 NAMES = {"--framework", "--backend", "--fault", "--label", "--only", "--port-cmd"}
 # A valid value for each required argument, so that the option under test is the only bad one.

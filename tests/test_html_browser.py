@@ -189,7 +189,8 @@ def test_diff_report_renders_in_chromium(browser: Any, reports: dict[str, Any], 
     dist = _by_title(info, "Parameter distance")
     assert dist["series"]["port"] == epochs and dist["series"]["envelope drift"] == epochs, dist["series"]
     forward = next(s for s in stages if s["stage"] == "forward")
-    assert _by_title(info, "Per-layer forward error")["bars"] == len(forward["checks"])
+    layers = [c for c in forward["checks"] if c["name"] != "layer names"]  # one bar per layer
+    assert _by_title(info, "Per-layer forward error")["bars"] == len(layers) == 6
     assert "No divergence" in info["title"] and shot.stat().st_size > 50_000
     print(f"\nbrowser check ({reports['source']} report): {time.perf_counter() - t0:.1f} s, screenshot {shot}")
 

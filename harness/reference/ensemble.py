@@ -15,8 +15,10 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,8 +26,11 @@ from harness.config import RunConfig
 from harness.errors import HarnessError
 from harness.reference import batched
 from harness.reference.batched import Member
-from harness.reference.structure import Params, nudge
+from harness.reference.structure import Params, Trace, nudge
 from harness.tolerances import ENVELOPE_DITHERED
+
+if TYPE_CHECKING:
+    from harness.reference.reference import Reference
 
 ENVELOPE_DITHER_SEED = 7919
 
@@ -178,6 +183,49 @@ class Done:
 
     def close(self) -> None:
         pass
+
+
+class Lazy:
+    """Any other model's ensemble (harness/reference/reference.py), trained with torch in this process
+    when a stage first reads it: the batched trainer models only the classifier's linear chain."""
+
+    def __init__(self, train: Callable[[], Ensemble]) -> None:
+        self._train = train
+
+    def result(self) -> Ensemble:
+        return self._train()
+
+    def close(self) -> None:
+        pass
+
+
+def train_torch(
+    reference: Reference, x: np.ndarray, y: np.ndarray, init: Params, orders: np.ndarray, seeds: list[int]
+) -> Ensemble:
+    """The same members as the batched ensemble, trained by the reference's own loop: float64, Burn's Adam
+    arithmetic (Adam only), ENVELOPE_DITHERED dithered runs from weights one ULP away (lockstep, dropout
+    off), and the other seeds' own runs (own init, own order, dropout on as in the user's training)."""
+    from harness.reference import train as ref_train
+
+    cfg = reference.cfg
+    envelope = [Run(*_record(reference.train(x, y, init, orders, float64=True)), "float64")]
+    adam = cfg.optimizer == "Adam"
+    if adam:
+        envelope.append(Run(*_record(reference.train(x, y, init, orders, float32_adam=True)), "float32 Adam"))
+    nudged = nudge(init)
+    for k in range(ENVELOPE_DITHERED):
+        burn = adam and k % 2 == 1
+        t = reference.train(x, y, nudged, orders, dither_seed=ENVELOPE_DITHER_SEED + cfg.seed + k, float32_adam=burn)
+        envelope.append(Run(*_record(t), f"dithered {k + 1}" + (" (float32 Adam)" if burn else "")))
+    finals = {}
+    for s in seeds:
+        own = ref_train.batch_orders(len(y), len(orders), s)
+        finals[s] = reference.train(x, y, reference.init_params(s), own, dropout=True, seed=s).final
+    return Ensemble(envelope, finals)
+
+
+def _record(t: Trace) -> tuple[np.ndarray, np.ndarray, list[Params]]:
+    return t.step_loss.astype(np.float64), t.epoch_loss, t.epoch_params
 
 
 # Train the ensemble in this process, one step after the other (bench/train_bench.py measures what the

@@ -4,9 +4,29 @@ float32 powers as Rust computes them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 Params = dict[str, np.ndarray]
+
+
+@dataclass
+class Trace:
+    """A reference training run, step by step (harness/reference/reference.py records it)."""
+
+    step_loss: np.ndarray
+    epoch_loss: np.ndarray
+    init: Params
+    final: Params
+    epoch_params: list[Params]
+    step_params: list[Params] = field(default_factory=list)
+    step_grads: list[Params] = field(default_factory=list)
+    # State before each recorded step (for re-synchronized single steps).
+    step_states: list[dict] = field(default_factory=list)
+    # The optimizer's state after each epoch (with epoch_params: where a replay of the next epoch starts).
+    epoch_states: list[dict] = field(default_factory=list)
+    orders: np.ndarray | None = None
 
 
 def nudge(params: Params, ulps: int = 1) -> Params:

@@ -413,6 +413,8 @@ def _forward_chart(forward: Mapping[str, Any]) -> list[str]:
     first = (forward.get("metrics") or {}).get("first_divergent_layer")
     rows = []
     for c in checks:
+        if c["name"] == "layer names":  # the structure check, not a layer (harness/stages/forward.py)
+            continue
         mism = c.get("mismatches", 0)
         note = f"abs {fmt_num(as_float(c.get('min_atol')))}"
         if mism:

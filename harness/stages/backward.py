@@ -1,17 +1,20 @@
-"""backward: per-parameter gradients on the same batch and weights.
+"""backward: per-parameter gradients on the same batch and weights (training mode, dropout off), and the
+buffers that training-mode forward updates (BatchNorm's running statistics).
 
 Three cases: the first training batch at the initial weights, and the same batch with the output layer
-scaled (once as is, once with its sign flipped) so that the float32 sigmoid saturates, as it does from
-epoch 2 of the reference's training. Saturation is where BCE implementations differ.
+(the last layer with a weight) scaled, once as is, once with its sign flipped, so that the outputs
+saturate (a float32 sigmoid reaches exactly 0 or 1; a softmax puts all its mass on one class), as they do
+late in training. Saturation is where loss implementations differ.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.compare import compare
+from harness.compare import compare, compare_names
+from harness.diagnosis import Cause
+from harness.diagnosis import buffers as buffers_dx
 from harness.diagnosis.backward import Case, diagnose
-from harness.reference import train as ref_train
 from harness.stages.base import Context, Stage, StageResult, result
 
 # The output layer is scaled so that the largest |logit| on the batch is this large: well past the
@@ -23,13 +26,22 @@ from harness.stages.base import Context, Stage, StageResult, result
 MAX_LOGIT = 60.0
 
 
-def saturated_params(params: dict[str, np.ndarray], x: np.ndarray, sign: float = 1.0) -> dict[str, np.ndarray]:
+def output_layer(ctx: Context, params: dict[str, np.ndarray]) -> str:
+    """The last layer, in call order, that has a weight: the one whose scale sets the logits'."""
+    return next(n for n in reversed(ctx.reference.layer_names) if f"{n}.weight" in params)
+
+
+def saturated_params(
+    ctx: Context, params: dict[str, np.ndarray], x: np.ndarray, sign: float = 1.0
+) -> dict[str, np.ndarray]:
     """`sign=-1` flips every logit, so each saturated row is confidently wrong in one of the two cases."""
-    z = np.abs(ref_train.forward(params, x)["fc3"][:, 0])
+    layer = output_layer(ctx, params)
+    z = np.abs(ctx.reference.forward(params, x)[layer])
     scale = np.float32(sign * MAX_LOGIT / max(float(np.max(z)), 1e-6))
     out = dict(params)
-    out["fc3.weight"] = (params["fc3.weight"] * scale).astype(np.float32)
-    out["fc3.bias"] = (params["fc3.bias"] * scale).astype(np.float32)
+    for k in (f"{layer}.weight", f"{layer}.bias"):
+        if k in params:
+            out[k] = (params[k] * scale).astype(np.float32)
     return out
 
 
@@ -43,19 +55,23 @@ def run(ctx: Context) -> StageResult:
     evidence_cases: list[Case] = []
     cases = (
         ("initial", ctx.init),
-        ("saturated", saturated_params(ctx.init, x)),
-        ("saturated_flipped", saturated_params(ctx.init, x, -1.0)),
+        ("saturated", saturated_params(ctx, ctx.init, x)),
+        ("saturated_flipped", saturated_params(ctx, ctx.init, x, -1.0)),
     )
+    bce = ctx.cfg.loss == "BCELoss"
     for case, params in cases:
-        rl, rg = ref_train.backward(params, x, y)
+        rl, rg = ctx.reference.backward(params, x, y)
         gl, gg = ctx.port.backward(params, x, y)
-        case_checks = [compare(f"{case}.loss", np.float32(rl), np.float32(gl), tol)]
-        case_checks += [compare(f"{case}.{k}", v, gg[k], tol) for k, v in rg.items()]
+        case_checks = [
+            compare(f"{case}.loss", np.float32(rl), np.float32(gl), tol),
+            compare_names(f"{case}.names", "gradient or buffer", list(rg), list(gg)),
+        ]
+        case_checks += [compare(f"{case}.{k}", v, gg[k], tol) for k, v in rg.items() if k in gg]
         checks += case_checks
         evidence_cases.append(Case(case, params, x, y, float(gl), gg))
-        if all(c.passed for c in case_checks):
+        if all(c.passed for c in case_checks) or not bce:
             continue
-        probs = ref_train.forward(params, x)["sigmoid"][:, 0]
+        probs = ctx.reference.outputs(params, x)[:, 0]
         p64 = probs.astype(np.float64)
         # Where torch's max(p(1-p), 1e-12) engages: the reference's gradient is no longer (p - y)/N.
         sat = (probs == 0) | (probs == 1) | (p64 * (1 - p64) < 1e-12)
@@ -66,13 +82,28 @@ def run(ctx: Context) -> StageResult:
         )
     if all(c.passed for c in checks):
         return result("backward", checks, batch_rows=len(rows))
-    causes = diagnose(evidence_cases, tol)
-    if causes:
-        hint = causes[0].sentence() + "; " + "; ".join(evidence)
+    worst = next(c for c in checks if not c.passed)
+    if ctx.reference.linear_chain:
+        causes = diagnose(evidence_cases, tol)
     else:
-        worst = next(c for c in checks if not c.passed)
-        hint = "no candidate cause reproduces the gradients; " + "; ".join(evidence) + f"; worst: {worst.summary()}"
+        causes = _buffer_causes(ctx, evidence_cases, checks, tol)
+    if causes:
+        hint = "; ".join([causes[0].sentence(), *evidence])
+    else:
+        what = "running statistics" if worst.name.endswith(("running_mean", "running_var")) else "gradients"
+        hint = "; ".join([f"no candidate cause reproduces the {what}", *evidence, f"worst: {worst.summary()}"])
     return result("backward", checks, hint, diagnosis=[c.to_dict() for c in causes], batch_rows=len(rows))
+
+
+def _buffer_causes(ctx: Context, cases: list[Case], checks: list, tol) -> list[Cause]:
+    """When only buffers differ (BatchNorm's running statistics), the update replayed per layer."""
+    failing = [c.name.split(".", 1)[1] for c in checks if not c.passed]
+    buffers = set(ctx.reference.buffer_names)
+    if not failing or not all(name in buffers for name in failing):
+        return []
+    layers = sorted({name.rpartition(".")[0] for name in failing})
+    evidence = [buffers_dx.Case(c.params, c.x, c.grads) for c in cases]
+    return [cause for layer in layers for cause in buffers_dx.diagnose(ctx.reference, evidence, layer, tol)][:3]
 
 
 STAGE = Stage("backward", "per-parameter gradients, normal and saturated outputs", run)

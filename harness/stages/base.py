@@ -15,8 +15,8 @@ from harness.config import RunConfig
 from harness.data import Prepared, prepare
 from harness.port import BurnPort, Port
 from harness.reference import ensemble
-from harness.reference import model as ref_model
 from harness.reference import train as ref_train
+from harness.reference.reference import Reference, n_outputs
 from harness.tolerances import REFERENCE_SEEDS, tolerance
 
 PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
@@ -78,7 +78,7 @@ class Context:
     def __init__(self, cfg: RunConfig, port: Port | None = None) -> None:
         self.cfg = cfg
         self._port = port
-        self._ensemble: ensemble.Pending | ensemble.Done | None = None
+        self._ensemble: ensemble.Pending | ensemble.Done | ensemble.Lazy | None = None
 
     def tol(self, key: str):
         return tolerance(key, self.cfg.tolerances)
@@ -120,8 +120,24 @@ class Context:
         return self.prepared.x_train.shape[1]
 
     @cached_property
+    def reference(self) -> Reference:
+        """The configured reference model, loss and optimizer; names and shapes come from it."""
+        return Reference(self.cfg, self.n_features, n_outputs(self.cfg, self.prepared.table.labels))
+
+    @cached_property
     def init(self) -> dict[str, np.ndarray]:
-        return ref_model.init_params(self.n_features, self.cfg.seed)
+        return self.reference.init_params(self.cfg.seed)
+
+    @cached_property
+    def forward_params(self) -> dict[str, np.ndarray]:
+        """The initial parameters with the buffers one training-mode forward of the first batch leaves
+        (BatchNorm's running statistics move off their 0 and 1), so that evaluation-mode layers are
+        compared on statistics that are not the identity. The initial parameters for a model without."""
+        if not self.reference.buffer_names:
+            return self.init
+        rows = self.orders[0][: self.cfg.batch_size]
+        _, out = self.reference.backward(self.init, self.prepared.x_train[rows], self.prepared.y_train[rows])
+        return {**self.init, **{k: out[k] for k in self.reference.buffer_names}}
 
     @cached_property
     def orders(self) -> np.ndarray:
@@ -135,9 +151,7 @@ class Context:
     def ref_trace(self) -> ref_train.Trace:
         p = self.prepared
         with progress.current().epochs("reference", self.cfg.epochs) as on_epoch:
-            return ref_train.train(
-                p.x_train, p.y_train, self.init, self.orders, self.cfg, self.steps_per_epoch, on_epoch=on_epoch
-            )
+            return self.reference.train(p.x_train, p.y_train, self.init, self.orders, self.steps_per_epoch, on_epoch)
 
     def start_ensemble(self) -> None:
         """Start training the reference's other runs (the envelope and the other seeds) in the worker
@@ -145,6 +159,12 @@ class Context:
         if "ensemble" in self.__dict__ or self._ensemble is not None:
             return
         p = self.prepared
+        if not self.reference.linear_chain:
+            ref, seeds = self.reference, self.reference_seeds
+            self._ensemble = ensemble.Lazy(
+                lambda: ensemble.train_torch(ref, p.x_train, p.y_train, self.init, self.orders, seeds)
+            )
+            return
         self._ensemble = ensemble.start(p.x_train, p.y_train, self.init, self.orders, self.cfg, self.reference_seeds)
 
     @cached_property
@@ -186,4 +206,5 @@ class Context:
                 seed=self.cfg.seed,
                 record_steps=self.steps_per_epoch,
                 on_epoch=on_epoch,
+                dropout=False,
             )

@@ -24,15 +24,18 @@ FIELD_HINTS = {
     "loss_reduction": "loss reduction '{got}' vs '{ref}'",
     "test_size": "test size {got} vs {ref}",
     "split_seed": "split seed {got} vs {ref}",
+    "optimizer": "optimizer {got} vs {ref}",
+    "loss": "loss {got} vs {ref}",
+    "label_smoothing": "label smoothing {got} vs {ref}: Burn's CrossEntropyLossConfig::with_smoothing takes it",
 }
 
 
 def run(ctx: Context) -> StageResult:
-    ref = ctx.cfg.reference_hyperparameters()
+    ref = ctx.reference.hyperparameters()
     got = ctx.port.effective_config()
     checks = [compare_value(k, v, got.get(k, "<missing>")) for k, v in ref.items()]
     hints = [
-        FIELD_HINTS.get(c.name, "{got} vs {ref}").format(ref=ref[c.name], got=got.get(c.name))
+        FIELD_HINTS.get(c.name, c.name + " {got} vs {ref}").format(ref=ref[c.name], got=got.get(c.name))
         for c in checks
         if not c.passed
     ]

@@ -21,9 +21,18 @@ def run(ctx: Context) -> StageResult:
     if got["features"].shape == table.features.shape:
         checks.append(compare("features", table.features, got["features"], tol))
     checks.append(compare("labels", table.labels, got["labels"], tol))
-    checks.append(
-        compare_value("positives", int(table.labels.sum()), int(np.nansum(np.asarray(got["labels"], dtype=np.float64))))
-    )
+    got_labels = np.asarray(got["labels"], dtype=np.float64)
+    if ctx.cfg.task == "binary":
+        checks.append(compare_value("positives", int(table.labels.sum()), int(np.nansum(got_labels))))
+    elif ctx.cfg.task == "multiclass":
+        classes = sorted({int(v) for v in table.labels} | {int(v) for v in got_labels[np.isfinite(got_labels)]})
+        checks.append(
+            compare_value(
+                "class_counts",
+                {c: int((table.labels == c).sum()) for c in classes},
+                {c: int((got_labels == c).sum()) for c in classes},
+            )
+        )
     if all(c.passed for c in checks):
         return result("data", checks, rows=len(table.labels), features=len(table.feature_names))
     got_x, got_y = np.asarray(got["features"], dtype=np.float64), np.asarray(got["labels"], dtype=np.float64)

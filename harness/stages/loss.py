@@ -1,26 +1,15 @@
-"""loss: value and d loss / d prediction on an edge suite (exact 0 and 1, 1e-7 from the edges, 0.5, random)."""
+"""loss: value and d loss / d output on the configured loss's edge suite (harness/reference/reference.py's
+loss_suite: for BCELoss exact 0 and 1, 1e-7 from the edges, 0.5, random; for CrossEntropyLoss uniform,
+confident right and wrong, a large common offset, random logits)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from harness.compare import compare
+from harness.diagnosis import criteria
 from harness.diagnosis.loss import ADVICE, Case, diagnose
-from harness.reference import train as ref_train
 from harness.stages.base import Context, Stage, StageResult, result
-
-
-def edge_suite() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    rng = np.random.default_rng(0)
-    y4 = np.array([1, 0, 1, 0], dtype=np.float32)
-    e = np.float32(1e-7)
-    return {
-        "perfect": (np.array([1, 0, 1, 0], dtype=np.float32), y4),
-        "wrong": (np.array([0, 1, 0, 1], dtype=np.float32), y4),
-        "half": (np.full(4, 0.5, dtype=np.float32), y4),
-        "near_edges": (np.array([1 - e, e, e, 1 - e], dtype=np.float32), y4),
-        "random": (rng.uniform(0.01, 0.99, 64).astype(np.float32), (rng.random(64) < 0.5).astype(np.float32)),
-    }
 
 
 def run(ctx: Context) -> StageResult:
@@ -28,24 +17,29 @@ def run(ctx: Context) -> StageResult:
     checks = []
     evidence = []
     cases: list[Case] = []
-    for case, (p, y) in edge_suite().items():
-        rv, rg = ref_train.loss_and_grad(p, y)
+    bce = ctx.cfg.loss == "BCELoss"
+    for case, (p, y) in ctx.reference.loss_suite().items():
+        rv, rg = ctx.reference.loss_and_grad(p, y)
         gv, gg = ctx.port.loss(p, y)
         cases.append(Case(case, p, y, float(gv), np.asarray(gg, dtype=np.float32)))
         checks.append(compare(f"{case}.value", np.float32(rv), np.float32(gv), tol))
         checks.append(compare(f"{case}.grad", rg, gg, tol))
-        edge = (p == 0) | (p == 1)
+        edge = ((p == 0) | (p == 1)) if bce else np.zeros(p.shape, bool)
         if not np.isfinite(gv):
             evidence.append(f"value {gv} on '{case}' (reference {rv:g})")
         bad = ~np.isfinite(gg)
         if bad.any():
             at_edge = int((bad & edge).sum())
             evidence.append(
-                f"gradient non-finite at {int(bad.sum())} elements of '{case}', {at_edge} of them at p exactly 0 or 1"
+                f"gradient non-finite at {int(bad.sum())} elements of '{case}'"
+                + (f", {at_edge} of them at p exactly 0 or 1" if bce else "")
             )
     if all(c.passed for c in checks):
         return result("loss", checks)
-    causes = diagnose(cases, tol)
+    if bce:
+        causes = diagnose(cases, tol)
+    else:
+        causes = criteria.diagnose(ctx.reference, cases, tol)
     if causes:
         hint = causes[0].sentence()
         if causes[0].cause in ADVICE:

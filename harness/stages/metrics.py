@@ -9,7 +9,6 @@ from scipy.stats import t as student_t
 from harness import progress
 from harness.compare import ArrayDiff, compare
 from harness.diagnosis.metrics import diagnose
-from harness.reference import train as ref_train
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import END_TO_END_ACCURACY_PP, MCNEMAR_ALPHA, SEED_SPREAD_ALPHA
 
@@ -72,7 +71,10 @@ def run(ctx: Context) -> StageResult:
     cfg = ctx.cfg
     x, y = p.x_test, p.y_test
     final = ctx.ref_trace.final
-    ref_probs, ref_acc = ref_train.evaluate(final, x, y, cfg.threshold)
+    ref = ctx.reference
+    if cfg.task == "regression":
+        return _regression(ctx)
+    ref_probs, ref_acc = ref.evaluate(final, x, y)
     # The port's metric on the reference's own predictions: a metric bug, isolated from the model.
     port_acc = ctx.port.accuracy(ref_probs, y)
     n = len(y)
@@ -84,7 +86,7 @@ def run(ctx: Context) -> StageResult:
     hints = []
     causes = []
     if not checks[0].passed:
-        causes = diagnose(ref_probs, y, cfg.threshold, port_acc)
+        causes = diagnose(ref_probs, y, cfg.threshold, port_acc) if cfg.loss == "BCELoss" else []
         if causes:
             hints.append(
                 f"on the reference's own predictions the port's metric gives {port_acc:.4f} (reference {ref_acc:.4f}); "
@@ -97,9 +99,14 @@ def run(ctx: Context) -> StageResult:
                 )
             )
         else:
+            seen = (
+                f"{int((ref_probs > cfg.threshold).sum())} positives by the reference"
+                if cfg.task == "binary"
+                else f"{len(y)} rows, {ref.n_outputs} classes"
+            )
             hints.append(
                 f"on the reference's own predictions the port's metric gives {port_acc:.4f} vs {ref_acc:.4f} "
-                f"({int((ref_probs > cfg.threshold).sum())} positives by the reference); no candidate cause reproduces it"
+                f"({seen}); no candidate cause reproduces it"
             )
     # End-to-end: each side with its own initialization and shuffling. The port over cfg.seeds seeds; the
     # reference over those and more (its seed-to-seed spread is the yardstick), trained in the worker.
@@ -107,7 +114,7 @@ def run(ctx: Context) -> StageResult:
     ref_seeds = [cfg.seed, *ctx.reference_seeds]
     ref_probs_by_seed, accs_ref_all = {}, []
     for seed in ref_seeds:
-        rp, ra = ref_train.evaluate(ref_finals[seed], x, y, cfg.threshold)
+        rp, ra = ref.evaluate(ref_finals[seed], x, y)
         ref_probs_by_seed[seed] = rp
         accs_ref_all.append(ra)
     accs_port, flips, pvals = [], [], []
@@ -115,14 +122,14 @@ def run(ctx: Context) -> StageResult:
     for i in range(cfg.seeds):
         seed = cfg.seed + i
         with progress.current().epochs(f"port, own init, seed {seed}", cfg.epochs) as on_epoch:
-            own = ctx.port.train(p.x_train, p.y_train, epochs=cfg.epochs, seed=seed, on_epoch=on_epoch)
+            own = ctx.port.train(p.x_train, p.y_train, epochs=cfg.epochs, seed=seed, on_epoch=on_epoch, dropout=True)
         pp, pa = ctx.port.evaluate(own["final"], x, y)
         accs_port.append(pa)
-        ref_pred = ref_probs_by_seed[seed] > cfg.threshold
-        port_pred = np.asarray(pp) > cfg.threshold
-        flips.append(int((ref_pred != port_pred).sum()))
-        pvals.append(mcnemar_p(ref_pred == (y > 0.5), port_pred == (y > 0.5)))
-        b, c = discordant(ref_pred == (y > 0.5), port_pred == (y > 0.5))
+        ref_right = ref.correct(ref_probs_by_seed[seed], y)
+        port_right = ref.correct(np.asarray(pp), y)
+        flips.append(int((ref_right != port_right).sum()))
+        pvals.append(mcnemar_p(ref_right, port_right))
+        b, c = discordant(ref_right, port_right)
         b_all, c_all = b_all + b, c_all + c
     accs_ref = accs_ref_all[: cfg.seeds]
     gap_pp = 100 * abs(float(np.mean(accs_port)) - float(np.mean(accs_ref_all)))
@@ -187,6 +194,50 @@ def run(ctx: Context) -> StageResult:
         },
         **({"inconclusive": inconclusive} if inconclusive else {}),
     )
+
+
+def _regression(ctx: Context) -> StageResult:
+    """Regression: the port's MSE on the reference's predictions, and independent runs' mean test MSE
+    within the reference's own seed-to-seed spread (the same prediction bound as accuracy's)."""
+    p, cfg, ref = ctx.prepared, ctx.cfg, ctx.reference
+    x, y = p.x_test, p.y_test
+    ref_pred, ref_mse = ref.evaluate(ctx.ref_trace.final, x, y)
+    port_mse = ctx.port.accuracy(ref_pred, y)
+    tol = ctx.tol("metrics.regression")
+    checks = [compare("same_predictions.mse", np.float64(ref_mse), np.float64(port_mse), tol)]
+    finals = {cfg.seed: ctx.ref_trace.final, **ctx.ensemble.seeds}
+    ref_mses = [ref.evaluate(finals[s], x, y)[1] for s in [cfg.seed, *ctx.reference_seeds]]
+    port_mses = []
+    for i in range(cfg.seeds):
+        seed = cfg.seed + i
+        with progress.current().epochs(f"port, own init, seed {seed}", cfg.epochs) as on_epoch:
+            own = ctx.port.train(p.x_train, p.y_train, epochs=cfg.epochs, seed=seed, on_epoch=on_epoch, dropout=True)
+        port_mses.append(ctx.port.evaluate(own["final"], x, y)[1])
+    gap = abs(float(np.mean(port_mses)) - float(np.mean(ref_mses)))
+    allowed = seed_spread_pp(ref_mses, cfg.seeds) / 100
+    e2e = GapDiff(
+        "end_to_end.mse_gap",
+        gap <= allowed,
+        [],
+        {
+            "rtol": 0.0,
+            "atol": allowed,
+            "equal_nan": False,
+            "why": f"the reference's seed-to-seed spread of test MSE "
+            f"({len(ref_mses)} seeds, {1 - SEED_SPREAD_ALPHA:g} prediction bound)",
+        },
+        count=1,
+        mismatches=int(gap > allowed),
+        worst_ref=float(np.mean(ref_mses)),
+        worst_got=float(np.mean(port_mses)),
+        abs_err=gap,
+        ratio=gap / allowed if allowed else float("inf"),
+    )
+    if not e2e.passed:
+        e2e.reason = f"mean test MSE {np.mean(port_mses):.4g} (port) vs {np.mean(ref_mses):.4g} (reference); allowed gap {allowed:.3g}"
+    checks.append(e2e)
+    hint = "; ".join(c.summary() for c in checks if not c.passed)
+    return result("metrics", checks, hint, mse_ref=ref_mses, mse_port=port_mses)
 
 
 STAGE = Stage("metrics", "accuracy from the same weights; independent runs compared statistically", run)

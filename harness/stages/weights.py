@@ -1,24 +1,40 @@
-"""weights: reference -> port -> reference round trip is exact; Burn's layouts are [in, out]."""
+"""weights: reference -> port -> reference round trip is exact, by the reference's parameter and buffer
+names; Burn stores a Linear weight as [in, out], every other tensor in PyTorch's shape."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.compare import compare, compare_value
+from harness.compare import compare, compare_names, compare_value
 from harness.diagnosis.weights import diagnose
 from harness.stages.base import Context, Stage, StageResult, result
+
+# Module kinds whose `weight` Burn stores transposed (burn::nn::Linear is [d_input, d_output]).
+TRANSPOSED = {"Linear"}
+
+
+def burn_shape(kind: str, name: str, shape: list[int]) -> list[int]:
+    """The shape Burn's module holds for a PyTorch parameter of this module kind."""
+    if kind in TRANSPOSED and name.endswith(".weight") and len(shape) == 2:
+        return [shape[1], shape[0]]
+    return list(shape)
 
 
 def run(ctx: Context) -> StageResult:
     params = ctx.init
     back, layouts = ctx.port.roundtrip(params)
     tol = ctx.tol("weights")
-    checks = [compare(name, v, back[name], tol) for name, v in params.items()]
+    kinds = ctx.reference.param_kinds
+    checks = [compare_names("parameter names", "parameter", list(params), list(back))]
+    checks += [compare(name, v, back[name], tol) for name, v in params.items() if name in back]
     for name, v in params.items():
-        if name.endswith(".weight"):
-            checks.append(compare_value(f"{name} Burn layout", [v.shape[1], v.shape[0]], list(layouts[name])))
+        if name in layouts:
+            expected = burn_shape(kinds.get(name, ""), name, list(v.shape))
+            checks.append(compare_value(f"{name} Burn layout", expected, list(layouts[name])))
     if all(c.passed for c in checks):
-        return result("weights", checks)
+        return result("weights", checks, parameters=len(params))
+    if not checks[0].passed:
+        return result("weights", checks, checks[0].reason, parameters=len(params))
     causes = diagnose(params, back, tol)
     if causes:
         hint = causes[0].sentence()
@@ -27,7 +43,7 @@ def run(ctx: Context) -> StageResult:
     else:
         changed = [name for name, v in params.items() if not np.array_equal(back.get(name), v)]
         hint = f"no candidate cause reproduces the round trip; changed: {', '.join(changed)}"
-    return result("weights", checks, hint, diagnosis=[c.to_dict() for c in causes])
+    return result("weights", checks, hint, diagnosis=[c.to_dict() for c in causes], parameters=len(params))
 
 
 STAGE = Stage("weights", "parameter round trip and layouts", run)

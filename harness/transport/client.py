@@ -252,6 +252,7 @@ class SubprocessPort:
         seed: int = 0,
         record_steps: int = 0,
         on_epoch: Callable[[int, float], Any] | None = None,
+        dropout: bool = False,
     ) -> dict[str, Any]:
         if epochs is None:
             # The protocol needs a number; "the port's own epochs" is what its effective config says.
@@ -270,6 +271,7 @@ class SubprocessPort:
             "record_steps": int(record_steps),
             "has_init": params is not None,
             "has_orders": orders is not None,
+            "dropout": bool(dropout),
         }
 
         def progress(h: dict[str, Any]) -> None:

@@ -156,7 +156,7 @@ impl Port for MyPort {
 
     fn effective_config(&self) -> Result<EffectiveConfig> {
         let c = serde_json::json!({
-            "lr": LR, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
+            "optimizer": "Adam", "loss": "BCELoss", "lr": LR, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
             "clip_norm": null, "batch_size": BATCH_SIZE, "epochs": EPOCHS, "threshold": 0.5,
             "test_size": 0.2, "split_seed": 42, "loss_reduction": "mean", "scaler_fit_rows": "all",
         });

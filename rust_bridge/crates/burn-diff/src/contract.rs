@@ -129,6 +129,10 @@ pub struct TrainRequest {
     pub seed: u64,
     /// Record parameters and gradients after each of the first `record_steps` steps.
     pub record_steps: usize,
+    /// Whether the model's dropout layers are active. The harness's lockstep runs (its own init and
+    /// batch order, compared step by step) ask for `false`, since no two frameworks draw the same
+    /// masks; its free end-to-end runs ask for `true`. A model without dropout ignores it.
+    pub dropout: bool,
 }
 
 /// What a training run did, step by step.
@@ -205,13 +209,18 @@ pub trait Port: Send + Sync {
     /// Loads `params` into the port's model and reads them back.
     fn roundtrip(&self, params: &Params, n_features: usize) -> Result<Roundtrip>;
 
-    /// Every layer's output on `x` with `params`.
+    /// Every layer's output on `x` with `params` (parameters and buffers), in evaluation mode, by the
+    /// reference's layer names (its leaf modules' qualified names, or the names its `layers()` gives).
     fn forward(&self, params: &Params, x: &Matrix) -> Result<Activations>;
 
-    /// The loss on predictions `p` against targets `y`, and its gradient with respect to `p`.
+    /// The loss on the model's outputs `p` (row-major `[n, outputs]`, `outputs = p.len() / y.len()`:
+    /// probabilities for the classifier, logits for a multiclass model) against targets `y` (labels,
+    /// or class indices as floats), and its gradient with respect to `p`, in the same layout.
     fn loss(&self, p: &[f32], y: &[f32]) -> Result<(f32, Vec<f32>)>;
 
-    /// Loss and gradients of every parameter for one batch.
+    /// Loss and gradients of every trainable parameter for one batch, in training mode with dropout
+    /// off. A model with buffers that a training-mode forward updates (BatchNorm's running
+    /// statistics) returns their new values too, under the buffers' own names.
     fn backward(&self, params: &Params, x: &Matrix, y: &[f32]) -> Result<(f32, Params)>;
 
     /// One optimizer step from `params` with `grads`, starting from `state` (a fresh optimizer when
@@ -226,7 +235,7 @@ pub trait Port: Send + Sync {
     /// Trains as the port's training loop does, with the harness's initialization and order.
     fn train(&self, req: TrainRequest, progress: Progress<'_>) -> Result<TrainTrace>;
 
-    /// Predictions on `x` and the port's metric against `y`.
+    /// Predictions on `x` (row-major `[n, outputs]`, evaluation mode) and the port's metric against `y`.
     fn evaluate(&self, params: &Params, x: &Matrix, y: &[f32]) -> Result<(Vec<f32>, f64)>;
 
     /// The port's metric on given predictions.

@@ -292,6 +292,7 @@ fn dispatch(
                 epochs: arg_u64(args, "epochs")? as usize,
                 seed: arg_u64(args, "seed")?,
                 record_steps: arg_u64(args, "record_steps").unwrap_or(0) as usize,
+                dropout: flag("dropout"),
             };
             let t = port.train(req, progress)?;
             let (h, tensors) = trace_out(&t);

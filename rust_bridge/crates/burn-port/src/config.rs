@@ -72,6 +72,8 @@ pub fn descriptive(faults: &Faults) -> Vec<(&'static str, String)> {
         "all"
     };
     vec![
+        ("optimizer", "Adam".to_string()),
+        ("loss", "BCELoss".to_string()),
         ("loss_reduction", "mean".to_string()),
         ("scaler_fit_rows", fit_rows.to_string()),
     ]

@@ -162,6 +162,7 @@ fn train_cmd(a: &Args) -> Result<()> {
         epochs: a.epochs,
         seed: a.seed,
         record_steps: 0,
+        dropout: true,
     };
     let t0 = std::time::Instant::now();
     let epochs = a.epochs;

@@ -438,7 +438,7 @@ impl PyPort {
     }
 
     /// Trains from `params` (or the port's own init) in `orders` (or its own shuffling).
-    #[pyo3(signature = (x, y, params = None, orders = None, epochs = None, seed = 0, record_steps = 0, on_epoch = None))]
+    #[pyo3(signature = (x, y, params = None, orders = None, epochs = None, seed = 0, record_steps = 0, on_epoch = None, dropout = false))]
     #[allow(clippy::too_many_arguments)]
     fn train<'py>(
         &self,
@@ -451,6 +451,7 @@ impl PyPort {
         seed: u64,
         record_steps: usize,
         on_epoch: Option<Py<PyAny>>,
+        dropout: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let x = matrix_f32(x, "x")?;
         let y: Vec<f32> = vec_1d(y, "y", "float32")?;
@@ -486,6 +487,7 @@ impl PyPort {
             epochs: epochs.unwrap_or(self.port.epochs),
             seed,
             record_steps,
+            dropout,
         };
         let port = &self.port;
         let trace = py.detach(move || {

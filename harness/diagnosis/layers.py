@@ -1,0 +1,169 @@
+"""Candidate causes for a layer of any model whose output differs while every earlier layer agrees: the
+layer replayed alone, on the reference's own input to it, with one change.
+
+Evidence: the port's output of the first divergent layer on the whole test set. The replay feeds the
+layer the reference's input (every earlier layer agrees within tolerance, so that is the port's input to
+it too, up to rounding), so a cause is named only when the changed layer alone turns the reference's
+numbers into the port's.
+
+Changes by layer kind: an activation replaced by another (GELU's tanh approximation, Leaky ReLU with a
+fitted slope, ...); LayerNorm with a fitted epsilon, the unbiased variance, or without its affine;
+BatchNorm at evaluation with batch statistics instead of running ones, or a fitted epsilon; Dropout
+active at evaluation; Linear without its bias.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.compare import Tolerance
+from harness.diagnosis import Candidate, Cause, Param, explain, ratio
+from harness.reference.reference import Reference
+from harness.reference.structure import Params
+
+Replay = Callable[[torch.Tensor], torch.Tensor]
+
+# Activations a port may have put in another's place (torch's functional forms).
+ACTIVATIONS: dict[str, tuple[str, Replay]] = {
+    "ReLU": ("ReLU", torch.relu),
+    "GELU": ("exact GELU (erf)", lambda a: F.gelu(a)),
+    "GELU_tanh": ("GELU's tanh approximation", lambda a: F.gelu(a, approximate="tanh")),
+    "Sigmoid": ("sigmoid", torch.sigmoid),
+    "Tanh": ("tanh", torch.tanh),
+    "SiLU": ("SiLU", F.silu),
+    "ELU": ("ELU", F.elu),
+    "ReLU6": ("ReLU6", F.relu6),
+    "Identity": ("no activation (identity)", lambda a: a),
+}
+ACTIVATION_KINDS = {"ReLU", "GELU", "Sigmoid", "Tanh", "SiLU", "ELU", "ReLU6", "LeakyReLU", "Identity"}
+
+
+def _own(module: nn.Module) -> str:
+    """The reference activation's key in ACTIVATIONS."""
+    kind = type(module).__name__
+    if kind == "GELU" and getattr(module, "approximate", "none") == "tanh":
+        return "GELU_tanh"
+    return kind
+
+
+def _candidates(module: nn.Module, a: torch.Tensor, got: np.ndarray, tol: Tolerance, layer: str) -> list[Candidate]:
+    def err(replay: Replay) -> float:
+        with torch.no_grad():
+            out = replay(a).numpy().reshape(got.shape)
+        return ratio(out, got, tol)
+
+    kind = type(module).__name__
+    found: list[Candidate] = []
+    if kind in ACTIVATION_KINDS:
+        own = _own(module)
+        for key, (what, replay) in ACTIVATIONS.items():
+            if key != own:
+                found.append(
+                    Candidate(f"forward.activation.{key.lower()}", f"{layer}: {what}", lambda _, r=replay: err(r))
+                )
+        slope = float(getattr(module, "negative_slope", 0.0))
+        found.append(
+            Candidate(
+                "forward.activation.leaky_relu",
+                f"{layer}: Leaky ReLU",
+                lambda t: err(lambda v: F.leaky_relu(v, t[0])),
+                (Param("negative_slope", -6, 0, reference=math.log10(slope) if slope > 0 else None),),
+            )
+        )
+    if isinstance(module, nn.LayerNorm):
+        shape, w, b = module.normalized_shape, module.weight, module.bias
+
+        def unbiased(v: torch.Tensor) -> torch.Tensor:
+            mean = v.mean(-1, keepdim=True)
+            var = v.var(-1, keepdim=True, unbiased=True)
+            out = (v - mean) / torch.sqrt(var + module.eps)
+            return out * w + b if w is not None else out
+
+        found += [
+            Candidate(
+                "forward.layernorm.eps",
+                f"{layer}: LayerNorm epsilon",
+                lambda t: err(lambda v: F.layer_norm(v, shape, w, b, t[0])),
+                (Param("eps", -12, 0, reference=math.log10(module.eps)),),
+            ),
+            Candidate(
+                "forward.layernorm.unbiased", f"{layer}: LayerNorm with the unbiased variance", lambda _: err(unbiased)
+            ),
+            Candidate(
+                "forward.layernorm.no_affine",
+                f"{layer}: LayerNorm without its weight and bias",
+                lambda _: err(lambda v: F.layer_norm(v, shape, None, None, module.eps)),
+            ),
+        ]
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        rm, rv, w, b, eps = module.running_mean, module.running_var, module.weight, module.bias, module.eps
+        found += [
+            Candidate(
+                "forward.batchnorm.batch_statistics",
+                f"{layer}: BatchNorm at evaluation with the batch's statistics instead of the running ones",
+                lambda _: err(lambda v: F.batch_norm(v, None, None, w, b, True, 0.0, eps)),
+            ),
+            Candidate(
+                "forward.batchnorm.eps",
+                f"{layer}: BatchNorm epsilon",
+                lambda t: err(lambda v: F.batch_norm(v, rm, rv, w, b, False, 0.0, t[0])),
+                (Param("eps", -12, 0, reference=math.log10(eps)),),
+            ),
+        ]
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        found.append(
+            Candidate(
+                "forward.linear.bias_dropped",
+                f"{layer}: Linear without its bias",
+                lambda _: err(lambda v: v @ module.weight.T),
+            )
+        )
+    return found
+
+
+def _dropout(module: nn.Module, a: np.ndarray, got: np.ndarray, tol: Tolerance, layer: str) -> list[Cause]:
+    """Dropout active at evaluation: the port's zeros are its mask (random, so read from its output), and
+    the replay must then equal the reference's input scaled by 1/(1-p) everywhere else, with as many zeros
+    as p predicts (within 5 standard deviations of a binomial count)."""
+    p = float(module.p)
+    zeros = (got == 0) & (a != 0)
+    n = a.size
+    if not 0 < p < 1 or not zeros.any():
+        return []
+    share = float(zeros.sum()) / n
+    if abs(zeros.sum() - p * n) > 5 * math.sqrt(n * p * (1 - p)):
+        return []
+    replay = np.where(zeros, 0.0, a / np.float32(1 - p)).astype(np.float32)
+    err = ratio(replay, got, tol)
+    if err > 1:
+        return []
+    return [
+        Cause(
+            "forward.dropout_at_eval",
+            f"{layer}: dropout active at evaluation (p = {p:g}: {share:.1%} of outputs zeroed, the rest scaled by 1/(1-p))",
+            {},
+            err,
+            f"{got.size} outputs of {layer}",
+        )
+    ]
+
+
+def diagnose(
+    reference: Reference, params: Params, x: np.ndarray, got: np.ndarray, layer: str, tol: Tolerance
+) -> list[Cause]:
+    """Causes that reproduce the port's output of `layer`, the first divergent one."""
+    inputs = reference.layer_inputs(params, x)
+    if layer not in inputs:
+        return []
+    module = reference.module(params, layer)
+    a = inputs[layer]
+    got = np.asarray(got, dtype=np.float32)
+    if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)):
+        return _dropout(module, a.numpy().reshape(got.shape), got, tol, layer)
+    return explain(_candidates(module, a, got, tol, layer), f"{got.size} outputs of {layer}")

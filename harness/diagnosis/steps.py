@@ -1,0 +1,93 @@
+"""Candidate causes for an optimizer step of any model and any configured optimizer (Adam, AdamW, SGD):
+the configured torch optimizer replayed with one change on the stage's own cases.
+
+Evidence: every case the optimizer stage ran, each with the new parameters, the update (new - old) and
+every state slot. Changes: AdamW's decoupled weight decay taken as Adam's L2 (added to the gradient) or the
+other way round, weight decay left out, and one fitted hyperparameter (learning rate, weight decay,
+epsilon, beta1, beta2, SGD's momentum).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from harness.compare import Tolerance
+from harness.config import RunConfig
+from harness.diagnosis import Candidate, Cause, Param, explain, ratio
+from harness.diagnosis.optimizer import Case
+from harness.reference.reference import Reference
+
+
+def _error(reference: Reference, cfg: RunConfig, cases: list[Case], tol: Tolerance, tol_update: Tolerance) -> float:
+    ref = reference.with_cfg(cfg)
+    worst = 0.0
+    for c in cases:
+        new, state = ref.optimizer_step(c.params, c.grads, c.state)
+        for k in reference.param_names:
+            worst = max(
+                worst,
+                ratio(new[k], c.got[k], tol),
+                ratio(new[k] - c.params[k], c.got[k] - c.params[k], tol_update),
+                *(ratio(state[s][k], (c.got_state.get(s) or {}).get(k, np.nan), tol) for s in ref.slots),
+            )
+    return worst
+
+
+def diagnose(reference: Reference, cases: list[Case], tol: Tolerance, tol_update: Tolerance) -> list[Cause]:
+    cfg = reference.cfg
+
+    def err(change: Callable[[list[float]], RunConfig]) -> Callable[[list[float]], float]:
+        return lambda t: _error(reference, change(list(t)), cases, tol, tol_update)
+
+    def fitted(name: str, low: float, high: float, value: float, linear: bool = False) -> Candidate:
+        param = (
+            Param(name, low, high, to_value=lambda s: s, reference=value)
+            if linear
+            else Param(name, low, high, reference=math.log10(value) if value > 0 else None)
+        )
+        return Candidate(
+            f"optimizer.{name}",
+            f"{cfg.optimizer} with another {name.replace('_', ' ')}",
+            err(lambda t: cfg.with_(**{name: t[0]})),
+            (param,),
+        )
+
+    found = [fitted("lr", -6, 0, cfg.lr)]
+    if cfg.optimizer in ("Adam", "AdamW"):
+        found += [
+            fitted("eps", -12, -1, cfg.eps),
+            fitted("beta1", 0.0, 0.9999, cfg.beta1, linear=True),
+            fitted("beta2", 0.9, 0.99999, cfg.beta2, linear=True),
+        ]
+        if cfg.weight_decay > 0:
+            other = "Adam" if cfg.optimizer == "AdamW" else "AdamW"
+            how = (
+                "added to the gradient (Adam's L2, coupled) instead of decoupled"
+                if other == "Adam"
+                else "decoupled (AdamW) instead of added to the gradient"
+            )
+            found.append(
+                Candidate(
+                    f"optimizer.weight_decay_{'coupled' if other == 'Adam' else 'decoupled'}",
+                    f"weight decay {cfg.weight_decay:g} {how}",
+                    err(lambda _: cfg.with_(optimizer=other)),
+                )
+            )
+    if cfg.weight_decay > 0:
+        found += [
+            Candidate("optimizer.no_weight_decay", "weight decay left out", err(lambda _: cfg.with_(weight_decay=0.0))),
+            fitted("weight_decay", -7, 1, cfg.weight_decay),
+        ]
+    if cfg.optimizer == "SGD":
+        found.append(fitted("momentum", 0.0, 0.999, cfg.momentum, linear=True))
+        found.append(
+            Candidate(
+                "optimizer.nesterov",
+                "SGD with Nesterov momentum switched " + ("off" if cfg.nesterov else "on"),
+                err(lambda _: cfg.with_(nesterov=not cfg.nesterov)),
+            )
+        )
+    return explain(found, f"{len(cases)} {cfg.optimizer} steps (parameters, updates and state)")

@@ -1,0 +1,500 @@
+"""The reference side for any feed-forward model: the nn.Module, loss and optimizer a config names.
+
+Every stage asks the reference through this one class, by the names the model itself gives: its
+parameters and float buffers (`state_dict()` names, PyTorch's layouts), its layers (the leaf modules'
+qualified names, recorded with forward hooks in call order, or the names a `layers(x)` method returns),
+and its optimizer's state slots (`exp_avg`, `momentum_buffer`, ...). The user's classifier is the
+default configuration (`cfg.reference == ""`); it keeps its fast paths (the batched ensemble, the
+counterfactual catalogues of harness/diagnosis) because its structure is the one they model, which
+`linear_chain` reports.
+
+Modes, as in a PyTorch training script: evaluation (`model.eval()`) for forward and predictions;
+training for backward and the training loop, with every Dropout module in evaluation mode unless
+`dropout=True` (lockstep runs compare two frameworks step by step, and no two frameworks draw the same
+dropout masks; the config stage compares the dropout probability instead, and the free end-to-end runs
+keep dropout on, docs/models.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.config import RunConfig
+from harness.errors import HarnessError
+from harness.reference.structure import Params, Trace
+
+DROPOUT = (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)
+# Optimizer state entries that are tensors per parameter (the slots the port reports), by optimizer.
+SLOTS = {"Adam": ("exp_avg", "exp_avg_sq"), "AdamW": ("exp_avg", "exp_avg_sq"), "SGD": ("momentum_buffer",)}
+
+
+def load_builder(spec: str, directory: Path | None) -> Callable[..., nn.Module]:
+    """`module:function`, the module a file `module.py` in `directory` or an importable module."""
+    mod_name, _, fn_name = spec.partition(":")
+    file = (directory / (mod_name.replace(".", "/") + ".py")) if directory else None
+    try:
+        if file is not None and file.is_file():
+            key = f"harness_user_reference_{abs(hash(str(file.resolve())))}"
+            module = sys.modules.get(key)
+            if module is None:
+                loader = importlib.util.spec_from_file_location(key, file)
+                assert loader is not None and loader.loader is not None
+                module = importlib.util.module_from_spec(loader)
+                sys.modules[key] = module
+                loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(mod_name)
+    except Exception as e:  # the user's module: any failure to import is bad input, one line
+        raise HarnessError(f"cannot import the reference module '{mod_name}': {type(e).__name__}: {e}") from None
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        raise HarnessError(f"the reference module '{mod_name}' has no function '{fn_name}'")
+    return fn
+
+
+def _float_state(model: nn.Module) -> Params:
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One leaf module: its qualified name, kind (class name) and declared hyperparameters."""
+
+    name: str
+    kind: str
+    hyper: dict[str, Any]
+
+
+class Reference:
+    """The configured reference: build, run, differentiate and train the model from explicit params."""
+
+    def __init__(self, cfg: RunConfig, n_features: int, n_outputs: int) -> None:
+        self.cfg = cfg
+        self.n_features = n_features
+        self.n_outputs = n_outputs
+        if cfg.reference:
+            self._build = load_builder(cfg.reference, cfg.reference_dir)
+        else:
+            from harness.reference.model import Classifier
+
+            if n_outputs != 1:
+                raise HarnessError(f"the built-in classifier has one output; the data has {n_outputs} classes")
+            self._build = lambda n_in, _n_out: Classifier(n_in)
+        probe = self._new()
+        self.param_names = [n for n, _ in probe.named_parameters()]
+        state = _float_state(probe)
+        self.buffer_names = [n for n in state if n not in set(self.param_names)]
+        self.shapes = {k: list(v.shape) for k, v in state.items()}
+        self.layers = self._trace_layers(probe)
+        kinds = {layer.name: layer.kind for layer in self.layers}
+        # Which module each parameter belongs to (for its Burn layout): "fc1.weight" -> Linear.
+        self.param_kinds = {k: kinds.get(k.rpartition(".")[0], "") for k in state}
+
+    # -- building ------------------------------------------------------------------------------------
+
+    def _new(self) -> nn.Module:
+        try:
+            model = self._build(self.n_features, self.n_outputs)
+        except Exception as e:  # the user's code
+            raise HarnessError(
+                f"the reference function '{self.cfg.reference}' failed: {type(e).__name__}: {e}"
+            ) from None
+        if not isinstance(model, nn.Module):
+            raise HarnessError(f"the reference function '{self.cfg.reference}' must return an nn.Module")
+        return model.float()
+
+    def init_params(self, seed: int) -> Params:
+        """The model's default initialization after torch.manual_seed(seed), as a training script does."""
+        torch.manual_seed(seed)
+        return _float_state(self._new())
+
+    def build(self, params: Params) -> nn.Module:
+        model = self._new()
+        state = model.state_dict()
+        missing = [k for k in state if state[k].is_floating_point() and k not in params]
+        extra = [k for k in params if k not in state]
+        if missing or extra:
+            raise HarnessError(f"parameters do not fit the reference: missing {missing[:3]}, unexpected {extra[:3]}")
+        new = {
+            k: (torch.from_numpy(np.array(params[k], dtype=np.float32)) if k in params else v) for k, v in state.items()
+        }
+        model.load_state_dict(new)
+        return model
+
+    @property
+    def linear_chain(self) -> bool:
+        """The user's classifier: Linear layers with ReLU between and a sigmoid, BCELoss, Adam. The
+        batched ensemble and the counterfactual catalogues model exactly this structure."""
+        return not self.cfg.reference and self.cfg.loss == "BCELoss" and self.cfg.optimizer == "Adam"
+
+    # -- layers --------------------------------------------------------------------------------------
+
+    def _trace_layers(self, model: nn.Module) -> list[Layer]:
+        model.eval()
+        x = torch.zeros(2, self.n_features)
+        if callable(getattr(model, "layers", None)):
+            with torch.no_grad():
+                names = list(model.layers(x))
+            mods = dict(model.named_modules())
+            return [Layer(n, type(mods[n]).__name__ if n in mods else "function", _hyper(mods.get(n))) for n in names]
+        order: list[Layer] = []
+        hooks = []
+        for name, m in model.named_modules():
+            if name and not list(m.children()):
+                hooks.append(
+                    m.register_forward_hook(
+                        lambda mod, _i, _o, name=name: order.append(Layer(name, type(mod).__name__, _hyper(mod)))
+                    )
+                )
+        try:
+            with torch.no_grad():
+                model(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        seen: set[str] = set()
+        return [layer for layer in order if not (layer.name in seen or seen.add(layer.name))]
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The config's hyperparameters and every layer's declared ones (Dropout p, LayerNorm eps, ...)."""
+        out = self.cfg.reference_hyperparameters()
+        for layer in self.layers:
+            out.update({f"{layer.name}.{k}": v for k, v in layer.hyper.items()})
+        return out
+
+    def forward(self, params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every layer's output on x, evaluation mode, in call order."""
+        model = self.build(params).eval()
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        with torch.no_grad():
+            if callable(getattr(model, "layers", None)):
+                return {k: v.numpy() for k, v in model.layers(xt).items()}
+            out: dict[str, np.ndarray] = {}
+
+            def record(name: str, o: torch.Tensor) -> None:
+                # A hook that returned a value would replace the module's output.
+                if name not in out:
+                    out[name] = o.detach().numpy().reshape(len(x), -1).copy()
+
+            wanted = set(self.layer_names)
+            hooks = [
+                m.register_forward_hook(lambda _m, _i, o, name=name: record(name, o))
+                for name, m in model.named_modules()
+                if name in wanted
+            ]
+            try:
+                model(xt)
+            finally:
+                for h in hooks:
+                    h.remove()
+        return {k: out[k] for k in self.layer_names if k in out}
+
+    def layer_inputs(self, params: Params, x: np.ndarray, training: bool = False) -> dict[str, torch.Tensor]:
+        """Each leaf module's input (its first positional argument) on x, in evaluation mode or in
+        training mode with dropout off: what a layer-local replay (harness/diagnosis/layers.py) feeds."""
+        model = self.build(params)
+        self._train_mode(model, dropout=False) if training else model.eval()
+        seen: dict[str, torch.Tensor] = {}
+        wanted = set(self.layer_names)
+
+        def record(name: str, args: tuple) -> None:
+            if name not in seen and args and isinstance(args[0], torch.Tensor):
+                seen[name] = args[0].detach().clone()
+
+        hooks = [
+            m.register_forward_pre_hook(lambda _m, a, name=name: record(name, a))
+            for name, m in model.named_modules()
+            if name in wanted
+        ]
+        try:
+            with torch.no_grad():
+                model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        finally:
+            for h in hooks:
+                h.remove()
+        return seen
+
+    def module(self, params: Params, name: str) -> nn.Module:
+        """The leaf module `name` with `params` loaded."""
+        return dict(self.build(params).named_modules())[name]
+
+    def outputs(self, params: Params, x: np.ndarray) -> np.ndarray:
+        """The model's output on x, evaluation mode, [n, outputs]."""
+        model = self.build(params).eval()
+        with torch.no_grad():
+            return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy().reshape(len(x), -1)
+
+    # -- loss ----------------------------------------------------------------------------------------
+
+    def criterion(self) -> nn.Module:
+        if self.cfg.loss == "CrossEntropyLoss":
+            return nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
+        return getattr(nn, self.cfg.loss)()
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
+        """The loss on the model's [n, outputs] output: squeezed to [n] for a one-output model (as the
+        user's script does), class indices as int64 targets for CrossEntropyLoss."""
+        if self.cfg.loss == "CrossEntropyLoss":
+            return criterion(out, y.long())
+        return criterion(out.squeeze(1), y.to(out.dtype))
+
+    def loss_and_grad(self, p: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Loss value and d loss / d p for outputs p ([n] or flat [n * outputs]) against y."""
+        n = len(y)
+        pt = torch.tensor(np.asarray(p, dtype=np.float32).reshape(n, -1), requires_grad=True)
+        loss = self._loss(pt, torch.from_numpy(np.asarray(y, dtype=np.float32)), self.criterion())
+        loss.backward()
+        assert pt.grad is not None
+        return float(loss.item()), pt.grad.numpy().reshape(np.shape(p)).copy()
+
+    def loss_suite(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The loss stage's edge cases for this loss: flat outputs and targets."""
+        rng = np.random.default_rng(0)
+        y4 = np.array([1, 0, 1, 0], dtype=np.float32)
+        if self.cfg.loss == "BCELoss":
+            e = np.float32(1e-7)
+            return {
+                "perfect": (np.array([1, 0, 1, 0], dtype=np.float32), y4),
+                "wrong": (np.array([0, 1, 0, 1], dtype=np.float32), y4),
+                "half": (np.full(4, 0.5, dtype=np.float32), y4),
+                "near_edges": (np.array([1 - e, e, e, 1 - e], dtype=np.float32), y4),
+                "random": (rng.uniform(0.01, 0.99, 64).astype(np.float32), (rng.random(64) < 0.5).astype(np.float32)),
+            }
+        if self.cfg.loss == "BCEWithLogitsLoss":
+            return {
+                "zero": (np.zeros(4, np.float32), y4),
+                "large": (np.array([40, -40, -40, 40], np.float32), y4),
+                "saturated_wrong": (np.array([-100, 100, -100, 100], np.float32), y4),
+                "random": (rng.normal(0, 3, 64).astype(np.float32), (rng.random(64) < 0.5).astype(np.float32)),
+            }
+        if self.cfg.loss == "MSELoss":
+            return {
+                "exact": (np.array([1.5, -2, 0, 3], np.float32), np.array([1.5, -2, 0, 3], np.float32)),
+                "random": (rng.normal(0, 2, 64).astype(np.float32), rng.normal(0, 2, 64).astype(np.float32)),
+                "large": (np.array([1e3, -1e3], np.float32), np.array([-1e3, 1e3], np.float32)),
+            }
+        c = self.n_outputs
+        ys = (np.arange(8) % c).astype(np.float32)
+        onehot = np.eye(c, dtype=np.float32)[ys.astype(int)]
+        return {
+            "uniform": (np.zeros((8, c), np.float32).ravel(), ys),
+            "confident_right": ((30 * onehot).ravel(), ys),
+            "confident_wrong": ((30 * np.roll(onehot, 1, axis=1)).ravel(), ys),
+            "large_offset": ((rng.normal(0, 1, (8, c)) + 80).astype(np.float32).ravel(), ys),
+            "random": (
+                rng.normal(0, 3, (64, c)).astype(np.float32).ravel(),
+                rng.integers(0, c, 64).astype(np.float32),
+            ),
+        }
+
+    # -- backward and optimizer ------------------------------------------------------------------------
+
+    def _train_mode(self, model: nn.Module, dropout: bool) -> nn.Module:
+        model.train()
+        if not dropout:
+            for m in model.modules():
+                if isinstance(m, DROPOUT):
+                    m.eval()
+        return model
+
+    def backward(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        """Loss and every trainable parameter's gradient on one batch (training mode, dropout off), and
+        the new value of each float buffer the training-mode forward updated (BatchNorm's statistics)."""
+        model = self._train_mode(self.build(params), dropout=False)
+        loss = self._loss(model(torch.from_numpy(x)), torch.from_numpy(y), self.criterion())
+        loss.backward()
+        grads = {name: p.grad.numpy().copy() for name, p in model.named_parameters() if p.grad is not None}
+        state = _float_state(model)
+        grads.update({k: state[k] for k in self.buffer_names})
+        return float(loss.item()), grads
+
+    def with_cfg(self, cfg: RunConfig) -> Reference:
+        """The same model with other hyperparameters (no rebuild: the model is built per call)."""
+        other = copy.copy(self)
+        other.cfg = cfg
+        return other
+
+    def make_optimizer(self, model: nn.Module, float32_adam: bool = False) -> torch.optim.Optimizer:
+        """The configured optimizer; `float32_adam`: Adam with Burn's float32 arithmetic (adam_f32.py)."""
+        c = self.cfg
+        if float32_adam:
+            from harness.reference.adam_f32 import Float32Adam
+
+            return Float32Adam(
+                model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps, weight_decay=c.weight_decay
+            )
+        if c.optimizer == "SGD":
+            return torch.optim.SGD(
+                model.parameters(), lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay
+            )
+        kind = torch.optim.AdamW if c.optimizer == "AdamW" else torch.optim.Adam
+        return kind(model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps, weight_decay=c.weight_decay)
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        if self.cfg.optimizer == "SGD" and not self.cfg.momentum:
+            return ()
+        return SLOTS[self.cfg.optimizer]
+
+    def optimizer_state(self, model: nn.Module, opt: torch.optim.Optimizer, steps: int) -> dict:
+        """{"step": t, slot: {param name: array}} in torch's slot names; empty slots before the first step."""
+        state: dict = {"step": 0, **{s: {} for s in self.slots}}
+        for name, p in model.named_parameters():
+            s = opt.state.get(p, {})
+            if not s:
+                return {"step": 0, **{s: {} for s in self.slots}}
+            state["step"] = int(s["step"]) if "step" in s else steps
+            for slot in self.slots:
+                state[slot][name] = s[slot].numpy().copy()
+        return state
+
+    def load_optimizer_state(self, model: nn.Module, opt: torch.optim.Optimizer, state: dict | None) -> None:
+        if not state or state.get("step", 0) == 0:
+            return
+        for name, p in model.named_parameters():
+            entry: dict[str, Any] = {slot: torch.from_numpy(state[slot][name].copy()) for slot in self.slots}
+            if self.cfg.optimizer != "SGD":
+                entry["step"] = torch.tensor(float(state["step"]))
+            opt.state[p] = entry
+
+    def optimizer_step(self, params: Params, grads: Params, state: dict | None) -> tuple[Params, dict]:
+        """One optimizer step from explicit parameters, gradients and state; buffers pass through."""
+        model = self.build(params)
+        opt = self.make_optimizer(model)
+        for name, p in model.named_parameters():
+            p.grad = torch.from_numpy(np.array(grads[name], dtype=np.float32))
+        self.load_optimizer_state(model, opt, state)
+        opt.step()
+        return _float_state(model), self.optimizer_state(model, opt, (state or {}).get("step", 0) + 1)
+
+    # -- training ------------------------------------------------------------------------------------
+
+    def train(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        init: Params,
+        orders: np.ndarray,
+        record_steps: int = 0,
+        on_epoch: Callable[[int, float], Any] | None = None,
+        dither_seed: int | None = None,
+        float64: bool = False,
+        dropout: bool = False,
+        seed: int = 0,
+        float32_adam: bool = False,
+    ) -> Trace:
+        """The training loop of a PyTorch script with an explicit initialization and batch order:
+        zero_grad, loss on the batch, backward, step; the epoch loss is the mean of the batch losses.
+        `dither_seed` and `float64` give the float32 envelope's members (harness/reference/train.py)."""
+        torch.set_num_threads(1)
+        model = self.build(init)
+        if float64:
+            model = model.double()
+            x, y = x.astype(np.float64), y.astype(np.float64)
+        self._train_mode(model, dropout)
+        if dropout:
+            torch.manual_seed(seed)
+        dither = torch.Generator().manual_seed(dither_seed) if dither_seed is not None else None
+        opt = self.make_optimizer(model, float32_adam)
+        criterion = self.criterion()
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        bs = self.cfg.batch_size
+        step_loss: list[float] = []
+        epoch_loss: list[float] = []
+        trace = Trace(np.empty(0), np.empty(0), init, init, [], orders=orders)
+        for order in orders:
+            total, batches = 0.0, 0
+            for start in range(0, len(order), bs):
+                idx = torch.from_numpy(order[start : start + bs])
+                record = len(step_loss) < record_steps
+                if record:
+                    trace.step_states.append(self.optimizer_state(model, opt, len(step_loss)))
+                opt.zero_grad()
+                loss = self._loss(model(xt[idx]), yt[idx], criterion)
+                loss.backward()
+                if record:
+                    trace.step_grads.append({n: p.grad.numpy().copy() for n, p in model.named_parameters()})
+                if dither is not None:
+                    with torch.no_grad():
+                        for p in model.parameters():
+                            up = torch.randint(0, 2, p.shape, generator=dither, dtype=torch.bool)
+                            p.grad.copy_(torch.nextafter(p.grad, torch.where(up, torch.inf, -torch.inf)))
+                opt.step()
+                if record:
+                    trace.step_params.append(_float_state(model))
+                step_loss.append(loss.item())
+                total += loss.item()
+                batches += 1
+            epoch_loss.append(total / batches)
+            trace.epoch_params.append(_float_state(model))
+            trace.epoch_states.append(self.optimizer_state(model, opt, len(step_loss)))
+            if callable(on_epoch):
+                on_epoch(len(epoch_loss), epoch_loss[-1])
+        trace.step_loss = np.asarray(step_loss, dtype=np.float64 if float64 else np.float32)
+        trace.epoch_loss = np.asarray(epoch_loss)
+        trace.final = _float_state(model)
+        return trace
+
+    # -- metric --------------------------------------------------------------------------------------
+
+    def predictions(self, params: Params, x: np.ndarray) -> np.ndarray:
+        """What the metric reads, flat: probabilities (BCELoss), logits otherwise ([n] or [n * C])."""
+        out = self.outputs(params, x)
+        return out[:, 0] if out.shape[1] == 1 else out.ravel()
+
+    def metric(self, pred: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy (threshold on a probability or a logit, argmax over classes), or MSE for regression."""
+        pred = np.asarray(pred, dtype=np.float32)
+        if self.cfg.task == "regression":
+            return float(np.mean((pred.astype(np.float64) - y) ** 2))
+        if self.cfg.task == "multiclass":
+            return float((pred.reshape(len(y), -1).argmax(axis=1) == y).mean())
+        if self.cfg.loss == "BCEWithLogitsLoss":
+            pred = 1 / (1 + np.exp(-pred.astype(np.float64)))
+        return float(((pred > self.cfg.threshold).astype(np.float32) == y).mean())
+
+    def evaluate(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+        pred = self.predictions(params, x)
+        return pred, self.metric(pred, y)
+
+    def correct(self, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per row: is the prediction right (classification)."""
+        pred = np.asarray(pred, dtype=np.float32)
+        if self.cfg.task == "multiclass":
+            return pred.reshape(len(y), -1).argmax(axis=1) == y
+        if self.cfg.loss == "BCEWithLogitsLoss":
+            pred = 1 / (1 + np.exp(-pred.astype(np.float64)))
+        return (pred > self.cfg.threshold) == (y > 0.5)
+
+
+def _hyper(m: nn.Module | None) -> dict[str, Any]:
+    """A layer's declared hyperparameters, the ones a port sets in its layer configs."""
+    if isinstance(m, DROPOUT):
+        return {"p": float(m.p)}
+    if isinstance(m, nn.LayerNorm):
+        return {"eps": float(m.eps)}
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return {"eps": float(m.eps), "momentum": m.momentum}
+    return {}
+
+
+def n_outputs(cfg: RunConfig, labels: np.ndarray) -> int:
+    """Model outputs the task needs: one for binary and regression, one per class for multiclass."""
+    if cfg.task != "multiclass":
+        return 1
+    return int(np.max(labels)) + 1 if len(labels) else 0

@@ -1,0 +1,208 @@
+"""Bring your own model: the generic reference (harness/reference/reference.py), the config file, and the
+stages following the model's own names. The digits example's reference is the model under test; its
+Burn port's end-to-end run is in tests/test_digits.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from harness.config import RunConfig, load_model_settings
+from harness.errors import HarnessError
+from harness.reference.reference import Reference
+from harness.stages import backward, forward, loss, optimizer, weights
+from harness.stages.base import Context
+from tests.torch_port import TorchPort
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = ROOT / "examples" / "digits"
+DIGITS_LAYERS = ["fc1", "norm1", "act1", "drop", "fc2", "bn", "act2", "fc3"]
+
+
+@pytest.fixture(scope="module")
+def digits_cfg() -> RunConfig:
+    return RunConfig(**load_model_settings(DIGITS / "harness.toml"))
+
+
+@pytest.fixture(scope="module")
+def digits_ref(digits_cfg: RunConfig) -> Reference:
+    return Reference(digits_cfg, 64, 10)
+
+
+def test_config_file_names_the_model(digits_cfg: RunConfig) -> None:
+    assert digits_cfg.reference == "model:build"
+    assert (digits_cfg.task, digits_cfg.loss, digits_cfg.optimizer) == ("multiclass", "CrossEntropyLoss", "AdamW")
+    assert (digits_cfg.label_smoothing, digits_cfg.weight_decay, digits_cfg.epochs) == (0.1, 0.01, 15)
+    assert digits_cfg.data == DIGITS / "digits.csv"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[model]\ntask = "ranking"\n', "task must be one of binary, multiclass, regression"),
+        ('[model]\ntask = "multiclass"\n[model.loss]\nname = "BCELoss"\n', "BCELoss is a binary loss"),
+        ('[model.optimizer]\nname = "Adam"\nmomentum = 0.9\n', "unknown key 'momentum' in [optimizer]"),
+        ('[model.optimizer]\nname = "RMSprop"\n', "name must be one of Adam, AdamW, SGD"),
+        ('[model]\nreference = "nocolon"\n', "reference must be 'module:function'"),
+        ("[train]\nepochs = 0\n", "[train] epochs must be a positive integer"),
+        ('[data]\nscaler = "minmax"\n', "scaler must be 'all', 'train' or 'none'"),
+        ("[train]\nbatchsize = 3\n", "unknown key 'batchsize' in [train]"),
+    ],
+)
+def test_bad_config_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    f = tmp_path / "harness.toml"
+    f.write_text(text)
+    with pytest.raises(HarnessError) as e:
+        load_model_settings(f)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_layers_parameters_and_hyperparameters_come_from_the_model(digits_ref: Reference) -> None:
+    assert digits_ref.layer_names == DIGITS_LAYERS
+    assert [layer.kind for layer in digits_ref.layers] == [
+        "Linear",
+        "LayerNorm",
+        "GELU",
+        "Dropout",
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Linear",
+    ]
+    assert digits_ref.buffer_names == ["bn.running_mean", "bn.running_var"]  # num_batches_tracked is an int
+    h = digits_ref.hyperparameters()
+    assert (h["drop.p"], h["norm1.eps"], h["bn.eps"], h["bn.momentum"]) == (0.1, 1e-5, 1e-5, 0.1)
+    assert (h["optimizer"], h["loss"], h["label_smoothing"]) == ("AdamW", "CrossEntropyLoss", 0.1)
+    assert "threshold" not in h  # multiclass: argmax, no threshold
+    assert (
+        digits_ref.param_kinds["fc1.weight"] == "Linear" and digits_ref.param_kinds["bn.running_var"] == "BatchNorm1d"
+    )
+
+
+def test_backward_is_training_mode_without_dropout_and_returns_running_stats(digits_ref: Reference) -> None:
+    params = digits_ref.init_params(0)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(32, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 32).astype(np.float32)
+    l1, g1 = digits_ref.backward(params, x, y)
+    l2, g2 = digits_ref.backward(params, x, y)
+    assert l1 == l2 and all(np.array_equal(g1[k], g2[k]) for k in g1)  # no dropout mask drawn
+    # BatchNorm's statistics after one training-mode forward, by torch's documented formula: momentum 0.1,
+    # the unbiased batch variance for the running estimate.
+    w, b = params["fc1.weight"], params["fc1.bias"]
+    h = x @ w.T + b
+    h = (h - h.mean(1, keepdims=True)) / np.sqrt(h.var(1, keepdims=True) + 1e-5) * params["norm1.weight"] + params[
+        "norm1.bias"
+    ]
+    h = np.asarray(nn.functional.gelu(torch.from_numpy(h.astype(np.float32))))
+    z = h @ params["fc2.weight"].T + params["fc2.bias"]
+    np.testing.assert_allclose(g1["bn.running_mean"], 0.1 * z.mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(g1["bn.running_var"], 0.9 + 0.1 * z.var(0, ddof=1), rtol=1e-4, atol=1e-6)
+    # Negative control: the biased variance is measurably different.
+    assert np.abs(g1["bn.running_var"] - (0.9 + 0.1 * z.var(0))).max() > 1e-4
+
+
+def test_cross_entropy_with_label_smoothing(digits_ref: Reference) -> None:
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 2, (16, 10)).astype(np.float64)
+    y = rng.integers(0, 10, 16)
+    value, grad = digits_ref.loss_and_grad(logits.astype(np.float32).ravel(), y.astype(np.float32))
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    target = 0.9 * np.eye(10)[y] + 0.1 / 10
+    assert value == pytest.approx(-(target * logp).sum(1).mean(), rel=1e-6)
+    np.testing.assert_allclose(grad.reshape(16, 10), (np.exp(logp) - target) / 16, atol=1e-7)
+
+
+def test_adamw_step_is_decoupled(digits_ref: Reference) -> None:
+    params = digits_ref.init_params(0)
+    grads = {k: np.full_like(params[k], 0.5) for k in digits_ref.param_names}
+    new, state = digits_ref.optimizer_step(params, grads, None)
+    w = params["fc1.weight"].astype(np.float64)
+    # Step 1 of AdamW: w * (1 - lr wd) - lr * sign(g) (bias-corrected m / sqrt(v) is 1 for a constant g).
+    np.testing.assert_allclose(new["fc1.weight"], w * (1 - 1e-3 * 0.01) - 1e-3, atol=2e-7)
+    assert state["step"] == 1 and set(state) == {"step", "exp_avg", "exp_avg_sq"}
+    np.testing.assert_array_equal(new["bn.running_var"], params["bn.running_var"])  # buffers pass through
+
+
+def test_unknown_reference_module_is_one_line(tmp_path: Path) -> None:
+    cfg = RunConfig(reference="nosuchmodule:build", reference_dir=tmp_path, task="multiclass", loss="CrossEntropyLoss")
+    with pytest.raises(HarnessError, match="cannot import the reference module 'nosuchmodule'"):
+        Reference(cfg, 4, 3)
+    (tmp_path / "m.py").write_text("def other(n, k):\n    pass\n")
+    with pytest.raises(HarnessError, match="has no function 'build'"):
+        Reference(cfg.with_(reference="m:build"), 4, 3)
+
+
+# -- the stages follow the model: a port of the same structure passes, another structure is named --------
+
+
+class _Net(nn.Module):
+    """The digits model with one structural change, as a port might have it."""
+
+    def __init__(self, change: str) -> None:
+        super().__init__()
+        width = 100 if change == "width" else 128
+        self.fc1 = nn.Linear(64, width)
+        self.norm1 = nn.LayerNorm(width)
+        self.act1 = nn.GELU()
+        self.drop = nn.Dropout(0.1)
+        self.fc2 = nn.Linear(width, 64)
+        if change == "renamed":
+            self.batchnorm = nn.BatchNorm1d(64)
+        elif change != "missing":
+            self.bn = nn.BatchNorm1d(64)
+        self.act2 = nn.ReLU()
+        self.fc3 = nn.Linear(64, 10)
+        self.change = change
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc2(self.drop(self.act1(self.norm1(self.fc1(x)))))
+        if self.change == "renamed":
+            h = self.batchnorm(h)
+        elif self.change != "missing":
+            h = self.bn(h)
+        return self.fc3(self.act2(h))
+
+
+def _ctx(cfg: RunConfig, change: str) -> Context:
+    port = TorchPort(cfg, 64, 10, lambda n, k: _Net(change))
+    # A structurally different port cannot load the reference's parameters; it reports its own.
+    if change != "same":
+        own = port.ref.init_params(0)
+        port.roundtrip = lambda params: (own, {k: list(v.shape) for k, v in own.items()})  # type: ignore[method-assign]
+        port.forward = lambda params, x: port.ref.forward(own, x)  # type: ignore[method-assign]
+    return Context(cfg, port)
+
+
+@pytest.mark.parametrize("stage", [weights, forward, loss, backward, optimizer])
+def test_a_port_of_the_same_model_passes(digits_cfg: RunConfig, stage) -> None:
+    r = stage.STAGE.run(_ctx(digits_cfg, "same"))
+    assert r.status == "PASS", r.hint
+
+
+def test_a_missing_layer_is_named(digits_cfg: RunConfig) -> None:
+    ctx = _ctx(digits_cfg, "missing")
+    w = weights.STAGE.run(ctx)
+    assert w.status == "FAIL"
+    assert "the port has no parameter 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var'" in w.hint
+    f = forward.STAGE.run(ctx)
+    assert f.status == "FAIL" and "the port has no layer 'bn'" in f.hint
+
+
+def test_a_renamed_parameter_is_named(digits_cfg: RunConfig) -> None:
+    ctx = _ctx(digits_cfg, "renamed")
+    w = weights.STAGE.run(ctx)
+    assert w.status == "FAIL"
+    assert "the port has no parameter 'bn.weight'" in w.hint
+    assert "the port has parameter 'batchnorm.weight'" in w.hint
+
+
+def test_a_different_width_is_named(digits_cfg: RunConfig) -> None:
+    w = weights.STAGE.run(_ctx(digits_cfg, "width"))
+    assert w.status == "FAIL"
+    bad = [c for c in w.checks if not c.passed]
+    assert bad[0].name == "fc1.weight" and "shape differs: reference (128, 64), port (100, 64)" in bad[0].reason

@@ -1,0 +1,239 @@
+"""Counterfactual diagnosis for models other than the classifier (harness/diagnosis/layers.py, criteria.py,
+buffers.py, steps.py), on the digits reference. Each port's numbers are built here with torch and numpy
+from a concrete change, not with the replays; each test asserts the cause the diagnosis names (and the
+fitted value), and one control per catalogue asserts that an unrelated change is not explained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from harness.config import RunConfig, load_model_settings
+from harness.diagnosis import buffers, criteria, layers, steps
+from harness.diagnosis.loss import Case as LossCase
+from harness.diagnosis.optimizer import Case as StepCase
+from harness.reference.reference import Reference
+from harness.tolerances import tolerance
+
+DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits" / "harness.toml"
+
+
+@pytest.fixture(scope="module")
+def ref() -> Reference:
+    return Reference(RunConfig(**load_model_settings(DIGITS)), 64, 10)
+
+
+@pytest.fixture(scope="module")
+def params(ref: Reference) -> dict[str, np.ndarray]:
+    return ref.init_params(0)
+
+
+@pytest.fixture(scope="module")
+def x() -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(360, 64)).astype(np.float32)
+
+
+def _inputs(ref: Reference, params: dict, x: np.ndarray) -> dict[str, torch.Tensor]:
+    return ref.layer_inputs(params, x)
+
+
+def _forward(ref: Reference, params: dict, x: np.ndarray, layer: str, got: np.ndarray) -> list:
+    return layers.diagnose(ref, params, x, got, layer, tolerance("forward", {}))
+
+
+def test_gelu_tanh_approximation(ref: Reference, params: dict, x: np.ndarray) -> None:
+    a = _inputs(ref, params, x)["act1"].numpy().astype(np.float64)
+    got = 0.5 * a * (1 + np.tanh(np.sqrt(2 / np.pi) * (a + 0.044715 * a**3)))
+    causes = _forward(ref, params, x, "act1", got.astype(np.float32))
+    assert causes[0].cause == "forward.activation.gelu_tanh"
+
+
+def test_relu_in_place_of_gelu(ref: Reference, params: dict, x: np.ndarray) -> None:
+    a = _inputs(ref, params, x)["act1"].numpy()
+    assert _forward(ref, params, x, "act1", np.maximum(a, 0))[0].cause == "forward.activation.relu"
+
+
+def test_leaky_relu_slope_is_fitted(ref: Reference, params: dict, x: np.ndarray) -> None:
+    a = _inputs(ref, params, x)["act2"].numpy()
+    causes = _forward(ref, params, x, "act2", np.where(a > 0, a, np.float32(0.02) * a))
+    assert causes[0].cause == "forward.activation.leaky_relu"
+    assert causes[0].parameters["negative_slope"] == pytest.approx(0.02, rel=1e-3)
+
+
+def test_layernorm_epsilon_is_fitted(ref: Reference, params: dict, x: np.ndarray) -> None:
+    h = _inputs(ref, params, x)["norm1"].numpy().astype(np.float64)
+    got = (h - h.mean(1, keepdims=True)) / np.sqrt(h.var(1, keepdims=True) + 1e-3)
+    got = got * params["norm1.weight"] + params["norm1.bias"]
+    causes = _forward(ref, params, x, "norm1", got.astype(np.float32))
+    assert causes[0].cause == "forward.layernorm.eps"
+    assert causes[0].parameters["eps"] == pytest.approx(1e-3, rel=0.05)
+
+
+def test_batchnorm_with_batch_statistics_at_evaluation(ref: Reference, params: dict, x: np.ndarray) -> None:
+    z = _inputs(ref, params, x)["bn"].numpy().astype(np.float64)
+    got = (z - z.mean(0)) / np.sqrt(z.var(0) + 1e-5) * params["bn.weight"] + params["bn.bias"]
+    causes = _forward(ref, params, x, "bn", got.astype(np.float32))
+    assert causes[0].cause == "forward.batchnorm.batch_statistics"
+
+
+def test_dropout_active_at_evaluation(ref: Reference, params: dict, x: np.ndarray) -> None:
+    a = _inputs(ref, params, x)["drop"].numpy()
+    keep = np.random.default_rng(5).random(a.shape) >= 0.1
+    got = np.where(keep, a / np.float32(0.9), 0).astype(np.float32)
+    causes = _forward(ref, params, x, "drop", got)
+    assert [c.cause for c in causes] == ["forward.dropout_at_eval"]
+    # Control: half the outputs zeroed is not dropout with p = 0.1.
+    half = np.where(np.random.default_rng(6).random(a.shape) >= 0.5, a / np.float32(0.9), 0).astype(np.float32)
+    assert _forward(ref, params, x, "drop", half) == []
+
+
+def test_unexplained_layer_names_no_cause(ref: Reference, params: dict, x: np.ndarray) -> None:
+    a = _inputs(ref, params, x)["act1"].numpy()
+    got = np.asarray(F.gelu(torch.from_numpy(a))) * np.float32(1.01)
+    assert _forward(ref, params, x, "act1", got) == []
+
+
+# -- loss ------------------------------------------------------------------------------------------------
+
+
+def _loss_cases(ref: Reference, fn) -> list[LossCase]:
+    out = []
+    for name, (p, y) in ref.loss_suite().items():
+        pt = torch.tensor(p.reshape(len(y), -1), requires_grad=True)
+        value = fn(pt, torch.from_numpy(y).long())
+        value.backward()
+        out.append(LossCase(name, p, y, float(value.item()), pt.grad.numpy().ravel()))
+    return out
+
+
+def _loss(ref: Reference, fn) -> list:
+    return criteria.diagnose(ref, _loss_cases(ref, fn), tolerance("loss", {}))
+
+
+def test_label_smoothing_missing(ref: Reference) -> None:
+    causes = _loss(ref, lambda p, y: F.cross_entropy(p, y))
+    assert causes[0].cause == "loss.no_label_smoothing"
+
+
+def test_label_smoothing_value_is_fitted(ref: Reference) -> None:
+    causes = _loss(ref, lambda p, y: F.cross_entropy(p, y, label_smoothing=0.25))
+    assert causes[0].cause == "loss.label_smoothing"
+    assert causes[0].parameters["label_smoothing"] == pytest.approx(0.25, abs=1e-4)
+
+
+def test_log_softmax_over_the_batch(ref: Reference) -> None:
+    def dim0(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(p, dim=0)
+        nll = -logp.gather(1, y[:, None]).squeeze(1)
+        return (0.9 * nll - 0.1 * logp.mean(dim=1)).mean()
+
+    assert _loss(ref, dim0)[0].cause == "loss.softmax_dim"
+
+
+def test_loss_summed(ref: Reference) -> None:
+    causes = _loss(ref, lambda p, y: F.cross_entropy(p, y, label_smoothing=0.1, reduction="sum"))
+    assert causes[0].cause == "loss.sum"
+
+
+def test_unexplained_loss_names_no_cause(ref: Reference) -> None:
+    assert _loss(ref, lambda p, y: F.cross_entropy(p, y, label_smoothing=0.1) + 0.01 * p.square().mean()) == []
+
+
+# -- BatchNorm running statistics ----------------------------------------------------------------------
+
+
+def _bn_cases(ref: Reference, params: dict, momentum: float, ddof: int) -> list[buffers.Case]:
+    rng = np.random.default_rng(3)
+    cases = []
+    for _ in range(3):
+        xb = rng.normal(size=(32, 64)).astype(np.float32)
+        z = ref.layer_inputs(params, xb, training=True)["bn"].numpy().astype(np.float64)
+        got = {
+            "bn.running_mean": ((1 - momentum) * params["bn.running_mean"] + momentum * z.mean(0)).astype(np.float32),
+            "bn.running_var": ((1 - momentum) * params["bn.running_var"] + momentum * z.var(0, ddof=ddof)).astype(
+                np.float32
+            ),
+        }
+        cases.append(buffers.Case(params, xb, got))
+    return cases
+
+
+def _bn(ref: Reference, params: dict, momentum: float, ddof: int) -> list:
+    return buffers.diagnose(ref, _bn_cases(ref, params, momentum, ddof), "bn", tolerance("backward", {}))
+
+
+def test_batchnorm_momentum_convention_flipped(ref: Reference, params: dict) -> None:
+    assert _bn(ref, params, 0.9, 1)[0].cause == "backward.batchnorm.momentum_flipped"
+
+
+def test_batchnorm_biased_running_variance(ref: Reference, params: dict) -> None:
+    assert [c.cause for c in _bn(ref, params, 0.1, 0)] == ["backward.batchnorm.biased_running_var"]
+
+
+def test_batchnorm_momentum_is_fitted(ref: Reference, params: dict) -> None:
+    causes = _bn(ref, params, 0.3, 1)
+    assert causes[0].cause == "backward.batchnorm.momentum"
+    assert causes[0].parameters["momentum"] == pytest.approx(0.3, rel=1e-3)
+
+
+def test_running_statistics_unexplained(ref: Reference, params: dict) -> None:
+    cases = _bn_cases(ref, params, 0.1, 1)
+    for c in cases:
+        c.got["bn.running_mean"] = c.got["bn.running_mean"] + np.float32(0.01)
+    assert buffers.diagnose(ref, cases, "bn", tolerance("backward", {})) == []
+
+
+# -- optimizer -----------------------------------------------------------------------------------------
+
+
+def _step_cases(ref: Reference, params: dict, make) -> list[StepCase]:
+    rng = np.random.default_rng(4)
+    grads = {k: rng.normal(0, 0.1, params[k].shape).astype(np.float32) for k in ref.param_names}
+    model = ref.build(params)
+    opt = make(model.parameters())
+    named = dict(model.named_parameters())
+    for k, p in named.items():
+        p.grad = torch.from_numpy(grads[k].copy())
+    opt.step()
+    got = {k: v.detach().numpy().copy() for k, v in model.state_dict().items() if v.is_floating_point()}
+    state = {
+        "step": 1,
+        "exp_avg": {k: opt.state[p]["exp_avg"].numpy().copy() for k, p in named.items()},
+        "exp_avg_sq": {k: opt.state[p]["exp_avg_sq"].numpy().copy() for k, p in named.items()},
+    }
+    return [StepCase(params, grads, None, got, state)]
+
+
+def _steps(ref: Reference, params: dict, make) -> list:
+    return steps.diagnose(
+        ref, _step_cases(ref, params, make), tolerance("optimizer", {}), tolerance("optimizer.update", {})
+    )
+
+
+def test_adamw_as_adam_with_l2(ref: Reference, params: dict) -> None:
+    causes = _steps(ref, params, lambda ps: torch.optim.Adam(ps, lr=1e-3, weight_decay=0.01))
+    assert causes[0].cause == "optimizer.weight_decay_coupled"
+
+
+def test_weight_decay_without_the_learning_rate(ref: Reference, params: dict) -> None:
+    # p *= 1 - wd instead of 1 - lr wd: AdamW with weight decay wd / lr.
+    causes = _steps(ref, params, lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=10.0))
+    assert causes[0].cause == "optimizer.weight_decay"
+    assert causes[0].parameters["weight_decay"] == pytest.approx(10.0, rel=1e-3)
+
+
+def test_adamw_learning_rate_is_fitted(ref: Reference, params: dict) -> None:
+    causes = _steps(ref, params, lambda ps: torch.optim.AdamW(ps, lr=3e-4, weight_decay=0.01))
+    assert causes[0].cause == "optimizer.lr"
+    assert causes[0].parameters["lr"] == pytest.approx(3e-4, rel=1e-3)
+
+
+def test_unexplained_step_names_no_cause(ref: Reference, params: dict) -> None:
+    cases = _step_cases(ref, params, lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.01))
+    c = cases[0]
+    c.got["fc1.weight"] = c.got["fc1.weight"] + np.float32(1e-4)
+    assert steps.diagnose(ref, cases, tolerance("optimizer", {}), tolerance("optimizer.update", {})) == []

@@ -20,7 +20,7 @@ SCHEMA_NAME = DIFF_REPORT
 # 1.1, 1.2: additions (fields marked "since" in schema.json). 1.2 also judges independent runs against the
 # reference's seed-to-seed spread, so the metrics stage no longer has the end_to_end.mcnemar_p check (the
 # p-values stay in its metrics).
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 @dataclass
@@ -74,6 +74,13 @@ class Report:
                 "epochs": self.cfg.epochs,
                 "seeds": self.cfg.seeds,
                 "tolerance_overrides": self.cfg.tolerances,
+                # Since 1.3: the reference model, loss, optimizer and task ("" reference: the classifier).
+                "model": {
+                    "reference": self.cfg.reference,
+                    "task": self.cfg.task,
+                    "loss": self.cfg.loss,
+                    "optimizer": self.cfg.optimizer,
+                },
                 "port": None
                 if self.cfg.port_cmd is None
                 else {"cmd": self.cfg.port_cmd, "timeout_s": self.cfg.port_timeout, **(self.port or {})},

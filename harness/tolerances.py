@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from harness.compare import FLOAT32, FLOAT64, Tolerance
 from harness.errors import HarnessError
 
@@ -106,6 +108,44 @@ SEED_SPREAD_ALPHA = 0.001
 # Even b = 0 needs c >= 11 for p = 2^(1 - c) < 0.001, so no gap of 1 point is decisive below 1,100
 # predictions (S n): the issue's 200-row file (40 test rows, one flip, p = 1) is inconclusive, while a
 # port at 46 % against 93 % on the same 40 rows (19 one-way flips, p = 4e-6) still fails.
+
+
+# Gradients of a deeper model: float32 rounding in backpropagation is relative to the magnitudes that are
+# summed, which the tensor's largest element sets the scale of, not to each element's own (small) value.
+# An element may differ by up to GRADIENT_TENSOR_RTOL x max|ref| over its tensor (an atol per tensor; the
+# elementwise rule above still applies where it is looser). Measured on the faithful ports (seeds 0-2,
+# both backends): the classifier's worst is 2.1e-6 of its tensor's largest gradient (bundled and real
+# data, saturated cases included); the digits model's worst element (saturated_flipped, fc1.weight
+# [96, 9]: -0.16609 against -0.16611, 1.33x the elementwise tolerance) is 8.5e-7 of its tensor's 15.9,
+# and there the port is exactly as far from the float64 gradient as the reference is (2.9e-5 both). The
+# faults this stage catches are 9e-4 of their tensor (a biased running variance) and larger.
+GRADIENT_TENSOR_RTOL = 1e-5
+
+
+def per_tensor(tol: Tolerance, ref: np.ndarray) -> Tolerance:
+    """`tol` with its atol raised to GRADIENT_TENSOR_RTOL x the tensor's largest |ref| where that is larger."""
+    r = np.asarray(ref, dtype=np.float64)
+    scale = float(np.max(np.abs(r[np.isfinite(r)]))) if np.isfinite(r).any() else 0.0
+    atol = GRADIENT_TENSOR_RTOL * scale
+    if atol <= tol.atol:
+        return tol
+    return Tolerance(
+        tol.rtol, atol, tol.equal_nan, f"{tol.why}; atol {GRADIENT_TENSOR_RTOL:g} x the tensor's max |ref|"
+    )
+
+
+def for_update(tol: Tolerance, param: np.ndarray) -> Tolerance:
+    """The update rule for one parameter tensor: new - old carries one float32 rounding of the new value
+    on each side, so its atol is at least 2 ULP of the tensor's largest |p| ("optimizer.update" states it
+    for |p| < 1, where 2 ULP is 1.2e-7; a LayerNorm or BatchNorm weight starts at exactly 1.0, where one
+    ULP is already 1.19e-7). Measured on the digits model's AdamW: step 6 of bn.weight (all near 1.0)
+    used 0.98 of the fixed 1.2e-7, a one-ULP rounding apart."""
+    p = np.asarray(param, dtype=np.float32)
+    top = float(np.max(np.abs(p[np.isfinite(p)]))) if np.isfinite(p).any() else 0.0
+    atol = 2 * float(np.spacing(np.float32(top)))
+    if atol <= tol.atol:
+        return tol
+    return Tolerance(tol.rtol, atol, tol.equal_nan, f"{tol.why}; atol 2 ULP of the tensor's max |p| ({top:.3g})")
 
 
 def check_tolerance(value: float, where: str) -> float:

@@ -206,3 +206,69 @@ def test_a_different_width_is_named(digits_cfg: RunConfig) -> None:
     assert w.status == "FAIL"
     bad = [c for c in w.checks if not c.passed]
     assert bad[0].name == "fc1.weight" and "shape differs: reference (128, 64), port (100, 64)" in bad[0].reason
+
+
+def test_regression_and_logit_losses_follow_torch() -> None:
+    rng = np.random.default_rng(3)
+    p = rng.normal(size=20).astype(np.float32)
+    y = rng.normal(size=20).astype(np.float32)
+    reg = Reference(RunConfig(task="regression", loss="MSELoss"), 4, 1)
+    value, grad = reg.loss_and_grad(p, y)
+    assert value == pytest.approx(float(np.mean((p.astype(np.float64) - y) ** 2)), rel=1e-6)
+    np.testing.assert_allclose(grad, 2 * (p - y) / 20, rtol=1e-5)
+    assert reg.metric(p, y) == pytest.approx(float(np.mean((p.astype(np.float64) - y) ** 2)))
+    logits = Reference(RunConfig(loss="BCEWithLogitsLoss"), 4, 1)
+    labels = (rng.random(20) < 0.5).astype(np.float32)
+    value, grad = logits.loss_and_grad(p, labels)
+    prob = 1 / (1 + np.exp(-p.astype(np.float64)))
+    assert value == pytest.approx(float(-np.mean(labels * np.log(prob) + (1 - labels) * np.log(1 - prob))), rel=1e-6)
+    np.testing.assert_allclose(grad, (prob - labels) / 20, rtol=1e-5, atol=1e-8)
+    # Accuracy thresholds the probability, not the logit.
+    assert logits.metric(p, labels) == pytest.approx(float(((prob > 0.5) == labels).mean()))
+
+
+def test_sgd_momentum_state_is_the_momentum_buffer() -> None:
+    cfg = RunConfig(optimizer="SGD", lr=0.1, momentum=0.9)
+    ref = Reference(cfg, 3, 1)
+    params = ref.init_params(0)
+    grads = {k: np.ones_like(v) for k, v in params.items()}
+    new, state = ref.optimizer_step(params, grads, None)
+    assert ref.slots == ("momentum_buffer",) and state["step"] == 1
+    np.testing.assert_allclose(new["fc1.weight"], params["fc1.weight"] - 0.1, atol=1e-7)
+    new2, state2 = ref.optimizer_step(new, grads, state)
+    np.testing.assert_allclose(state2["momentum_buffer"]["fc1.weight"], 1.9, rtol=1e-6)
+    np.testing.assert_allclose(new2["fc1.weight"], new["fc1.weight"] - 0.19, atol=1e-6)
+    assert state2["step"] == 2
+
+
+class _Embedded(nn.Module):
+    """A tabular model with a categorical column (feature 0 holds category indices 0..4)."""
+
+    def __init__(self, n_features: int, n_outputs: int) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(5, 3)
+        self.fc = nn.Linear(n_features - 1 + 3, n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.cat([self.emb(x[:, 0].long()), x[:, 1:]], dim=1))
+
+
+def test_embedding_weights_keep_pytorchs_layout_and_the_stages_follow_it(tmp_path: Path) -> None:
+    (tmp_path / "emb.py").write_text(
+        "from tests.test_models import _Embedded\n\ndef build(n, k):\n    return _Embedded(n, k)\n"
+    )
+    cfg = RunConfig(reference="emb:build", reference_dir=tmp_path, task="multiclass", loss="CrossEntropyLoss")
+    ref = Reference(cfg, 4, 2)
+    assert ref.layer_names == ["emb", "fc"] and ref.param_kinds["emb.weight"] == "Embedding"
+    assert weights.burn_shape("Embedding", "emb.weight", [5, 3]) == [5, 3]  # Burn's Embedding is [n, d] too
+    assert weights.burn_shape("Linear", "fc.weight", [2, 6]) == [6, 2]
+    port = TorchPort(cfg, 4, 2, lambda n, k: _Embedded(n, k))
+    ctx = Context(cfg, port)
+    x = np.column_stack([np.arange(20) % 5, np.random.default_rng(0).normal(size=(20, 3))]).astype(np.float32)
+    ctx.__dict__["n_features"] = 4
+    ctx.__dict__["reference"] = ref
+    ctx.__dict__["init"] = ref.init_params(0)
+    ctx.__dict__["forward_params"] = ctx.init
+    ctx.__dict__["prepared"] = type("P", (), {"x_test": x})()
+    assert weights.STAGE.run(ctx).status == "PASS"
+    assert forward.STAGE.run(ctx).status == "PASS"

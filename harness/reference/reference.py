@@ -312,10 +312,15 @@ class Reference:
                     m.eval()
         return model
 
-    def backward(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+    def backward(self, params: Params, x: np.ndarray, y: np.ndarray, float64: bool = False) -> tuple[float, Params]:
         """Loss and every trainable parameter's gradient on one batch (training mode, dropout off), and
-        the new value of each float buffer the training-mode forward updated (BatchNorm's statistics)."""
+        the new value of each float buffer the training-mode forward updated (BatchNorm's statistics).
+        `float64`: the same in double precision (the float32 result's own rounding noise is its distance
+        from this)."""
         model = self._train_mode(self.build(params), dropout=False)
+        if float64:
+            model = model.double()
+            x, y = x.astype(np.float64), y.astype(np.float64)
         loss = self._loss(model(torch.from_numpy(x)), torch.from_numpy(y), self.criterion())
         loss.backward()
         grads = {name: p.grad.numpy().copy() for name, p in model.named_parameters() if p.grad is not None}
@@ -330,8 +335,14 @@ class Reference:
         return other
 
     def make_optimizer(self, model: nn.Module, float32_adam: bool = False) -> torch.optim.Optimizer:
-        """The configured optimizer; `float32_adam`: Adam with Burn's float32 arithmetic (adam_f32.py)."""
+        """The configured optimizer; `float32_adam`: Adam or AdamW with Burn's float32 arithmetic (adam_f32.py)."""
         c = self.cfg
+        if float32_adam and c.optimizer == "AdamW":
+            from harness.reference.adam_f32 import Float32AdamW
+
+            return Float32AdamW(
+                model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps, weight_decay=c.weight_decay
+            )
         if float32_adam:
             from harness.reference.adam_f32 import Float32Adam
 
@@ -397,10 +408,19 @@ class Reference:
         dropout: bool = False,
         seed: int = 0,
         float32_adam: bool = False,
+        reorder_seed: int | None = None,
+        dither_tensor: bool = False,
+        init_state: dict | None = None,
     ) -> Trace:
         """The training loop of a PyTorch script with an explicit initialization and batch order:
         zero_grad, loss on the batch, backward, step; the epoch loss is the mean of the batch losses.
-        `dither_seed` and `float64` give the float32 envelope's members (harness/reference/train.py)."""
+        `dither_seed` and `float64` give the float32 envelope's members (harness/reference/train.py);
+        `reorder_seed` permutes the rows inside every batch (the same batch, summed in another order: the
+        rounding noise a port's own accumulation order puts into every sum, at each sum's own scale);
+        `dither_tensor` dithers every gradient element by one ULP of its tensor's largest |g| instead of
+        its own (a sum's rounding error scales with its summands, which the tensor's largest element
+        bounds; an element whose true gradient is near zero gets noise of that size in any port);
+        `init_state` starts the optimizer from a state (a run resumed mid-training)."""
         torch.set_num_threads(1)
         model = self.build(init)
         if float64:
@@ -410,7 +430,9 @@ class Reference:
         if dropout:
             torch.manual_seed(seed)
         dither = torch.Generator().manual_seed(dither_seed) if dither_seed is not None else None
+        reorder = np.random.default_rng(reorder_seed) if reorder_seed is not None else None
         opt = self.make_optimizer(model, float32_adam)
+        self.load_optimizer_state(model, opt, init_state)
         criterion = self.criterion()
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
         bs = self.cfg.batch_size
@@ -420,7 +442,8 @@ class Reference:
         for order in orders:
             total, batches = 0.0, 0
             for start in range(0, len(order), bs):
-                idx = torch.from_numpy(order[start : start + bs])
+                rows = order[start : start + bs]
+                idx = torch.from_numpy(rows if reorder is None else reorder.permutation(rows))
                 record = len(step_loss) < record_steps
                 if record:
                     trace.step_states.append(self.optimizer_state(model, opt, len(step_loss)))
@@ -433,7 +456,12 @@ class Reference:
                     with torch.no_grad():
                         for p in model.parameters():
                             up = torch.randint(0, 2, p.shape, generator=dither, dtype=torch.bool)
-                            p.grad.copy_(torch.nextafter(p.grad, torch.where(up, torch.inf, -torch.inf)))
+                            if dither_tensor:
+                                top = p.grad.abs().max()
+                                ulp = torch.nextafter(top, torch.tensor(torch.inf, dtype=top.dtype)) - top
+                                p.grad.add_(torch.where(up, ulp, -ulp))
+                            else:
+                                p.grad.copy_(torch.nextafter(p.grad, torch.where(up, torch.inf, -torch.inf)))
                 opt.step()
                 if record:
                     trace.step_params.append(_float_state(model))

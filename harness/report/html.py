@@ -71,6 +71,7 @@ dl.detail dt { color:#495057; } dl.detail dd { margin:0; font-variant-numeric:ta
 .charts { display:grid; grid-template-columns:repeat(auto-fit,minmax(520px,1fr)); gap:16px 24px; }
 figure { margin:0; } figcaption { font-weight:600; margin:8px 0 4px; }
 figcaption span { font-weight:normal; color:#495057; display:block; font-size:13px; }
+.note { background:#fff8e1; border-left:3px solid #f0ad4e; padding:6px 10px; font-size:13px; }
 svg.chart { width:100%; height:auto; display:block; }
 details { border:1px solid var(--line); border-radius:6px; margin:6px 0; }
 details > summary { cursor:pointer; padding:6px 10px; background:var(--bg); }
@@ -296,7 +297,7 @@ def _stage_table(report: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def _train_charts(train: Mapping[str, Any]) -> list[str]:
+def _train_charts(train: Mapping[str, Any], loss_name: str = "BCE") -> list[str]:
     from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR
 
     m = train.get("metrics") or {}
@@ -330,7 +331,7 @@ def _train_charts(train: Mapping[str, Any]) -> list[str]:
             Series("port", epochs, port, PORT_COLOR, dash="6 4", width=2.2),
         ],
         bands,
-        y_label="mean BCE loss",
+        y_label=f"mean {loss_name} loss",
     )
     # At the loss's own scale a passing port and the envelope are one line; their distances from the
     # reference, on a log axis, show how much room the port has left.
@@ -376,6 +377,14 @@ def _train_charts(train: Mapping[str, Any]) -> list[str]:
     ok = {c.get("name"): c.get("passed") for c in train.get("checks", [])}
     bound = f"max({ENVELOPE_FLOOR:g}, {ENVELOPE_FACTOR:g}× the envelope's running max)"
     loss_badge = _badge("PASS" if ok.get("envelope.epoch_loss", True) else "FAIL")
+    shadow_note = (
+        "<p class=\"note\">The port's free run left the reference's envelope while epoch 1 and every "
+        "re-synchronized step agreed; the reference trained on from the port's own epoch-1 parameters (its "
+        "shadow) follows the port within the same bound (checks shadow.params, shadow.epoch_loss), so the "
+        "plots below show the reference's own sensitivity, not a divergence of the port.</p>"
+        if m.get("shadowed")
+        else ""
+    )
     figs = [
         f"<figure><figcaption>Loss per epoch {loss_badge}<span>Same initial weights and batch order. Dark band: "
         "the spread of the reference's own float32 envelope runs; light band: how far the port may be.</span>"
@@ -387,6 +396,8 @@ def _train_charts(train: Mapping[str, Any]) -> list[str]:
         f"drift and the bound {bound}.</span></figcaption>{dist}</figure>",
     ]
     figs[0] = figs[0].replace("<figure>", '<figure id="training">', 1)
+    if shadow_note:
+        figs.insert(0, shadow_note)
     return figs
 
 
@@ -512,7 +523,9 @@ def report_body(report: Mapping[str, Any], heading: str = "h1", id_prefix: str =
         f"</figcaption>{ratio_chart('Worst error against tolerance per stage', _stage_rows(report))}</figure>"
         f"{_stage_table(report)}</section>"
     )
-    figs = _train_charts(stages["train"]) if "train" in stages else []
+    # Reports before 1.3 have no model record: the classifier's BCELoss.
+    loss_name = str(((report.get("config") or {}).get("model") or {}).get("loss", "BCELoss")).removesuffix("Loss")
+    figs = _train_charts(stages["train"], loss_name) if "train" in stages else []
     figs += _forward_chart(stages["forward"]) if "forward" in stages else []
     if figs:
         parts.append('<section id="plots"><h2>Training and forward pass</h2><div class="charts">' + "".join(figs))

@@ -237,7 +237,8 @@ def _regression(ctx: Context) -> StageResult:
         e2e.reason = f"mean test MSE {np.mean(port_mses):.4g} (port) vs {np.mean(ref_mses):.4g} (reference); allowed gap {allowed:.3g}"
     checks.append(e2e)
     hint = "; ".join(c.summary() for c in checks if not c.passed)
-    return result("metrics", checks, hint, mse_ref=ref_mses, mse_port=port_mses)
+    mae = float(np.mean(np.abs(ref_pred.astype(np.float64) - y)))
+    return result("metrics", checks, hint, mse_ref=ref_mses, mse_port=port_mses, mae_ref=mae)
 
 
 STAGE = Stage("metrics", "accuracy from the same weights; independent runs compared statistically", run)

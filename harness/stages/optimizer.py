@@ -12,6 +12,7 @@ from harness.compare import compare, compare_names, compare_value
 from harness.diagnosis import steps
 from harness.diagnosis.optimizer import Case, advice, diagnose
 from harness.stages.base import Context, Stage, StageResult, result
+from harness.tolerances import for_update
 
 WARM_STEPS = 5
 
@@ -63,7 +64,8 @@ def run(ctx: Context) -> StageResult:
                     continue
                 checks.append(compare(f"{case}.{k}", ref_new[k], got[k], tol))
                 if k in trainable:
-                    checks.append(compare(f"{case}.{k}.update", ref_new[k] - params[k], got[k] - params[k], tol_update))
+                    tu = for_update(tol_update, params[k])
+                    checks.append(compare(f"{case}.{k}.update", ref_new[k] - params[k], got[k] - params[k], tu))
                     for slot in ref.slots:
                         theirs = (got_state.get(slot) or {}).get(k)
                         if theirs is None:

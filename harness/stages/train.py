@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness import progress
 from harness.compare import ArrayDiff, compare, summary_stats
 from harness.diagnosis import Cause
 from harness.diagnosis.train import diagnose_boundary, diagnose_loop, localize, localize_at
 from harness.stages.base import Context, Stage, StageResult, result
-from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR
+from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR, per_tensor
 
 RESYNC_STEPS = 64
 
@@ -156,41 +157,55 @@ def run(ctx: Context) -> StageResult:
                 running=False,
             )
         )
-    # Re-synchronized single steps: one step's error, no compounding, so the tight tolerance applies.
+    # Re-synchronized single steps: one step's error, no compounding, so the tight tolerance applies. Each
+    # is split in two: the port's gradients at the reference's parameters (against the reference's, with
+    # backward's rule), and the port's optimizer step from those gradients (against the reference's step
+    # from the same gradients). Compared whole, a parameter whose true gradient is zero (a bias that a
+    # BatchNorm after it cancels: its gradient is rounding noise) moves by about lr on either side in a
+    # direction the noise picks, since Adam normalizes the step: measured on the digits model, fc2.bias
+    # differed by 8e-4 after one re-synchronized step while both gradients agreed to 1e-8.
     # Trainable parameters only: buffers (BatchNorm's statistics) come from the forward, not the step.
     names = ctx.reference.param_names
-    trainable = set(names)
+    tb = ctx.tol("backward")
 
-    def step(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], state: dict | None) -> np.ndarray:
-        new, _ = ctx.port.optimizer_step(params, {k: v for k, v in grads.items() if k in trainable}, state)
-        return np.concatenate([new[n].ravel() for n in names])
-
-    resync = []
-    ref_resync = []
-    order = ctx.orders[0]
-    bs = cfg.batch_size
-    for k in range(min(RESYNC_STEPS, s)):
-        params = ref.init if k == 0 else ref.step_params[k - 1]
-        rows = order[k * bs : (k + 1) * bs]
-        _, grads = ctx.port.backward(params, p.x_train[rows], p.y_train[rows])
-        resync.append(step(params, grads, ref.step_states[k]))
-        ref_resync.append(np.concatenate([ref.step_params[k][n].ravel() for n in names]))
-    checks.append(compare("resync.params", np.stack(ref_resync), np.stack(resync), tr))
-    # The first step of every later epoch, re-synchronized the same way from the reference's parameters and
-    # Adam state after the epoch before: later weights (larger activations, saturated outputs) exercise the
-    # port's components where the first epoch's do not, and a component that differs only there is named.
-    starts_ref, starts_port = [], []
-    for e in range(1, len(ref.epoch_states)):
-        params, state = ref.epoch_params[e - 1], ref.epoch_states[e - 1]
-        rows = ctx.orders[e][:bs]
+    def resync(params: dict, state: dict | None, rows: np.ndarray) -> tuple[dict, dict, np.ndarray, np.ndarray]:
         xb, yb = p.x_train[rows], p.y_train[rows]
         _, rg = ctx.reference.backward(params, xb, yb)
-        ref_new, _ = ctx.reference.optimizer_step(params, {k: v for k, v in rg.items() if k in trainable}, state)
         _, pg = ctx.port.backward(params, xb, yb)
-        starts_ref.append(np.concatenate([ref_new[n].ravel() for n in names]))
-        starts_port.append(step(params, pg, state))
-    if starts_ref:
-        checks.append(compare("resync.epoch_starts", np.stack(starts_ref), np.stack(starts_port), tr))
+        pg = {k: pg[k] for k in names if k in pg}
+        got, _ = ctx.port.optimizer_step(params, pg, state)
+        want, _ = ctx.reference.optimizer_step(params, pg, state)
+        flat = [np.concatenate([d[n].ravel() for n in names]) for d in (want, got)]
+        return rg, pg, flat[0], flat[1]
+
+    def grad_checks(prefix: str, ref_g: list[dict], port_g: list[dict]) -> list[ArrayDiff]:
+        out = []
+        for n in names:
+            r = np.stack([g[n] for g in ref_g])
+            q = np.stack([g.get(n, np.full_like(g0[n], np.nan)) for g, g0 in zip(port_g, ref_g, strict=True)])
+            out.append(compare(f"{prefix}.{n}", r, q, per_tensor(tb, r)))
+        return out
+
+    order = ctx.orders[0]
+    bs = cfg.batch_size
+    runs = [
+        resync(ref.init if k == 0 else ref.step_params[k - 1], ref.step_states[k], order[k * bs : (k + 1) * bs])
+        for k in range(min(RESYNC_STEPS, s))
+    ]
+    checks += grad_checks("resync.grads", [r[0] for r in runs], [r[1] for r in runs])
+    checks.append(compare("resync.params", np.stack([r[2] for r in runs]), np.stack([r[3] for r in runs]), tr))
+    # The first step of every later epoch, re-synchronized the same way from the reference's parameters and
+    # optimizer state after the epoch before: later weights (larger activations, saturated outputs) exercise
+    # the port's components where the first epoch's do not, and a component that differs only there is named.
+    starts = [
+        resync(ref.epoch_params[e - 1], ref.epoch_states[e - 1], ctx.orders[e][:bs])
+        for e in range(1, len(ref.epoch_states))
+    ]
+    if starts:
+        checks += grad_checks("resync.epoch_start_grads", [r[0] for r in starts], [r[1] for r in starts])
+        checks.append(
+            compare("resync.epoch_starts", np.stack([r[2] for r in starts]), np.stack([r[3] for r in starts]), tr)
+        )
     # Free-running, against the envelope, epoch by epoch.
     epochs = len(ref.epoch_params)
     d_ref_env = np.array(
@@ -202,12 +217,18 @@ def run(ctx: Context) -> StageResult:
     checks.append(
         envelope_check("envelope.epoch_loss", ref.epoch_loss, d_loss, np.asarray(port["epoch_loss"]), ENVELOPE_FLOOR)
     )
+    shadow = _shadow(ctx, checks, d_ref_env, d_loss)
+    if shadow:
+        checks = [c for c in checks if not c.name.startswith("envelope.")] + shadow
     hint, causes = _diagnose(ctx, checks, step_loss) if ctx.reference.linear_chain else _evidence(checks)
     return result(
         "train",
         checks,
         hint,
         diagnosis=[c.to_dict() for c in causes],
+        # Since 1.3: the free run was judged against the reference trained on from the port's epoch-1
+        # parameters (its shadow, _shadow) instead of the reference's own run.
+        shadowed=bool(shadow),
         epoch_loss_ref=[float(v) for v in ref.epoch_loss],
         epoch_loss_port=[float(v) for v in port["epoch_loss"]],
         max_param_diff_port=[float(v) for v in d_ref_port],
@@ -219,10 +240,47 @@ def run(ctx: Context) -> StageResult:
     )
 
 
+def _shadow(ctx: Context, checks: list[ArrayDiff], d_env: np.ndarray, d_loss: np.ndarray) -> list[ArrayDiff]:
+    """When only the free run leaves the envelope, while epoch 1 agrees step by step and every
+    re-synchronized step agrees: the reference trained on from the port's own parameters after epoch 1
+    (with the reference's optimizer state there), the port's "shadow". A float32 trajectory is sensitive
+    to where it is, not only to how it steps: one legitimate rounding difference can send it along
+    another path that the reference itself, started there, follows too. The port's later epochs are then
+    judged against its shadow with the same envelope rule; if they pass, the divergence is the reference's
+    own dynamics. Measured on the digits model (ndarray, seed 1): AdamW turned a 3e-9 difference in a
+    4.3e-8 gradient at step 1 into 1e-5 in fc2.weight; the port's per-step losses then left the reference
+    by up to 1.2e-3 (epoch loss 3.2e-5 at epoch 7, 2.3x its envelope), and torch, continued from the
+    port's parameters after that one step, reproduced the port's every later epoch to 1e-7.
+    Returns the shadow checks that replace the envelope checks, or [] (no shadow needed, or none holds)."""
+    envelope = [c for c in checks if c.name.startswith("envelope.")]
+    others = [c for c in checks if not c.name.startswith("envelope.")]
+    if all(c.passed for c in envelope) or not all(c.passed for c in others) or ctx.cfg.epochs < 2:
+        return []
+    ref, port, p = ctx.ref_trace, ctx.port_trace, ctx.prepared
+    with progress.current().epochs("reference from the port's epoch-1 parameters", ctx.cfg.epochs - 1) as on_epoch:
+        shadow = ctx.reference.train(
+            p.x_train, p.y_train, port["epoch_params"][0], ctx.orders[1:], 0, on_epoch, init_state=ref.epoch_states[0]
+        )
+    params = [ref.epoch_params[0], *shadow.epoch_params]
+    losses = np.concatenate([ref.epoch_loss[:1], shadow.epoch_loss])
+    epochs = len(params)
+    d_port = np.array([_max_diff(params[e], port["epoch_params"][e]) for e in range(epochs)])
+    out = [
+        envelope_check("shadow.params", np.zeros(epochs), d_env, d_port, ENVELOPE_FLOOR),
+        envelope_check("shadow.epoch_loss", losses, d_loss, np.asarray(port["epoch_loss"]), ENVELOPE_FLOOR),
+    ]
+    return out if all(c.passed for c in out) else []
+
+
 def _evidence(checks: list[ArrayDiff]) -> tuple[str, list[Cause]]:
     """A model without a training-loop catalogue: where it first diverges, without a cause."""
     first = next((c for c in checks if not c.passed), None)
-    return ("", []) if first is None else (f"no candidate catalogue for this model; {first.summary()}", [])
+    if first is None:
+        return "", []
+    return (
+        f"no candidate cause reproduces it (the training-loop catalogue models the built-in classifier); "
+        f"{first.summary()}"
+    ), []
 
 
 def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> tuple[str, list[Cause]]:

@@ -17,7 +17,7 @@ fn pack(t: &NamedTensor) -> burn_pack::Tensor {
     burn_pack::Tensor::new(t.name.clone(), dtype, shape, None, bytes)
 }
 
-fn unpack(t: burn_pack::Tensor) -> Result<NamedTensor> {
+pub(crate) fn unpack(t: burn_pack::Tensor) -> Result<NamedTensor> {
     let (name, dtype, shape, _, bytes) = t
         .into_parts()
         .map_err(|e| PortError::Shape(format!("cannot read a tensor of the model: {e}")))?;

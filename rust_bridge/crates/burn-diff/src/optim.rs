@@ -5,19 +5,24 @@
 //!
 //! Burn names each parameter's state `{param_id}.momentum.moment_1` / `moment_2` with the step
 //! count in the scalar `{param_id}.momentum.time` (burn-optim/src/optim/adam.rs,
-//! `AdaptiveMomentumState`); PyTorch calls them `exp_avg`, `exp_avg_sq` and `step`.
+//! `AdaptiveMomentumState`); PyTorch calls them `exp_avg`, `exp_avg_sq` and `step`. Burn's AdamW
+//! records the same state under the same names.
+//!
+//! A model with buffers (tensors no optimizer updates: BatchNorm's running statistics, which
+//! Burn's module visitors see like parameters) uses the `_except` variants, which take the
+//! buffers' PyTorch names: gradients and optimizer slots then cover the trainable parameters only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::burn_pack::{self, Reader, Scalar, Writer};
-use burn::store::ModuleSnapshot;
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::contract::OptimState;
 use crate::error::{shape, PortError, Result};
-use crate::layout::{burn_layout, to_burn, torch_layout, torch_params, values};
+use crate::layout::{burn_layout, to_burn, torch_layout, torch_params, unpack, values};
 use crate::tensor::{NamedTensor, Params};
 
 /// PyTorch's names of Adam's slots and Burn's field names for them.
@@ -41,12 +46,30 @@ fn name_to_id<M: ModuleSnapshot>(model: &M) -> BTreeMap<String, u64> {
 
 /// Gradients (PyTorch layout, by name) as Burn's `GradientsParams` for `model`.
 pub fn gradients<M: ModuleSnapshot + Clone>(model: &M, grads: &Params) -> Result<GradientsParams> {
-    let burn = burn_layout(model, grads)?;
+    gradients_except(model, grads, &[])
+}
+
+/// [`gradients`] for a model with buffers: tensors the model holds and no optimizer updates, named
+/// by their PyTorch names in `buffers` (BatchNorm's `running_mean` and `running_var`: Burn keeps
+/// them as `RunningState`, which module visitors see like parameters, burn-core
+/// src/module/param/running.rs). `grads` must hold every other tensor of the model; a buffer it
+/// holds is ignored. No gradient is registered for a buffer, so `ModuleOptimizer::step` leaves it
+/// as it is.
+pub fn gradients_except<M: ModuleSnapshot + Clone>(
+    model: &M,
+    grads: &Params,
+    buffers: &[&str],
+) -> Result<GradientsParams> {
+    let skip = buffer_ids(model, buffers)?;
+    let burn = burn_layout(model, &fill_torch_buffers(model, grads, buffers)?)?;
     let ids = name_to_id(model);
     let device = first_device(model);
     let mut out = GradientsParams::new();
     for t in &burn.0 {
         let id = ids[&t.name];
+        if skip.contains(&id) {
+            continue;
+        }
         match t.shape.len() {
             1 => out.register::<1>(id.into(), to_burn(t, &device)?),
             2 => out.register::<2>(id.into(), to_burn(t, &device)?),
@@ -61,16 +84,94 @@ pub fn gradients<M: ModuleSnapshot + Clone>(model: &M, grads: &Params) -> Result
     Ok(out)
 }
 
+/// The ids of the model's tensors named (PyTorch names) in `buffers`; a name the model does not
+/// have is a [`PortError::Shape`].
+fn buffer_ids<M: ModuleSnapshot>(model: &M, buffers: &[&str]) -> Result<BTreeSet<u64>> {
+    if buffers.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let torch: BTreeMap<String, u64> = model
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+        .into_iter()
+        .filter_map(|t| t.param_id.map(|id| (t.name.clone(), id)))
+        .collect();
+    buffers
+        .iter()
+        .map(|b| {
+            torch
+                .get(*b)
+                .copied()
+                .ok_or_else(|| PortError::Shape(format!("the model has no buffer '{b}'")))
+        })
+        .collect()
+}
+
+/// `params` (PyTorch layout) without the named buffers, then with the model's own value of each:
+/// what the layout conversions, which need every tensor of the model, accept.
+///
+/// The own value, not zeros or a placeholder: the conversions load into `model.clone()`, and a
+/// clone shares its `RunningState` values with the original (an `Arc<Mutex<_>>`, burn-core
+/// src/module/param/running.rs:42-47), so whatever a buffer is given is written into the model's
+/// own running statistics.
+fn fill_torch_buffers<M: ModuleSnapshot>(
+    model: &M,
+    params: &Params,
+    buffers: &[&str],
+) -> Result<Params> {
+    if buffers.is_empty() {
+        return Ok(params.clone());
+    }
+    let own = torch_params(model)?;
+    let mut out: Vec<NamedTensor> = params
+        .0
+        .iter()
+        .filter(|t| !buffers.contains(&t.name.as_str()))
+        .cloned()
+        .collect();
+    for b in buffers {
+        out.push(own.require(b)?.clone());
+    }
+    Ok(Params(out))
+}
+
+/// `params` without the named buffers.
+fn drop_buffers(params: Params, buffers: &[&str]) -> Params {
+    Params(
+        params
+            .0
+            .into_iter()
+            .filter(|t| !buffers.contains(&t.name.as_str()))
+            .collect(),
+    )
+}
+
 /// Burn's gradients of `model` in PyTorch's layout, by name.
 pub fn gradients_to_torch<M: ModuleSnapshot + Clone>(
     model: &M,
     grads: &GradientsParams,
 ) -> Result<Params> {
+    gradients_to_torch_except(model, grads, &[])
+}
+
+/// [`gradients_to_torch`] for a model with buffers (see [`gradients_except`]): the trainable
+/// parameters' gradients only, without the buffers' entries.
+pub fn gradients_to_torch_except<M: ModuleSnapshot + Clone>(
+    model: &M,
+    grads: &GradientsParams,
+    buffers: &[&str],
+) -> Result<Params> {
+    let skip = buffer_ids(model, buffers)?;
     let mut burn = Vec::new();
     for snapshot in model.collect(None, None, true) {
         let Some(id) = snapshot.param_id else {
             continue;
         };
+        if skip.contains(&id) {
+            // The buffer's own value stands in for the layout conversion (see
+            // `fill_torch_buffers`), then goes.
+            burn.push(unpack(snapshot)?);
+            continue;
+        }
         let dims = snapshot.shape.to_vec();
         let values = match dims.len() {
             1 => grads.get::<1>(id.into()).map(values),
@@ -90,7 +191,7 @@ pub fn gradients_to_torch<M: ModuleSnapshot + Clone>(
             values.unwrap_or_else(|| vec![0.0; n]),
         )?);
     }
-    torch_layout(model, &Params(burn))
+    Ok(drop_buffers(torch_layout(model, &Params(burn))?, buffers))
 }
 
 fn first_device<M: Module>(model: &M) -> burn::tensor::Device {
@@ -106,6 +207,19 @@ pub fn adam_state_to_torch<M: ModuleSnapshot + Clone>(
     optim: &ModuleOptimizer,
     model: &M,
 ) -> Result<OptimState> {
+    adam_state_to_torch_except(optim, model, &[])
+}
+
+/// [`adam_state_to_torch`] for a model with buffers (see [`gradients_except`]): the slots hold the
+/// trainable parameters only. Works for Burn's `AdamW` too: its state is the same
+/// `AdaptiveMomentumState` under the same field name, `momentum` (burn-optim
+/// src/optim/adamw.rs, `AdamWState`).
+pub fn adam_state_to_torch_except<M: ModuleSnapshot + Clone>(
+    optim: &ModuleOptimizer,
+    model: &M,
+    buffers: &[&str],
+) -> Result<OptimState> {
+    let skip = buffer_ids(model, buffers)?;
     let bytes = optim.into_bytes().map_err(record_error)?;
     let reader = Reader::from_bytes(bytes).map_err(record_error)?;
     let names = param_names(model);
@@ -143,8 +257,20 @@ pub fn adam_state_to_torch<M: ModuleSnapshot + Clone>(
             .push(NamedTensor::new(pname.clone(), dims, data)?);
     }
     let mut out = Vec::new();
-    for (slot, burn) in slots {
-        out.push((slot, torch_layout(model, &Params(burn))?));
+    for (slot, mut burn) in slots {
+        // A buffer has no state; its own value stands in for the layout conversion (see
+        // `fill_torch_buffers`), then goes.
+        if !skip.is_empty() {
+            for t in model.collect(None, None, true) {
+                if t.param_id.is_some_and(|id| skip.contains(&id))
+                    && !burn.iter().any(|b| b.name == t.name)
+                {
+                    burn.push(unpack(t)?);
+                }
+            }
+        }
+        let torch = torch_layout(model, &Params(burn))?;
+        out.push((slot, drop_buffers(torch, buffers)));
     }
     Ok(OptimState { step, slots: out })
 }
@@ -158,14 +284,17 @@ fn scalar_u64(s: &Scalar) -> u64 {
     }
 }
 
-/// Zero gradients for every parameter of `model`: one step with them gives an optimizer whose
-/// record has an entry for each parameter, the template that `with_state` fills in.
-struct ZeroGrads<'a>(&'a mut GradientsParams);
+/// Zero gradients for every parameter of `model` but the skipped ones (buffers): one step with them
+/// gives an optimizer whose record has an entry for each parameter, the template that `with_state`
+/// fills in.
+struct ZeroGrads<'a>(&'a mut GradientsParams, &'a BTreeSet<u64>);
 
 impl ModuleMapper for ZeroGrads<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let v = param.val();
-        self.0.register::<D>(param.id, v.zeros_like().inner());
+        if !self.1.contains(&param.id.val()) {
+            let v = param.val();
+            self.0.register::<D>(param.id, v.zeros_like().inner());
+        }
         param
     }
 }
@@ -180,9 +309,23 @@ pub fn with_adam_state<M: ModuleSnapshot + Clone>(
     model: &M,
     state: &OptimState,
 ) -> Result<ModuleOptimizer> {
+    with_adam_state_except(make, lr, model, state, &[])
+}
+
+/// [`with_adam_state`] for a model with buffers (see [`gradients_except`]): `state`'s slots hold
+/// the trainable parameters only, and the optimizer gets no state for a buffer. Works for Burn's
+/// `AdamW` too (see [`adam_state_to_torch_except`]).
+pub fn with_adam_state_except<M: ModuleSnapshot + Clone>(
+    make: impl Fn() -> ModuleOptimizer,
+    lr: f64,
+    model: &M,
+    state: &OptimState,
+    buffers: &[&str],
+) -> Result<ModuleOptimizer> {
+    let skip = buffer_ids(model, buffers)?;
     let mut template = make();
     let mut zero = GradientsParams::new();
-    let _ = model.clone().map(&mut ZeroGrads(&mut zero));
+    let _ = model.clone().map(&mut ZeroGrads(&mut zero, &skip));
     let _ = template.step(lr, model.clone(), zero);
     let reader =
         Reader::from_bytes(template.into_bytes().map_err(record_error)?).map_err(record_error)?;
@@ -190,8 +333,9 @@ pub fn with_adam_state<M: ModuleSnapshot + Clone>(
     let mut burn_slots = BTreeMap::new();
     for (slot, field) in SLOTS {
         let torch = state.slot(slot)?;
-        torch.check_like(&torch_params(model)?, &format!("state['{slot}']"))?;
-        for t in burn_layout(model, torch)?.0 {
+        let expected = drop_buffers(torch_params(model)?, buffers);
+        torch.check_like(&expected, &format!("state['{slot}']"))?;
+        for t in burn_layout(model, &fill_torch_buffers(model, torch, buffers)?)?.0 {
             burn_slots.insert((t.name.clone(), format!("momentum.{field}")), t);
         }
     }

@@ -50,11 +50,31 @@ impl Kind {
 /// The first broken rule of one column: its row (0-based among the records) and the message.
 type Problem = (usize, String);
 
+/// What the label column holds: csvcheck.py's `task`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// K2: 0/1 or true/false.
+    Binary,
+    /// K3: class indices, integers from 0.
+    Multiclass,
+}
+
 /// Loads `path`, taking `label` as the target column and every other column as a feature.
 ///
 /// Follows the harness's shared CSV rules (`harness/csvcheck.py`): any file the rules reject is an
 /// input error with csvcheck.py's one-line message, so the port and the harness say the same thing.
 pub fn read_csv(path: &Path, label: &str) -> Result<Table> {
+    read(path, label, Target::Binary)
+}
+
+/// [`read_csv`] for a multiclass label (csvcheck.py's `read(path, label, "multiclass")`, rule K3):
+/// every label cell is a class index, a number equal to an integer in `0..2^24` (not a boolean),
+/// read as that index.
+pub fn read_csv_multiclass(path: &Path, label: &str) -> Result<Table> {
+    read(path, label, Target::Multiclass)
+}
+
+fn read(path: &Path, label: &str, target: Target) -> Result<Table> {
     let shown = path.display().to_string();
     let raw = read_bytes(path, &shown)?;
     let text = decode(&raw, &shown)?;
@@ -109,7 +129,7 @@ pub fn read_csv(path: &Path, label: &str) -> Result<Table> {
     if numbers.is_empty() {
         return input(format!("data file '{shown}' has a header but no rows"));
     }
-    table(&names, li, label, &cells, &numbers)
+    table(&names, li, label, &cells, &numbers, target)
 }
 
 /// F1: a regular, readable file, its whole content.
@@ -354,6 +374,7 @@ fn table(
     label: &str,
     cells: &[Cow<str>],
     numbers: &[usize],
+    target: Target,
 ) -> Result<Table> {
     let width = names.len();
     let n = numbers.len();
@@ -366,7 +387,11 @@ fn table(
     for j in 0..width {
         let col = column(j);
         let result = if j == li {
-            label_column(&col).map(|v| labels = v)
+            match target {
+                Target::Binary => label_column(&col),
+                Target::Multiclass => class_column(&col),
+            }
+            .map(|v| labels = v)
         } else {
             feature_column(&col).map(|(kind, v)| {
                 dtypes.push(kind.dtype().to_string());
@@ -470,6 +495,26 @@ fn label_column(col: &[&str]) -> std::result::Result<Vec<f32>, Problem> {
         Some(p) => Err(p),
         None => Ok(values),
     }
+}
+
+/// K3 (multiclass): the label column's class indices, or its first problem in row order: a cell
+/// that is not a number, or a number that is not a class index (csvcheck.py's `_target_column`).
+fn class_column(col: &[&str]) -> std::result::Result<Vec<f32>, Problem> {
+    let mut values = Vec::with_capacity(col.len());
+    for (i, token) in col.iter().enumerate() {
+        let (kind, v) = classify(token).map_err(|msg| (i, msg))?;
+        if kind == Kind::Bool || v.fract() != 0.0 || !(0.0..16_777_216.0).contains(&v) {
+            return Err((
+                i,
+                format!(
+                    "{} is not a class index; a multiclass label is an integer from 0",
+                    show(token)
+                ),
+            ));
+        }
+        values.push(v as f32);
+    }
+    Ok(values)
 }
 
 /// A label cell's value by K2, or the problem with it.

@@ -294,6 +294,31 @@ def test_train_gradient_accumulation(one_epoch) -> None:
     ]
 
 
+def test_train_given_initial_weights_ignored(one_epoch) -> None:
+    """The port draws its own initialization (torch's default init from another seed) and reports it."""
+    cfg, p, ref = one_epoch
+    torch.manual_seed(99)
+    model = ref_model.Classifier(p.x_train.shape[1])
+    own = ref_model.get_params(model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    x, y = torch.from_numpy(p.x_train), torch.from_numpy(p.y_train)
+    losses = []
+    for s in range(0, len(p.y_train), 32):
+        idx = torch.from_numpy(ref.orders[0][s : s + 32])
+        opt.zero_grad()
+        loss = F.binary_cross_entropy(model(x[idx]).squeeze(1), y[idx])
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    port = {"step_loss": np.asarray(losses, dtype=np.float32), "epoch_loss": [float(np.mean(losses))], "init": own}
+    tol = Context(cfg).tol("train.step_loss")
+    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, len(losses), tol)
+    assert [c.cause for c in found][:1] == ["train.init_ignored"]
+    # Control: the same run reporting the reference's init (a port that lies about it) is not explained so.
+    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, {**port, "init": ref.init}, cfg, len(losses), tol)
+    assert "train.init_ignored" not in [c.cause for c in found]
+
+
 def test_train_no_shuffle_and_an_unexplained_loop(one_epoch) -> None:
     cfg, p, ref = one_epoch
     n = len(p.y_train)

@@ -105,6 +105,16 @@ def diagnose_loop(
             return float("inf")
         return float(ratios(all_steps[:full], ref.step_loss[:full], tol).max())
 
+    def own_init_err() -> float:
+        """The port trained from the initialization it reports (its own, the given one ignored): the
+        reference replayed from there reproduces its first steps."""
+        own = port.get("init") or {}
+        if set(own) != set(ref.init) or all(np.array_equal(own[k], ref.init[k]) for k in own):
+            return float("inf")
+        own = {k: np.asarray(v, dtype=np.float32) for k, v in own.items()}
+        rep = ref_train.train(x, y, own, ref.orders[:1], cfg.with_(epochs=1), record_steps=0)
+        return float(ratios(got_steps[:first_k], rep.step_loss[:first_k], tol).max())
+
     def accumulated_err(k: int) -> float:
         rep = _accumulated(x, y, ref.init, ref.orders[0], cfg, k, first_k)
         return float(ratios(got_steps[:first_k], rep, tol).max())
@@ -120,6 +130,13 @@ def diagnose_loop(
     ]
     found.append(
         Candidate("train.no_shuffle", "batches taken in file order (no shuffling)", lambda _: unshuffled_err())
+    )
+    found.append(
+        Candidate(
+            "train.init_ignored",
+            "the given initial weights ignored (the port trained from its own initialization)",
+            lambda _: own_init_err(),
+        )
     )
     found.append(
         Candidate(

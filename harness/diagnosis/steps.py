@@ -19,18 +19,29 @@ from harness.config import RunConfig
 from harness.diagnosis import Candidate, Cause, Param, explain, ratio
 from harness.diagnosis.optimizer import Case
 from harness.reference.reference import Reference
+from harness.tolerances import for_update
 
 
 def _error(reference: Reference, cfg: RunConfig, cases: list[Case], tol: Tolerance, tol_update: Tolerance) -> float:
+    """The replay's worst error in torch's arithmetic, or in Burn's (adam_f32.py) where that is closer: a
+    port's legitimate float32 arithmetic must not hide the change it made (measured: Adam with L2 as
+    Burn computes it was 0.96 of the tolerance from torch's Adam with L2 on the digits model's step 6)."""
     ref = reference.with_cfg(cfg)
+    errors = [_worst(ref, cases, tol, tol_update, False)]
+    if cfg.optimizer in ("Adam", "AdamW") and errors[0] > 1:
+        errors.append(_worst(ref, cases, tol, tol_update, True))
+    return min(errors)
+
+
+def _worst(ref: Reference, cases: list[Case], tol: Tolerance, tol_update: Tolerance, float32_adam: bool) -> float:
     worst = 0.0
     for c in cases:
-        new, state = ref.optimizer_step(c.params, c.grads, c.state)
-        for k in reference.param_names:
+        new, state = ref.optimizer_step(c.params, c.grads, c.state, float32_adam)
+        for k in ref.param_names:
             worst = max(
                 worst,
                 ratio(new[k], c.got[k], tol),
-                ratio(new[k] - c.params[k], c.got[k] - c.params[k], tol_update),
+                ratio(new[k] - c.params[k], c.got[k] - c.params[k], for_update(tol_update, c.params[k])),
                 *(ratio(state[s][k], (c.got_state.get(s) or {}).get(k, np.nan), tol) for s in ref.slots),
             )
     return worst

@@ -21,14 +21,15 @@ from harness.reference.structure import powi
 __all__ = ["Float32Adam", "Float32AdamW", "powi"]
 
 
-def _moments(state: dict, p: torch.Tensor, b1: np.float32, b2: np.float32) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _moments(
+    state: dict, p: torch.Tensor, g: torch.Tensor, b1: np.float32, b2: np.float32
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Both moments updated in place with float32 betas (Burn holds them as f32: 1 - 0.999f32 is
     0.00099998713), and the step count; torch's slot names, so the state loads like torch's."""
-    g = p.grad
-    assert g is not None
     if not state:
         state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-    state["step"] += 1
+    # A state loaded in torch's format holds the step as a float tensor.
+    state["step"] = int(state["step"]) + 1
     m, v = state["exp_avg"], state["exp_avg_sq"]
     m.mul_(float(b1)).add_(g * float(np.float32(1) - b1))
     v.mul_(float(b2)).add_(g.square() * float(np.float32(1) - b2))
@@ -36,14 +37,13 @@ def _moments(state: dict, p: torch.Tensor, b1: np.float32, b2: np.float32) -> tu
 
 
 class Float32Adam(torch.optim.Optimizer):
-    """Adam with float32 bias corrections and epsilon scaled by sqrt(1 - beta2^t)."""
+    """Adam with float32 bias corrections and epsilon scaled by sqrt(1 - beta2^t); weight decay as Burn's
+    WeightDecay adds it, p x penalty + g in float32 before the moments (burn-optim src/optim/decay.rs)."""
 
     def __init__(
         self, params: Iterable[torch.Tensor], lr: float, betas: tuple[float, float], eps: float, weight_decay: float
     ) -> None:
-        if weight_decay:
-            raise ValueError("Float32Adam models the reference's Adam without weight decay")
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
@@ -53,7 +53,10 @@ class Float32Adam(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                m, v, t = _moments(self.state[p], p, b1, b2)
+                g = p.grad
+                if group["weight_decay"]:
+                    g = p * float(np.float32(group["weight_decay"])) + g
+                m, v, t = _moments(self.state[p], p, g, b1, b2)
                 bc2_sqrt = np.sqrt(np.float32(1) - powi(b2, t), dtype=np.float32)
                 factor = np.float32(bc2_sqrt / (np.float32(1) - powi(b1, t)))
                 update = m * float(factor) / (v.sqrt() + float(np.float32(eps * bc2_sqrt)))
@@ -81,7 +84,7 @@ class Float32AdamW(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                m, v, t = _moments(self.state[p], p, b1, b2)
+                m, v, t = _moments(self.state[p], p, p.grad, b1, b2)
                 m_hat = m / float(np.float32(1) - powi(b1, t))
                 v_hat = v / float(np.float32(1) - powi(b2, t))
                 delta = m_hat / (v_hat.sqrt() + float(eps))

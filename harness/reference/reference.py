@@ -383,10 +383,13 @@ class Reference:
                 entry["step"] = torch.tensor(float(state["step"]))
             opt.state[p] = entry
 
-    def optimizer_step(self, params: Params, grads: Params, state: dict | None) -> tuple[Params, dict]:
-        """One optimizer step from explicit parameters, gradients and state; buffers pass through."""
+    def optimizer_step(
+        self, params: Params, grads: Params, state: dict | None, float32_adam: bool = False
+    ) -> tuple[Params, dict]:
+        """One optimizer step from explicit parameters, gradients and state; buffers pass through.
+        `float32_adam`: with Burn's Adam or AdamW arithmetic (adam_f32.py)."""
         model = self.build(params)
-        opt = self.make_optimizer(model)
+        opt = self.make_optimizer(model, float32_adam)
         for name, p in model.named_parameters():
             p.grad = torch.from_numpy(np.array(grads[name], dtype=np.float32))
         self.load_optimizer_state(model, opt, state)

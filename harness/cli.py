@@ -487,10 +487,25 @@ _register_diff_commands()
 
 
 @faults_app.command("list")
-def faults_list() -> None:
-    """The fault catalogue: name, stage, description, fix."""
+def faults_list(config: ConfigOpt = None) -> None:
+    """The fault catalogue: name, stage, description, fix (with --config: the port command's own faults)."""
     from harness.port import available_faults
 
+    if config is not None:
+        from harness.faults import port_catalogue
+
+        _, cmd, _ = _config_file(config, frozenset(), {})
+        if not cmd:
+            fail(f"{config} names no port command ([port] cmd)")
+        try:
+            own = port_catalogue(cmd)
+        except HarnessError as e:
+            fail(str(e))
+        table = Table("fault", "stage", "cause it must be diagnosed as", "what goes wrong", show_lines=True)
+        for f in own:
+            table.add_row(f["name"], f["stage"], f["cause"] or "-", f["description"])
+        console.print(table)
+        return
     table = Table("fault", "stage", "what goes wrong", "fix in Burn", show_lines=True)
     for f in available_faults():
         table.add_row(f["name"], f["stage"], f["description"], f["fix"])

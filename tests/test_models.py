@@ -320,3 +320,28 @@ def test_a_regression_model_with_sgd_passes_against_itself(tmp_path: Path, stage
     assert r.status == "PASS", r.hint
     if stage is optimizer:
         assert any(c.name.endswith("momentum_buffer") for c in r.checks)
+
+
+@pytest.mark.parametrize(
+    ("task", "cell", "message"),
+    [
+        ("multiclass", "1.5", "'1.5' is not a class index; a multiclass label is an integer from 0"),
+        ("multiclass", "-1", "'-1' is not a class index; a multiclass label is an integer from 0"),
+        ("multiclass", "true", "'true' is not a class index; a multiclass label is an integer from 0"),
+        ("regression", "abc", "'abc' is not a number or true/false"),
+    ],
+)
+def test_labels_follow_the_task(tmp_path: Path, task: str, cell: str, message: str) -> None:
+    from harness import csvcheck
+
+    good = tmp_path / "good.csv"
+    good.write_text("a,y\n1,0\n2,7\n3,2\n")
+    assert list(csvcheck.read(good, "y", "multiclass").labels) == [0.0, 7.0, 2.0]
+    assert list(csvcheck.read(good, "y", "regression").labels) == [0.0, 7.0, 2.0]
+    with pytest.raises(HarnessError, match="the label must be binary"):
+        csvcheck.read(good, "y")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"a,y\n1,0\n2,{cell}\n")
+    with pytest.raises(HarnessError) as e:
+        csvcheck.read(bad, "y", task)
+    assert str(e.value) == f"line 3, column 'y': {message}"

@@ -1258,4 +1258,19 @@ mod tests {
         assert!(is_printable(' ') && is_printable('\u{301}') && is_printable('"'));
         assert!(!is_printable('\u{a0}') && !is_printable('\u{200c}') && !is_printable('\u{ad}'));
     }
+
+    #[test]
+    fn multiclass_labels_are_class_indices() {
+        let f = TempCsv::new(format!("{H}1,2,0\n3,4,9\n5,6,2.0\n"));
+        let t = read_csv_multiclass(&f.0, "label").unwrap();
+        assert_eq!(t.labels, vec![0.0, 9.0, 2.0]);
+        // The binary reader refuses the same file: a third class.
+        assert!(read_csv(&f.0, "label").is_err());
+        for bad in ["1.5", "-1", "true", "nan"] {
+            let f = TempCsv::new(format!("{H}1,2,0\n3,4,{bad}\n"));
+            let err = read_csv_multiclass(&f.0, "label").unwrap_err().to_string();
+            assert!(err.starts_with("line 3, column 'label'"), "{bad}: {err}");
+            assert!(!err.contains('\n'), "{err:?}");
+        }
+    }
 }

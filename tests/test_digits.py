@@ -123,3 +123,24 @@ def test_the_envelope_models_burns_adamw_arithmetic() -> None:
 
     burn_like, torch_own = dist(got, torch_run(True)), dist(got, torch_run(False))
     assert burn_like < 3e-8 and torch_own > 10 * burn_like, (burn_like, torch_own)
+
+
+@needs_port
+def test_a_trajectory_the_reference_itself_follows_is_judged_against_its_shadow() -> None:
+    """ndarray, seed 1: one legitimate rounding difference (a 4.3e-8 gradient, comparable to AdamW's eps)
+    sends the faithful port along another path; the reference, trained on from the port's epoch-1
+    parameters, follows it (docs/models.md). The negative control is the classifier's grad-clip fault in
+    tests/test_stages.py."""
+    from harness.pipeline import run_with
+    from harness.stages.base import Context
+
+    cfg = _cfg(seed=1, port_cmd=f"{shlex.quote(str(PORT))} --backend ndarray")
+    ctx = Context(cfg)
+    try:
+        train = run_with(ctx, ["train"]).results[0]
+    finally:
+        ctx.close()
+    names = [c.name for c in train.checks]
+    assert train.status == "PASS" and train.metrics["shadowed"] is True, train.hint
+    assert "shadow.params" in names and "shadow.epoch_loss" in names
+    assert not any(n.startswith("envelope.") for n in names)

@@ -146,3 +146,18 @@ def test_faults_check_rejects_a_diagnosis_that_misses_the_cause(faithful_run) ->
     assert _row("missing-relu", "forward", report, "fail", CAUSES["missing-relu"])["ok"]
     assert not _row("missing-relu", "forward", report, "fail", "forward.relu2.gelu")["ok"]
     assert not _row("missing-relu", "forward", report, "fail", "")["ok"]
+
+
+def test_the_shadow_does_not_forgive_a_loop_that_differs_late_in_epoch_one(faithful_run) -> None:
+    """Negative control of the train stage's shadow run (the positive case is in tests/test_digits.py):
+    a port that clips gradients differs only where clipping engages, after the first re-synchronized
+    steps, and leaves the envelope at epoch 3. Every step of epoch 1 is then re-synchronized, clipping
+    shows there, and the divergence stays a divergence."""
+    from harness.faults import share_reference
+
+    base, _ = faithful_run
+    ctx = Context(base.cfg.with_(fault="grad-clip"))
+    share_reference(base, ctx)
+    train = run_with(ctx, ["train"]).results[0]
+    assert train.status == "FAIL" and train.metrics["shadowed"] is False
+    assert any(c.name.startswith("envelope.") and not c.passed for c in train.checks)

@@ -73,9 +73,64 @@ def test_data(change: Callable, cause: str) -> None:
     assert res.status == "FAIL" and causes(res)[:1] == [cause], res.hint
 
 
+def _f16(x: np.ndarray) -> np.ndarray:
+    """float16 by torch's rounding (beyond 65504: inf)."""
+    return torch.from_numpy(x).to(torch.float16).to(torch.float64).numpy()
+
+
+def _bf16(x: np.ndarray) -> np.ndarray:
+    """bfloat16 by torch's own rounding (not the diagnosis's bit arithmetic)."""
+    return torch.from_numpy(x).to(torch.bfloat16).to(torch.float64).numpy()
+
+
+def _some_columns(to: Callable[[np.ndarray], np.ndarray], cols: list[int]) -> Callable:
+    def change(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = x.copy()
+        x[:, cols] = to(x[:, cols])
+        return x, y
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "cause", "says"),
+    [
+        (lambda x, y: (_f16(x), y), "data.float16_parse", "numbers parsed at float16"),
+        (lambda x, y: (_bf16(x), y), "data.bfloat16_parse", "numbers parsed at bfloat16"),
+        (lambda x, y: (np.trunc(x), y), "data.truncated_to_integer", "numbers parsed as integers (the fraction"),
+        (
+            _some_columns(np.trunc, [8, 17]),
+            "data.truncated_to_integer",
+            "columns feature9, feature18 parsed as integers (the fraction truncated)",
+        ),
+        (lambda x, y: (np.round(x, 3), y), "data.rounded_to_decimals", "numbers rounded to a fixed number of decimals"),
+    ],
+    ids=["float16", "bfloat16", "truncated", "two columns truncated", "3 decimals"],
+)
+def test_data_precision(change: Callable, cause: str, says: str) -> None:
+    res = stage("data", pandas_table(change))
+    assert res.status == "FAIL" and causes(res)[:1] == [cause], res.hint
+    assert res.diagnosis[0]["description"].startswith(says), res.diagnosis[0]["description"]
+    if cause == "data.rounded_to_decimals":
+        assert res.diagnosis[0]["parameters"] == {"decimals": 3.0}
+
+
+def test_data_rounding_and_truncation_told_apart_only_by_the_evidence() -> None:
+    # The bundled file's fractional columns all lie in [0, 1), below 0.5 but in feature18 (max 1.0, a
+    # whole number): rounding them gives what truncating gives, so both are named, truncation first.
+    res = stage("data", pandas_table(_some_columns(lambda c: np.floor(c + 0.5), [8])))
+    assert causes(res) == ["data.truncated_to_integer", "data.rounded_to_integer"], res.hint
+    assert all(d["description"].startswith("columns feature9 parsed as integers") for d in res.diagnosis)
+
+
 def test_data_unexplained() -> None:
-    res = stage("data", pandas_table(lambda x, y: (np.round(x, 1), y)))
+    # Every value nudged by one part in a million: no parse or type change gives it.
+    res = stage("data", pandas_table(lambda x, y: (x * (1 + 1e-6), y)))
     assert res.status == "FAIL" and causes(res) == [] and res.hint.startswith("no candidate cause reproduces")
+    # Control for the per-column rule: two columns truncated and a third nudged is not named a truncation.
+    change = _some_columns(np.trunc, [8, 17])
+    res = stage("data", pandas_table(lambda x, y: (change(x, y)[0] + np.eye(1, x.shape[1], 7) * 1e-3, y)))
+    assert res.status == "FAIL" and causes(res) == [], res.hint
 
 
 # split: sklearn's train_test_split with one change.

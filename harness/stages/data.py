@@ -36,7 +36,7 @@ def run(ctx: Context) -> StageResult:
     if all(c.passed for c in checks):
         return result("data", checks, rows=len(table.labels), features=len(table.feature_names))
     got_x, got_y = np.asarray(got["features"], dtype=np.float64), np.asarray(got["labels"], dtype=np.float64)
-    causes = diagnose(table.features, table.labels, got_x, got_y, tol)
+    causes = diagnose(table.features, table.labels, got_x, got_y, tol, table.feature_names)
     dt = [
         f"{n}: {a} vs {b}" for n, a, b in zip(table.feature_names, table.dtypes, got["dtypes"], strict=False) if a != b
     ]

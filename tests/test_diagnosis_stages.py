@@ -6,6 +6,7 @@ stage that no candidate explains, asserting that the diagnosis says so."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from harness.stages.base import Context
 from harness.tolerances import ENVELOPE_FACTOR
 
 CFG = RunConfig(data=BUNDLED_DATA)
+DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits" / "harness.toml"
 Params = dict[str, np.ndarray]
 
 
@@ -389,21 +391,74 @@ def test_train_no_shuffle_and_an_unexplained_loop(one_epoch) -> None:
     assert dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, steps, tol) == []
 
 
-# metrics: the port's accuracy on the reference's predictions, by another rule.
-def test_metrics() -> None:
+# metrics: the port's accuracy on the reference's own predictions, by another rule.
+def _metric_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     probs = rng.uniform(0, 1, 500).astype(np.float32)
     y = (rng.uniform(0, 1, 500) < probs).astype(np.float32)
+    return probs, y, (probs > 0.5) == (y > 0.5)
+
+
+def test_metrics_threshold_rules() -> None:
+    probs, y, correct = _metric_case()
     argmax = float(np.mean(np.argmax(probs[:, None], axis=1) == y))
     inverted = float(np.mean((probs <= 0.5) == (y > 0.5)))
-    assert [c.cause for c in dmetrics.diagnose(probs, y, 0.5, argmax)][:1] == ["metrics.argmax"]
-    assert [c.cause for c in dmetrics.diagnose(probs, y, 0.5, inverted)][:1] == ["metrics.inverted"]
-    correct = (probs > 0.5) == (y > 0.5)
-    batch_mean = float(np.mean([correct[i : i + 32].mean() for i in range(0, 500, 32)]))
-    assert [c.cause for c in dmetrics.diagnose(probs, y, 0.5, batch_mean)][:1] == ["metrics.batch_mean"]
+    for got, cause in [(argmax, "metrics.argmax"), (inverted, "metrics.inverted")]:
+        assert [c.cause for c in dmetrics.diagnose(correct, got, 32, 2000, probs, y, 0.5)][:1] == [cause]
     # An accuracy no rule gives (a threshold of 0.3): nothing named.
     other = float(np.mean((probs > 0.3) == (y > 0.5)))
-    assert dmetrics.diagnose(probs, y, 0.5, other) == []
+    assert dmetrics.diagnose(correct, other, 32, 2000, probs, y, 0.5) == []
+    # Without probabilities (a multiclass model) the threshold rules are not tried.
+    assert dmetrics.diagnose(correct, argmax, 32, 2000) == []
+
+
+@pytest.mark.parametrize(
+    ("metric", "cause"),
+    [
+        (lambda c: float(np.mean([c[i : i + 32].mean() for i in range(0, 500, 32)])), "metrics.batch_mean"),
+        (lambda c: int(c.sum()) / 499, "metrics.denominator_n_minus_1"),
+        (lambda c: int(c.sum()) / 501, "metrics.denominator_n_plus_1"),
+        (lambda c: int(c.sum()) / 512, "metrics.denominator_padded_batches"),
+        (lambda c: int(c.sum()) / 2000, "metrics.denominator_train_rows"),
+        (lambda c: int(c.sum()) / 2500, "metrics.denominator_all_rows"),
+        (lambda c: float(np.mean(c[:480])), "metrics.last_batch_dropped"),
+        (lambda c: int(c.sum()) / 16, "metrics.correct_per_batch"),
+        (lambda c: 100.0 * int(c.sum()) / 500, "metrics.percent"),
+        (lambda c: float(int(c.sum())), "metrics.count"),
+    ],
+    ids=["batch mean", "n-1", "n+1", "padded", "train rows", "all rows", "drop last", "per batch", "percent", "count"],
+)
+def test_metrics_counting_rules(metric: Callable[[np.ndarray], float], cause: str) -> None:
+    """500 test rows, batches of 32 (15 full, 20 left), 2000 training rows; the port's number written here."""
+    probs, y, correct = _metric_case()
+    got = metric(correct)
+    assert [c.cause for c in dmetrics.diagnose(correct, got, 32, 2000, probs, y, 0.5)] == [cause]
+    # The same rule counted one row off is not named (the rules are exact to half a row).
+    off = correct.copy()
+    off[np.flatnonzero(correct)[0]] = False
+    assert cause not in [c.cause for c in dmetrics.diagnose(correct, metric(off), 32, 2000, probs, y, 0.5)]
+
+
+def test_metrics_stage_names_a_denominator_on_a_multiclass_model() -> None:
+    """Through the stage's check: a port whose accuracy divides by n - 1, on the digits model's test rows."""
+    from harness.config import load_model_settings
+    from harness.stages.metrics import same_predictions
+
+    def accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+        right = np.asarray(pred, dtype=np.float32).reshape(len(y), -1).argmax(axis=1) == y
+        return int(right.sum()) / (len(y) - 1)
+
+    ctx = Context(RunConfig(**load_model_settings(DIGITS)), port=Port(accuracy=accuracy))
+    p = ctx.prepared
+    pred, acc = ctx.reference.evaluate(ctx.init, p.x_test, p.y_test)
+    _, checks, hints, found = same_predictions(ctx, pred, acc)
+    assert not checks[0].passed
+    assert [c.cause for c in found] == ["metrics.denominator_n_minus_1"], hints
+    assert "correct rows divided by n - 1" in hints[0]
+    # Control: the port's own argmax accuracy passes, and nothing is diagnosed.
+    ctx.port = Port(accuracy=lambda pred, y: float((pred.reshape(len(y), -1).argmax(axis=1) == y).mean()))
+    _, checks, hints, found = same_predictions(ctx, pred, acc)
+    assert checks[0].passed and found == [] and hints == []
 
 
 # The first epoch boundary: the port's free-running trace over two epochs, the reference's loop with one

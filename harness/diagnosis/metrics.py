@@ -1,24 +1,79 @@
 """Candidate causes for a metric that differs on the reference's own predictions: the reference's
 accuracy replayed with one change. Parameter-free only: the evidence is one number, and a fitted
-threshold could match any accuracy; an exact count k/n from a fixed rule is evidence.
+threshold or denominator could match any accuracy; an exact count k/n from a fixed rule is evidence.
+
+Two families: how a row is judged right (threshold rules, for a probability output), and how the right
+rows are counted (the denominator, batching, the unit).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from harness.diagnosis import Candidate, Cause, explain
+from harness.tolerances import METRIC_RULE_RTOL
 
-BATCH = 32
+# Each rule gives the port's number from the per-row correctness (bool [n]), the batch size and the
+# number of training rows, and the smallest change one row's verdict makes to it (the rule is judged to
+# half of that and to METRIC_RULE_RTOL: the same count of correct rows, whatever float arithmetic the
+# port used).
+CountRule = Callable[[np.ndarray, int, int], tuple[float, float]]
 
 
-def _batch_mean(correct: np.ndarray) -> float:
-    """The mean of per-batch accuracies (batches of 32): the last, smaller batch weighs as much as a full one."""
-    return float(np.mean([correct[i : i + BATCH].mean() for i in range(0, len(correct), BATCH)]))
+def _batch_mean(c: np.ndarray, b: int) -> tuple[float, float]:
+    """The mean of per-batch accuracies: the last, smaller batch weighs as much as a full one."""
+    means = [c[i : i + b].mean() for i in range(0, len(c), b)]
+    return float(np.mean(means)), 1 / (len(means) * min(b, len(c)))
 
 
-# Each rule gives an accuracy from the probabilities, the labels and the threshold.
-RULES = {
+def _share(k: float, d: float) -> tuple[float, float]:
+    return k / d, 1 / d
+
+
+def _batches(c: np.ndarray, b: int) -> int:
+    return -(-len(c) // b)
+
+
+def _dropped(c: np.ndarray, b: int) -> tuple[float, float]:
+    full = len(c) // b * b
+    return _share(c[:full].sum(), full) if len(c) % b and full else (np.nan, 1.0)
+
+
+COUNT_RULES: dict[str, tuple[str, CountRule]] = {
+    "batch_mean": (
+        "the mean of per-batch accuracies instead of correct rows over all rows",
+        lambda c, b, n_train: _batch_mean(c, b),
+    ),
+    "denominator_n_minus_1": ("correct rows divided by n - 1", lambda c, b, n_train: _share(c.sum(), len(c) - 1)),
+    "denominator_n_plus_1": ("correct rows divided by n + 1", lambda c, b, n_train: _share(c.sum(), len(c) + 1)),
+    "denominator_padded_batches": (
+        "correct rows divided by the number of batches times the batch size (the last batch counted full)",
+        lambda c, b, n_train: _share(c.sum(), _batches(c, b) * b),
+    ),
+    "denominator_train_rows": (
+        "correct test rows divided by the number of training rows",
+        lambda c, b, n_train: _share(c.sum(), n_train),
+    ),
+    "denominator_all_rows": (
+        "correct test rows divided by all rows (train and test)",
+        lambda c, b, n_train: _share(c.sum(), n_train + len(c)),
+    ),
+    "last_batch_dropped": (
+        "the last, partial batch left out of the evaluation (DataLoader drop_last)",
+        lambda c, b, n_train: _dropped(c, b),
+    ),
+    "correct_per_batch": (
+        "correct rows divided by the number of batches (a count per batch, not a share)",
+        lambda c, b, n_train: _share(c.sum(), _batches(c, b)),
+    ),
+    "percent": ("the accuracy in percent", lambda c, b, n_train: _share(100 * c.sum(), len(c))),
+    "count": ("the number of correct rows, not divided", lambda c, b, n_train: (float(c.sum()), 1.0)),
+}
+
+# Threshold rules, for a model whose output is a probability: from the probabilities, labels, threshold.
+THRESHOLD_RULES = {
     "argmax": (
         "accuracy as argmax over the [N, 1] output (every row predicted class 0)",
         lambda p, y, t: np.mean(y == 0),
@@ -32,21 +87,35 @@ RULES = {
         lambda p, y, t: np.mean((p < t) == (y > 0.5)),
     ),
     "all_positive": ("every row predicted class 1", lambda p, y, t: np.mean(y == 1)),
-    "batch_mean": (
-        f"the mean of per-batch accuracies (batches of {BATCH}) instead of correct rows over all rows",
-        lambda p, y, t: _batch_mean((p > t) == (y > 0.5)),
-    ),
 }
 
 
-def diagnose(probs: np.ndarray, y: np.ndarray, threshold: float, got: float) -> list[Cause]:
-    n = len(y)
+def diagnose(
+    correct: np.ndarray,
+    got: float,
+    batch_size: int,
+    n_train: int,
+    probs: np.ndarray | None = None,
+    y: np.ndarray | None = None,
+    threshold: float | None = None,
+) -> list[Cause]:
+    """`correct`: the reference's per-row verdict on its own predictions; `probs`, `y` and `threshold`
+    only for a probability output (the threshold rules)."""
+    correct = np.asarray(correct, dtype=bool)
+    n = len(correct)
 
-    def err(rule) -> float:
-        acc = float(rule(probs, y, threshold))
-        # Within half a row of the port's accuracy: the same number of correct rows (or, for a batch
-        # mean, the same value to float rounding).
-        return abs(acc - got) * n / 0.5
+    def err(value: float, step: float) -> float:
+        # Within half a row of the port's number, in the rule's own unit (a share, percent or a count).
+        allowed = min(0.5 * step, METRIC_RULE_RTOL * abs(value)) or 0.5 * step
+        return abs(value - got) / allowed if np.isfinite(value) else np.inf
 
-    found = [Candidate(f"metrics.{k}", what, lambda _, r=rule: err(r)) for k, (what, rule) in RULES.items()]
+    found = [
+        Candidate(f"metrics.{k}", what, lambda _, r=rule: err(*r(correct, batch_size, n_train)))
+        for k, (what, rule) in COUNT_RULES.items()
+    ]
+    if probs is not None and y is not None and threshold is not None:
+        found += [
+            Candidate(f"metrics.{k}", what, lambda _, r=rule: err(float(r(probs, y, threshold)), 1 / n))
+            for k, (what, rule) in THRESHOLD_RULES.items()
+        ]
     return explain(found, f"the port's accuracy on the reference's {n} predictions")

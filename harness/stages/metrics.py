@@ -8,6 +8,7 @@ from scipy.stats import t as student_t
 
 from harness import progress
 from harness.compare import ArrayDiff, compare
+from harness.diagnosis import Cause
 from harness.diagnosis.metrics import diagnose
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import END_TO_END_ACCURACY_PP, MCNEMAR_ALPHA, SEED_SPREAD_ALPHA
@@ -66,18 +67,14 @@ def end_to_end_verdict(gap_pp: float, b: int, c: int, predictions: int, spread_p
     return ("inconclusive" if gap_rows <= noise else "fail"), allowed
 
 
-def run(ctx: Context) -> StageResult:
-    p = ctx.prepared
-    cfg = ctx.cfg
-    x, y = p.x_test, p.y_test
-    final = ctx.ref_trace.final
-    ref = ctx.reference
-    if cfg.task == "regression":
-        return _regression(ctx)
-    ref_probs, ref_acc = ref.evaluate(final, x, y)
-    # The port's metric on the reference's own predictions: a metric bug, isolated from the model.
+def same_predictions(
+    ctx: Context, ref_probs: np.ndarray, ref_acc: float
+) -> tuple[float, list[ArrayDiff], list[str], list[Cause]]:
+    """The port's metric on the reference's own predictions: a metric bug, isolated from the model. The
+    port's number, the check, the hint's parts and the causes that reproduce the port's number."""
+    cfg, p = ctx.cfg, ctx.prepared
+    y, ref = p.y_test, ctx.reference
     port_acc = ctx.port.accuracy(ref_probs, y)
-    n = len(y)
     checks = [
         compare(
             "same_predictions.accuracy", np.float64(ref_acc), np.float64(port_acc), ctx.tol("metrics.same_predictions")
@@ -86,7 +83,14 @@ def run(ctx: Context) -> StageResult:
     hints = []
     causes = []
     if not checks[0].passed:
-        causes = diagnose(ref_probs, y, cfg.threshold, port_acc) if cfg.loss == "BCELoss" else []
+        probability = cfg.loss == "BCELoss"
+        causes = diagnose(
+            ref.correct(ref_probs, y),
+            port_acc,
+            cfg.batch_size,
+            len(p.y_train),
+            *((ref_probs, y, cfg.threshold) if probability else ()),
+        )
         if causes:
             hints.append(
                 f"on the reference's own predictions the port's metric gives {port_acc:.4f} (reference {ref_acc:.4f}); "
@@ -108,6 +112,20 @@ def run(ctx: Context) -> StageResult:
                 f"on the reference's own predictions the port's metric gives {port_acc:.4f} vs {ref_acc:.4f} "
                 f"({seen}); no candidate cause reproduces it"
             )
+    return port_acc, checks, hints, causes
+
+
+def run(ctx: Context) -> StageResult:
+    p = ctx.prepared
+    cfg = ctx.cfg
+    x, y = p.x_test, p.y_test
+    final = ctx.ref_trace.final
+    ref = ctx.reference
+    if cfg.task == "regression":
+        return _regression(ctx)
+    ref_probs, ref_acc = ref.evaluate(final, x, y)
+    port_acc, checks, hints, causes = same_predictions(ctx, ref_probs, ref_acc)
+    n = len(y)
     # End-to-end: each side with its own initialization and shuffling. The port over cfg.seeds seeds; the
     # reference over those and more (its seed-to-seed spread is the yardstick), trained in the worker.
     ref_finals = {cfg.seed: final, **ctx.ensemble.seeds}

@@ -41,8 +41,10 @@ def _inputs(ref: Reference, params: dict, x: np.ndarray) -> dict[str, torch.Tens
     return ref.layer_inputs(params, x)
 
 
-def _forward(ref: Reference, params: dict, x: np.ndarray, layer: str, got: np.ndarray) -> list:
-    return layers.diagnose(ref, params, x, got, layer, tolerance("forward", {}))
+def _forward(ref: Reference, params: dict, x: np.ndarray, layer: str, got: np.ndarray | dict) -> list:
+    """The diagnosis of `layer` with the port's output of it (or every layer's outputs, a dict)."""
+    outputs = got if isinstance(got, dict) else {**ref.forward(params, x), layer: got}
+    return layers.diagnose(ref, params, x, outputs, layer, tolerance("forward", {}))
 
 
 def test_gelu_tanh_approximation(ref: Reference, params: dict, x: np.ndarray) -> None:
@@ -95,6 +97,57 @@ def test_unexplained_layer_names_no_cause(ref: Reference, params: dict, x: np.nd
     a = _inputs(ref, params, x)["act1"].numpy()
     got = np.asarray(F.gelu(torch.from_numpy(a))) * np.float32(1.01)
     assert _forward(ref, params, x, "act1", got) == []
+
+
+def _swapped_port(ref: Reference, params: dict, x: np.ndarray, first: str | None, by_call: bool) -> dict:
+    """The digits forward written out with torch's functional ops, `first` and the layer after it called in
+    the other order; outputs reported under the layers' names, or in call order under the reference's."""
+    p = {k: torch.from_numpy(v) for k, v in params.items()}
+    ops = {
+        "fc1": lambda h: F.linear(h, p["fc1.weight"], p["fc1.bias"]),
+        "norm1": lambda h: F.layer_norm(h, (128,), p["norm1.weight"], p["norm1.bias"], 1e-5),
+        "act1": F.gelu,
+        "drop": lambda h: h,
+        "fc2": lambda h: F.linear(h, p["fc2.weight"], p["fc2.bias"]),
+        "bn": lambda h: F.batch_norm(
+            h, p["bn.running_mean"], p["bn.running_var"], p["bn.weight"], p["bn.bias"], False, 0.0, 1e-5
+        ),
+        "act2": torch.relu,
+        "fc3": lambda h: F.linear(h, p["fc3.weight"], p["fc3.bias"]),
+    }
+    order = list(ops)
+    calls = list(order)
+    if first is not None:
+        i = order.index(first)
+        calls[i], calls[i + 1] = calls[i + 1], calls[i]
+    h, out = torch.from_numpy(x), {}
+    with torch.no_grad():
+        for slot, name in zip(order, calls, strict=True):
+            h = ops[name](h)
+            out[slot if by_call else name] = h.numpy().copy()
+    return out
+
+
+@pytest.mark.parametrize("by_call", [False, True], ids=["by name", "in call order"])
+@pytest.mark.parametrize(
+    ("first", "second"), [("norm1", "act1"), ("bn", "act2")], ids=["GELU before LayerNorm", "ReLU before BatchNorm"]
+)
+def test_layers_swapped(ref: Reference, params: dict, x: np.ndarray, first: str, second: str, by_call: bool) -> None:
+    got = _swapped_port(ref, params, x, first, by_call)
+    # Control: without the swap the written-out forward is the reference's.
+    ref_out, plain = ref.forward(params, x), _swapped_port(ref, params, x, None, by_call)
+    for k, v in ref_out.items():
+        np.testing.assert_allclose(plain[k], v, rtol=1e-5, atol=1e-6)
+    causes = _forward(ref, params, x, first, got)
+    assert [c.cause for c in causes] == ["forward.layers_swapped"], [c.sentence() for c in causes]
+    assert causes[0].description.startswith(f"{first} (") and f"and {second} (" in causes[0].description
+
+
+def test_layers_swapped_control(ref: Reference, params: dict, x: np.ndarray) -> None:
+    got = _swapped_port(ref, params, x, "norm1", False)
+    # The same swap, with the LayerNorm's output also scaled by 1.01: not the swap, nor any single change.
+    got = {**got, "norm1": got["norm1"] * np.float32(1.01)}
+    assert _forward(ref, params, x, "norm1", got) == []
 
 
 # -- loss ------------------------------------------------------------------------------------------------

@@ -391,6 +391,44 @@ def test_train_no_shuffle_and_an_unexplained_loop(one_epoch) -> None:
     assert dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, steps, tol) == []
 
 
+def test_train_scheduler_stepped_per_batch(one_epoch) -> None:
+    """ExponentialLR(0.995) stepped after every batch instead of every epoch."""
+    cfg, p, ref = one_epoch
+    ctx = Context(cfg)
+    sched = lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.995)  # noqa: E731
+    losses = _plain_loop(p, ref.init, ref.orders, cfg, scheduler=sched, per_batch=True)
+    port = {"step_loss": losses, "epoch_loss": [float(np.mean(losses))]}
+    tol = ctx.tol("train.step_loss")
+    found = dtrain.diagnose_loop(
+        p.x_train, p.y_train, ref, port, cfg, len(losses), tol, ctx.envelope_traces, ENVELOPE_FACTOR
+    )
+    assert [c.cause for c in found][:1] == ["train.lr_decay_per_step"], [c.sentence() for c in found]
+    assert found[0].parameters["gamma"] == pytest.approx(0.995, abs=2e-4)
+
+
+def test_train_amsgrad(one_epoch) -> None:
+    """Adam(amsgrad=True): the same as Adam until a second moment falls (step 152 on the bundled data)."""
+    cfg, p, ref = one_epoch
+    ctx = Context(cfg)
+    tol = ctx.tol("train.step_loss")
+    losses = _plain_loop(p, ref.init, ref.orders, cfg, amsgrad=True)
+    port = {"step_loss": losses, "epoch_loss": [float(np.mean(losses))]}
+    envs = ctx.envelope_traces
+    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, len(losses), tol, envs, ENVELOPE_FACTOR)
+    assert [c.cause for c in found] == ["train.amsgrad"], [c.sentence() for c in found]
+    # Controls: the faithful loop is not AMSGrad; nor is a loop with a slightly smaller learning rate.
+    faithful = _plain_loop(p, ref.init, ref.orders, cfg)
+    port = {"step_loss": faithful, "epoch_loss": [float(np.mean(faithful))]}
+    assert "train.amsgrad" not in [
+        c.cause
+        for c in dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, len(losses), tol, envs, ENVELOPE_FACTOR)
+    ]
+    slower = _plain_loop(p, ref.init, ref.orders, cfg.with_(lr=0.9e-3))
+    port = {"step_loss": slower, "epoch_loss": [float(np.mean(slower))]}
+    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, len(losses), tol, envs, ENVELOPE_FACTOR)
+    assert "train.amsgrad" not in [c.cause for c in found]
+
+
 # metrics: the port's accuracy on the reference's own predictions, by another rule.
 def _metric_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
@@ -471,11 +509,24 @@ def two_epochs():
     return cfg, ctx, p, ctx.ref_trace, ctx.envelope_traces
 
 
-def _plain_loop(p: Any, init: Params, orders: np.ndarray, cfg: RunConfig, gamma: float = 1.0, fresh: bool = False):
+def _plain_loop(
+    p: Any,
+    init: Params,
+    orders: np.ndarray,
+    cfg: RunConfig,
+    gamma: float = 1.0,
+    fresh: bool = False,
+    scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
+    per_batch: bool = False,
+    amsgrad: bool = False,
+):
+    """A PyTorch training loop written out, with torch's own schedulers (stepped per epoch, or per batch)."""
     model = ref_model.build(init)
-    make = lambda: torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)  # noqa: E731
+    make = lambda: torch.optim.Adam(  # noqa: E731
+        model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, amsgrad=amsgrad
+    )
     opt = make()
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=gamma)
+    sched = (scheduler or (lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=1, gamma=gamma)))(opt)
     x, y = torch.from_numpy(p.x_train), torch.from_numpy(p.y_train)
     losses = []
     for e, order in enumerate(orders):
@@ -487,8 +538,10 @@ def _plain_loop(p: Any, init: Params, orders: np.ndarray, cfg: RunConfig, gamma:
             loss = F.binary_cross_entropy(model(x[idx]).squeeze(1), y[idx])
             loss.backward()
             opt.step()
+            if per_batch:
+                sched.step()
             losses.append(loss.item())
-        if not fresh:
+        if not fresh and not per_batch:
             sched.step()
     return np.asarray(losses, dtype=np.float32)
 
@@ -504,8 +557,8 @@ def _plain_loop(p: Any, init: Params, orders: np.ndarray, cfg: RunConfig, gamma:
         ),
         (
             lambda p, ref, cfg: _plain_loop(p, ref.init, ref.orders, cfg, gamma=0.5),
-            "train.lr_decay_per_epoch",
-            {"gamma": 0.5},
+            "train.lr_schedule_step",
+            {"step_size": 1, "gamma": 0.5},
         ),
     ],
     ids=["order reused", "Adam reset per epoch", "StepLR 0.5"],
@@ -533,6 +586,75 @@ def test_train_epoch_boundary_faithful_and_unexplained(two_epochs) -> None:
     assert dtrain.diagnose_boundary(p.x_train, p.y_train, ref, envs, faithful, cfg, steps, tol, ENVELOPE_FACTOR) == []
     both = _plain_loop(p, ref.init, ref.orders[[0, 0]], cfg, gamma=0.5)
     assert dtrain.diagnose_boundary(p.x_train, p.y_train, ref, envs, both, cfg, steps, tol, ENVELOPE_FACTOR) == []
+
+
+# Schedules that act later than the first boundary, over eight epochs: the boundary where the port first
+# leaves the free run's band is found, the learning rate there fitted, and a schedule named only where a
+# whole run of the reference with it reproduces the port's.
+@pytest.fixture(scope="module")
+def eight_epochs():
+    cfg = CFG.with_(epochs=8)
+    ctx = Context(cfg)
+    return cfg, ctx, ctx.prepared, ctx.ref_trace, ctx.envelope_traces
+
+
+def _boundary(eight_epochs, port_steps: np.ndarray) -> tuple[int | None, list]:
+    cfg, ctx, p, ref, envs = eight_epochs
+    s, tol = ctx.steps_per_epoch, ctx.tol("train.step_loss")
+    e = dtrain.first_diverging_epoch(ref, envs, port_steps, s, tol, ENVELOPE_FACTOR)
+    if e is None:
+        return None, []
+    return e, dtrain.diagnose_boundary(p.x_train, p.y_train, ref, envs, port_steps, cfg, s, tol, ENVELOPE_FACTOR, e)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "epoch", "cause", "params"),
+    [
+        (
+            lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+            3,
+            "train.lr_schedule_step",
+            {"step_size": 3, "gamma": 0.5},
+        ),
+        (
+            lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[3], gamma=0.2),
+            3,
+            "train.lr_changed_once",
+            {"milestone": 3, "gamma": 0.2},
+        ),
+        (
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=8),
+            None,
+            "train.lr_schedule_cosine",
+            {"T_max": 8},
+        ),
+    ],
+    ids=["StepLR(3, 0.5)", "MultiStepLR([3], 0.2)", "CosineAnnealingLR(8)"],
+)
+def test_train_schedule_named_at_its_boundary(
+    eight_epochs, scheduler: Callable, epoch: int | None, cause: str, params: dict
+) -> None:
+    cfg, _ctx, p, ref, _envs = eight_epochs
+    port_steps = _plain_loop(p, ref.init, ref.orders, cfg, scheduler=scheduler)
+    e, found = _boundary(eight_epochs, port_steps)
+    if epoch is not None:
+        assert e == epoch, "the first boundary where the port leaves the band is the schedule's first change"
+    assert [c.cause for c in found][:1] == [cause], [c.sentence() for c in found]
+    for k, v in params.items():
+        assert found[0].parameters[k] == pytest.approx(v, rel=0.05), found[0].parameters
+
+
+def test_train_schedule_faithful_and_irregular(eight_epochs) -> None:
+    cfg, _ctx, p, ref, _envs = eight_epochs
+    # Control: the faithful loop never leaves the band.
+    assert _boundary(eight_epochs, _plain_loop(p, ref.init, ref.orders, cfg)) == (None, [])
+    # A learning rate halved at epoch 4 and then multiplied by 3 at epoch 6: the change at the boundary is
+    # named, no schedule reproduces the whole run.
+    irregular = lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda ep: 1.0 if ep < 3 else 0.5 if ep < 5 else 1.5)  # noqa: E731
+    e, found = _boundary(eight_epochs, _plain_loop(p, ref.init, ref.orders, cfg, scheduler=irregular))
+    assert e == 3
+    assert [c.cause for c in found] == ["train.lr_changed"], [c.sentence() for c in found]
+    assert found[0].parameters["factor"] == pytest.approx(0.5, rel=0.05)
 
 
 class _WrappedCounterPort:

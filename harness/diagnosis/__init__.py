@@ -119,6 +119,9 @@ class Candidate:
     # How many changes to the reference it makes: larger candidates are tried only when no smaller one
     # reproduces the port (a pair that contains a reproducing change reproduces too, and says no more).
     size: int = 1
+    # The worst error over all the evidence, at the fitted parameters, where `error` judges a cheaper part
+    # of it (a window of steps): fitted on the part, a candidate must still reproduce the whole.
+    confirm: Callable[[Sequence[float]], float] | None = None
 
     def fit(self) -> tuple[dict[str, float], float]:
         """Fitted parameters and the worst error there: one parameter by a grid then bounded Brent,
@@ -202,6 +205,8 @@ def explain(candidates: Sequence[Candidate], evidence: str) -> list[Cause]:
         params, err = c.fit()
         if c.params and all(p.is_reference(params[p.name]) for p in c.params):
             continue  # the fit found no change: the reference itself
+        if err <= 1.0 and c.confirm is not None:
+            err = max(err, c.confirm([params[p.name] for p in c.params]))
         if err <= 1.0:
             found.append(Cause(c.cause, c.description, params, err, evidence, c.size))
     return sorted(found, key=lambda c: (c.size, len(c.parameters), c.max_error))

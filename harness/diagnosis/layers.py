@@ -154,16 +154,66 @@ def _dropout(module: nn.Module, a: np.ndarray, got: np.ndarray, tol: Tolerance, 
     ]
 
 
+def _swapped(
+    reference: Reference,
+    params: Params,
+    a: torch.Tensor,
+    got: dict[str, np.ndarray],
+    layer: str,
+    tol: Tolerance,
+) -> list[Candidate]:
+    """`layer` and the layer after it applied in the other order (a normalization after the activation
+    instead of before it, say), where the next layer keeps the shape. The port reports its outputs by
+    the layers' names (`layer` = it after the next one, the next one = its own output on the input) or
+    in its call order (the names taken in the reference's order); either reproduces."""
+    order = [lay.name for lay in reference.layers]
+    i = order.index(layer)
+    if i + 1 >= len(order) or order[i + 1] not in got:
+        return []
+    nxt = order[i + 1]
+    # Evaluation mode, as the forward stage runs (BatchNorm on its running statistics, Dropout off).
+    first, second = reference.module(params, layer).eval(), reference.module(params, nxt).eval()
+
+    def err() -> float:
+        try:
+            with torch.no_grad():
+                inner = second(a)
+                outer = first(inner)
+        except (RuntimeError, ValueError):  # the next layer does not take this layer's input
+            return math.inf
+        g_l, g_n = np.asarray(got[layer], np.float32), np.asarray(got[nxt], np.float32)
+        if inner.numel() != g_n.size or outer.numel() != g_l.size:
+            return math.inf
+        inner_np, outer_np = inner.numpy().reshape(g_n.shape), outer.numpy().reshape(g_l.shape)
+        by_name = max(ratio(outer_np, g_l, tol), ratio(inner_np, g_n, tol))
+        by_call = max(ratio(inner_np.reshape(g_l.shape), g_l, tol), ratio(outer_np.reshape(g_n.shape), g_n, tol))
+        return min(by_name, by_call)
+
+    kinds = {lay.name: lay.kind for lay in reference.layers}
+    return [
+        Candidate(
+            "forward.layers_swapped",
+            f"{layer} ({kinds.get(layer, '?')}) and {nxt} ({kinds.get(nxt, '?')}) applied in the other order",
+            lambda _: err(),
+        )
+    ]
+
+
 def diagnose(
-    reference: Reference, params: Params, x: np.ndarray, got: np.ndarray, layer: str, tol: Tolerance
+    reference: Reference, params: Params, x: np.ndarray, got: dict[str, np.ndarray], layer: str, tol: Tolerance
 ) -> list[Cause]:
-    """Causes that reproduce the port's output of `layer`, the first divergent one."""
+    """Causes that reproduce the port's output of `layer`, the first divergent one (`got`: every layer's)."""
     inputs = reference.layer_inputs(params, x)
     if layer not in inputs:
         return []
     module = reference.module(params, layer)
     a = inputs[layer]
-    got = np.asarray(got, dtype=np.float32)
+    out = np.asarray(got[layer], dtype=np.float32)
     if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)):
-        return _dropout(module, a.numpy().reshape(got.shape), got, tol, layer)
-    return explain(_candidates(module, a, got, tol, layer), f"{got.size} outputs of {layer}")
+        return _dropout(module, a.numpy().reshape(out.shape), out, tol, layer)
+    found = explain(_candidates(module, a, out, tol, layer), f"{out.size} outputs of {layer}")
+    if found:
+        return found
+    # Two changes' worth of evidence (this layer's and the next one's outputs): tried only when no change
+    # to this layer alone reproduces it.
+    return explain(_swapped(reference, params, a, got, layer, tol), f"the outputs of {layer} and the layer after it")

@@ -334,8 +334,11 @@ class Reference:
         other.cfg = cfg
         return other
 
-    def make_optimizer(self, model: nn.Module, float32_adam: bool = False) -> torch.optim.Optimizer:
-        """The configured optimizer; `float32_adam`: Adam or AdamW with Burn's float32 arithmetic (adam_f32.py)."""
+    def make_optimizer(
+        self, model: nn.Module, float32_adam: bool = False, amsgrad: bool = False
+    ) -> torch.optim.Optimizer:
+        """The configured optimizer; `float32_adam`: Adam or AdamW with Burn's float32 arithmetic (adam_f32.py);
+        `amsgrad`: torch's AMSGrad variant of Adam or AdamW (a diagnosis candidate, never the reference)."""
         c = self.cfg
         if float32_adam and c.optimizer == "AdamW":
             from harness.reference.adam_f32 import Float32AdamW
@@ -354,7 +357,14 @@ class Reference:
                 model.parameters(), lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay
             )
         kind = torch.optim.AdamW if c.optimizer == "AdamW" else torch.optim.Adam
-        return kind(model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps, weight_decay=c.weight_decay)
+        return kind(
+            model.parameters(),
+            lr=c.lr,
+            betas=(c.beta1, c.beta2),
+            eps=c.eps,
+            weight_decay=c.weight_decay,
+            amsgrad=amsgrad,
+        )
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -414,6 +424,8 @@ class Reference:
         reorder_seed: int | None = None,
         dither_tensor: bool = False,
         init_state: dict | None = None,
+        lr_factor: Callable[[int, int], float] | None = None,
+        amsgrad: bool = False,
     ) -> Trace:
         """The training loop of a PyTorch script with an explicit initialization and batch order:
         zero_grad, loss on the batch, backward, step; the epoch loss is the mean of the batch losses.
@@ -423,7 +435,9 @@ class Reference:
         `dither_tensor` dithers every gradient element by one ULP of its tensor's largest |g| instead of
         its own (a sum's rounding error scales with its summands, which the tensor's largest element
         bounds; an element whose true gradient is near zero gets noise of that size in any port);
-        `init_state` starts the optimizer from a state (a run resumed mid-training)."""
+        `init_state` starts the optimizer from a state (a run resumed mid-training). `lr_factor(epoch,
+        step)` (both from 0, the step counted over the whole run) scales the learning rate of that step,
+        and `amsgrad` trains with AMSGrad: both are diagnosis candidates (harness/diagnosis/train.py)."""
         torch.set_num_threads(1)
         model = self.build(init)
         if float64:
@@ -434,7 +448,7 @@ class Reference:
             torch.manual_seed(seed)
         dither = torch.Generator().manual_seed(dither_seed) if dither_seed is not None else None
         reorder = np.random.default_rng(reorder_seed) if reorder_seed is not None else None
-        opt = self.make_optimizer(model, float32_adam)
+        opt = self.make_optimizer(model, float32_adam, amsgrad)
         self.load_optimizer_state(model, opt, init_state)
         criterion = self.criterion()
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -442,9 +456,12 @@ class Reference:
         step_loss: list[float] = []
         epoch_loss: list[float] = []
         trace = Trace(np.empty(0), np.empty(0), init, init, [], orders=orders)
-        for order in orders:
+        for epoch, order in enumerate(orders):
             total, batches = 0.0, 0
             for start in range(0, len(order), bs):
+                if lr_factor is not None:
+                    for group in opt.param_groups:
+                        group["lr"] = self.cfg.lr * lr_factor(epoch, len(step_loss))
                 rows = order[start : start + bs]
                 idx = torch.from_numpy(rows if reorder is None else reorder.permutation(rows))
                 record = len(step_loss) < record_steps

@@ -27,7 +27,7 @@ def run(ctx: Context) -> StageResult:
     if ctx.reference.linear_chain:
         causes = diagnose(params, x, got, layer, tol)
     else:
-        causes = layers.diagnose(ctx.reference, params, x, got[layer], layer, tol)
+        causes = layers.diagnose(ctx.reference, params, x, got, layer, tol)
     if causes:
         hint = f"first divergent layer: {layer}; {causes[0].sentence()}"
     else:

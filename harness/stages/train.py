@@ -17,7 +17,7 @@ import numpy as np
 from harness import progress
 from harness.compare import ArrayDiff, compare, summary_stats
 from harness.diagnosis import Cause
-from harness.diagnosis.train import diagnose_boundary, diagnose_loop, localize, localize_at
+from harness.diagnosis.train import diagnose_boundary, diagnose_loop, first_diverging_epoch, localize, localize_at
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR, per_tensor
 
@@ -324,12 +324,12 @@ def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> t
         where = f"; {localize(ctx, k)[0]}" if k < s else ""
         return f"the port's loss is {step_loss[k]} from step {k} on (epoch {k // s + 1}){where}", []
     tol = ctx.tol("train.step_loss")
-    causes = diagnose_loop(p.x_train, p.y_train, ref, ctx.port_trace, ctx.cfg, s, tol)
+    envs = ctx.envelope_traces
+    causes = diagnose_loop(p.x_train, p.y_train, ref, ctx.port_trace, ctx.cfg, s, tol, envs, ENVELOPE_FACTOR)
     if not causes and all(c.passed for c in checks if c.name.startswith("epoch1.")):
-        # The first epoch agrees and a later one does not: look at the first epoch boundary.
-        causes = diagnose_boundary(
-            p.x_train, p.y_train, ref, ctx.envelope_traces, step_loss, ctx.cfg, s, tol, ENVELOPE_FACTOR
-        )
+        # The first epoch agrees and a later one does not: look at the boundary where it first diverges.
+        e = first_diverging_epoch(ref, envs, step_loss, s, tol, ENVELOPE_FACTOR) or 1
+        causes = diagnose_boundary(p.x_train, p.y_train, ref, envs, step_loss, ctx.cfg, s, tol, ENVELOPE_FACTOR, e)
     if causes:
         return causes[0].sentence(), causes
     first = next(c for c in checks if not c.passed)

@@ -18,6 +18,9 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Per-parameter gradient norm clipping (Burn's GradientClippingConfig::Norm), if any.
     pub clip_norm: Option<f32>,
+    /// Adam's AMSGrad variant. Not a key of the contract's effective config: the harness sees it only
+    /// in the port's training run.
+    pub amsgrad: bool,
     /// Rows per batch.
     pub batch_size: usize,
     /// Epochs.
@@ -40,6 +43,7 @@ impl TrainConfig {
             eps: 1e-8,
             weight_decay: 0.0,
             clip_norm: None,
+            amsgrad: false,
             batch_size: 32,
             epochs: 20,
             threshold: 0.5,
@@ -59,6 +63,9 @@ impl TrainConfig {
         }
         if faults.has(Fault::Lr1e4) {
             c.lr = 1e-4;
+        }
+        if faults.has(Fault::Amsgrad) {
+            c.amsgrad = true;
         }
         c
     }

@@ -35,6 +35,8 @@ pub enum Fault {
     Lr1e4,
     /// The optimizer re-created every step.
     AdamStateReset,
+    /// Adam built with AMSGrad.
+    Amsgrad,
     /// Epoch loss weighted by batch size.
     WeightedEpochLoss,
     /// Accuracy by argmax over a [B, 1] output.
@@ -91,6 +93,7 @@ pub const ALL: &[Fault] = &[
     Fault::BurnStockBce,
     Fault::LogitsBce,
     Fault::AdamStateReset,
+    Fault::Amsgrad,
     Fault::WeightedEpochLoss,
     Fault::ArgmaxAccuracy,
     Fault::TransformPanics,
@@ -184,6 +187,13 @@ impl Fault {
                 "the optimizer is re-created every step, so Adam's moments and step count never accumulate",
                 "create the optimizer once, before the training loop, and keep it",
             ),
+            Fault::Amsgrad => (
+                "adam-amsgrad",
+                "train",
+                "Adam built with with_amsgrad(true): the largest second moment so far in the denominator \
+                 (torch.optim.Adam's amsgrad is False)",
+                "leave amsgrad off, AdamConfig's default, as the reference's Adam",
+            ),
             Fault::WeightedEpochLoss => (
                 "weighted-epoch-loss",
                 "train",
@@ -235,6 +245,7 @@ impl Fault {
             Fault::GradClip => "config.clip_norm",
             Fault::Lr1e4 => "config.lr",
             Fault::AdamStateReset => "adam.state_reset",
+            Fault::Amsgrad => "train.amsgrad",
             Fault::WeightedEpochLoss => "train.epoch_loss_weighted",
             Fault::ArgmaxAccuracy => "metrics.argmax",
             Fault::TransformPanics => "",

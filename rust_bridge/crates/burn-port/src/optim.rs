@@ -9,12 +9,13 @@ use crate::config::TrainConfig;
 use crate::faults::{Fault, Faults};
 
 /// The optimizer as the port creates it: `AdamConfig::new().with_epsilon(1e-8)`, plus whatever the
-/// active faults change (Burn's default epsilon, gradient clipping).
+/// active faults change (Burn's default epsilon, gradient clipping, AMSGrad).
 pub fn adam(cfg: &TrainConfig) -> ModuleOptimizer {
     let mut c = AdamConfig::new()
         .with_beta_1(cfg.beta1 as f32)
         .with_beta_2(cfg.beta2 as f32)
-        .with_epsilon(cfg.eps as f32);
+        .with_epsilon(cfg.eps as f32)
+        .with_amsgrad(cfg.amsgrad);
     if let Some(max_norm) = cfg.clip_norm {
         c = c.with_grad_clipping(Some(GradientClippingConfig::Norm(max_norm)));
     }

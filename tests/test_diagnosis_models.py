@@ -290,3 +290,75 @@ def test_unexplained_step_names_no_cause(ref: Reference, params: dict) -> None:
     c = cases[0]
     c.got["fc1.weight"] = c.got["fc1.weight"] + np.float32(1e-4)
     assert steps.diagnose(ref, cases, tolerance("optimizer", {}), tolerance("optimizer.update", {})) == []
+
+
+# -- train ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_run():
+    """The digits reference over six epochs, with its envelope (harness/reference/ensemble.py)."""
+    from harness.stages.base import Context
+
+    ctx = Context(RunConfig(**load_model_settings(DIGITS)).with_(epochs=6))
+    return ctx, ctx.prepared, ctx.ref_trace, ctx.envelope_traces
+
+
+def _digits_loop(ctx, orders: np.ndarray, scheduler=None) -> np.ndarray:
+    """The digits training loop written out in torch (AdamW, label-smoothed cross-entropy, dropout off as
+    in the lockstep runs), with a torch scheduler stepped per epoch."""
+    from torch import nn
+
+    cfg, p = ctx.cfg, ctx.prepared
+    model = ctx.reference.build(ctx.init).train()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.eval()
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay
+    )
+    sched = scheduler(opt) if scheduler else None
+    crit = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    x, y = torch.from_numpy(p.x_train), torch.from_numpy(p.y_train).long()
+    losses = []
+    for order in orders:
+        for s in range(0, len(order), cfg.batch_size):
+            idx = torch.from_numpy(order[s : s + cfg.batch_size])
+            opt.zero_grad()
+            loss = crit(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        if sched:
+            sched.step()
+    return np.asarray(losses, dtype=np.float32)
+
+
+def test_train_loop_candidates_on_the_digits_model(digits_run) -> None:
+    from harness.diagnosis import train as dtrain
+    from harness.tolerances import ENVELOPE_FACTOR
+
+    ctx, p, ref, envs = digits_run
+    s, tol = ctx.steps_per_epoch, ctx.tol("train.step_loss")
+    # Control: the written-out loop is the reference's (epoch 1, per step).
+    np.testing.assert_allclose(_digits_loop(ctx, ref.orders[:1]), ref.step_loss[:s], rtol=1e-5)
+    plain = _digits_loop(ctx, np.arange(len(p.y_train))[None, :])
+    port = {"step_loss": plain, "epoch_loss": [float(plain.mean())]}
+    found = dtrain.diagnose_loop(ctx.reference, p.x_train, p.y_train, ref, port, s, tol, envs, ENVELOPE_FACTOR)
+    assert [c.cause for c in found] == ["train.no_shuffle"], [c.sentence() for c in found]
+
+
+def test_train_schedule_on_the_digits_model(digits_run) -> None:
+    from harness.diagnosis import train as dtrain
+    from harness.tolerances import ENVELOPE_FACTOR
+
+    ctx, p, ref, envs = digits_run
+    s, tol = ctx.steps_per_epoch, ctx.tol("train.step_loss")
+    faithful = _digits_loop(ctx, ref.orders)
+    assert dtrain.first_diverging_epoch(ref, envs, faithful, s, tol, ENVELOPE_FACTOR) is None
+    port = _digits_loop(ctx, ref.orders, lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5))
+    e = dtrain.first_diverging_epoch(ref, envs, port, s, tol, ENVELOPE_FACTOR)
+    assert e == 2
+    found = dtrain.diagnose_boundary(ctx.reference, p.x_train, p.y_train, ref, envs, port, s, tol, ENVELOPE_FACTOR, e)
+    assert [c.cause for c in found][:1] == ["train.lr_schedule_step"], [c.sentence() for c in found]
+    assert found[0].parameters == pytest.approx({"step_size": 2, "gamma": 0.5}, rel=1e-6)

@@ -22,6 +22,7 @@ from harness.diagnosis import train as dtrain
 from harness.pipeline import run_with
 from harness.reference import model as ref_model
 from harness.reference import train as ref_train
+from harness.reference.reference import Reference
 from harness.stages.base import Context
 from harness.tolerances import ENVELOPE_FACTOR
 
@@ -39,6 +40,11 @@ class Port:
 
 def stage(name: str, port: Port):
     return run_with(Context(CFG, port=port), [name]).results[0]
+
+
+def _ref(cfg: RunConfig) -> Reference:
+    """The classifier's reference with `cfg`'s hyperparameters (what the train stage passes)."""
+    return ref_train.classifier(20, cfg)
 
 
 def causes(res) -> list[str]:
@@ -303,7 +309,7 @@ def test_train_epoch_loss(one_epoch, epoch_loss: Callable, cause: str) -> None:
     sizes = np.array([min(32, n - i) for i in range(0, n, 32)], dtype=np.float64)
     steps = len(sizes)
     port = {"step_loss": ref.step_loss, "epoch_loss": [epoch_loss(ref.step_loss.astype(np.float64), sizes)]}
-    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, steps, Context(cfg).tol("train.step_loss"))
+    found = dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, steps, Context(cfg).tol("train.step_loss"))
     assert [c.cause for c in found][:1] == [cause]
 
 
@@ -324,7 +330,9 @@ def test_train_last_batch_dropped(one_epoch) -> None:
         opt.step()
         losses.append(loss.item())
     port = {"step_loss": np.asarray(losses, dtype=np.float32), "epoch_loss": [float(np.mean(losses))]}
-    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, -(-n // 32), Context(cfg).tol("train.step_loss"))
+    found = dtrain.diagnose_loop(
+        _ref(cfg), p.x_train, p.y_train, ref, port, -(-n // 32), Context(cfg).tol("train.step_loss")
+    )
     assert [c.cause for c in found][:1] == ["train.last_batch_dropped"]
 
 
@@ -345,7 +353,7 @@ def test_train_gradient_accumulation(one_epoch) -> None:
             opt.zero_grad()
     port = {"step_loss": np.asarray(losses, dtype=np.float32), "epoch_loss": [float(np.mean(losses))]}
     steps = len(losses)
-    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, steps, Context(cfg).tol("train.step_loss"))
+    found = dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, steps, Context(cfg).tol("train.step_loss"))
     assert [(c.cause, c.description) for c in found][:1] == [
         ("train.gradient_accumulation", "gradients accumulated over 4 batches before each optimizer step")
     ]
@@ -369,10 +377,10 @@ def test_train_given_initial_weights_ignored(one_epoch) -> None:
         losses.append(loss.item())
     port = {"step_loss": np.asarray(losses, dtype=np.float32), "epoch_loss": [float(np.mean(losses))], "init": own}
     tol = Context(cfg).tol("train.step_loss")
-    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, len(losses), tol)
+    found = dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol)
     assert [c.cause for c in found][:1] == ["train.init_ignored"]
     # Control: the same run reporting the reference's init (a port that lies about it) is not explained so.
-    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, {**port, "init": ref.init}, cfg, len(losses), tol)
+    found = dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, {**port, "init": ref.init}, len(losses), tol)
     assert "train.init_ignored" not in [c.cause for c in found]
 
 
@@ -383,12 +391,12 @@ def test_train_no_shuffle_and_an_unexplained_loop(one_epoch) -> None:
     tol = Context(cfg).tol("train.step_loss")
     plain = ref_train.train(p.x_train, p.y_train, ref.init, np.arange(n)[None, :], cfg, record_steps=0)
     port = {"step_loss": plain.step_loss, "epoch_loss": plain.epoch_loss}
-    assert [c.cause for c in dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, steps, tol)][:1] == [
+    assert [c.cause for c in dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, steps, tol)][:1] == [
         "train.no_shuffle"
     ]
     reversed_order = ref_train.train(p.x_train, p.y_train, ref.init, ref.orders[:, ::-1].copy(), cfg, record_steps=0)
     port = {"step_loss": reversed_order.step_loss, "epoch_loss": reversed_order.epoch_loss}
-    assert dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, steps, tol) == []
+    assert dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, steps, tol) == []
 
 
 def test_train_scheduler_stepped_per_batch(one_epoch) -> None:
@@ -400,7 +408,7 @@ def test_train_scheduler_stepped_per_batch(one_epoch) -> None:
     port = {"step_loss": losses, "epoch_loss": [float(np.mean(losses))]}
     tol = ctx.tol("train.step_loss")
     found = dtrain.diagnose_loop(
-        p.x_train, p.y_train, ref, port, cfg, len(losses), tol, ctx.envelope_traces, ENVELOPE_FACTOR
+        _ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, ctx.envelope_traces, ENVELOPE_FACTOR
     )
     assert [c.cause for c in found][:1] == ["train.lr_decay_per_step"], [c.sentence() for c in found]
     assert found[0].parameters["gamma"] == pytest.approx(0.995, abs=2e-4)
@@ -414,18 +422,20 @@ def test_train_amsgrad(one_epoch) -> None:
     losses = _plain_loop(p, ref.init, ref.orders, cfg, amsgrad=True)
     port = {"step_loss": losses, "epoch_loss": [float(np.mean(losses))]}
     envs = ctx.envelope_traces
-    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, len(losses), tol, envs, ENVELOPE_FACTOR)
+    found = dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, envs, ENVELOPE_FACTOR)
     assert [c.cause for c in found] == ["train.amsgrad"], [c.sentence() for c in found]
     # Controls: the faithful loop is not AMSGrad; nor is a loop with a slightly smaller learning rate.
     faithful = _plain_loop(p, ref.init, ref.orders, cfg)
     port = {"step_loss": faithful, "epoch_loss": [float(np.mean(faithful))]}
     assert "train.amsgrad" not in [
         c.cause
-        for c in dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, len(losses), tol, envs, ENVELOPE_FACTOR)
+        for c in dtrain.diagnose_loop(
+            _ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, envs, ENVELOPE_FACTOR
+        )
     ]
     slower = _plain_loop(p, ref.init, ref.orders, cfg.with_(lr=0.9e-3))
     port = {"step_loss": slower, "epoch_loss": [float(np.mean(slower))]}
-    found = dtrain.diagnose_loop(p.x_train, p.y_train, ref, port, cfg, len(losses), tol, envs, ENVELOPE_FACTOR)
+    found = dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, envs, ENVELOPE_FACTOR)
     assert "train.amsgrad" not in [c.cause for c in found]
 
 
@@ -570,7 +580,7 @@ def test_train_epoch_boundary(two_epochs, make: Callable, cause: str, params: di
     # The control: the same hand-written loop without the change is the reference (epoch 1 to 1e-5).
     np.testing.assert_allclose(_plain_loop(p, ref.init, ref.orders, cfg)[:steps], ref.step_loss[:steps], rtol=1e-5)
     found = dtrain.diagnose_boundary(
-        p.x_train, p.y_train, ref, envs, port_steps, cfg, steps, ctx.tol("train.step_loss"), ENVELOPE_FACTOR
+        _ref(cfg), p.x_train, p.y_train, ref, envs, port_steps, steps, ctx.tol("train.step_loss"), ENVELOPE_FACTOR
     )
     assert [c.cause for c in found][:1] == [cause]
     for k, v in params.items():
@@ -583,9 +593,12 @@ def test_train_epoch_boundary_faithful_and_unexplained(two_epochs) -> None:
     tol = ctx.tol("train.step_loss")
     faithful = _plain_loop(p, ref.init, ref.orders, cfg)
     # The faithful loop reproduces none of the changes (the unchanged replay is not a candidate).
-    assert dtrain.diagnose_boundary(p.x_train, p.y_train, ref, envs, faithful, cfg, steps, tol, ENVELOPE_FACTOR) == []
+    assert (
+        dtrain.diagnose_boundary(_ref(cfg), p.x_train, p.y_train, ref, envs, faithful, steps, tol, ENVELOPE_FACTOR)
+        == []
+    )
     both = _plain_loop(p, ref.init, ref.orders[[0, 0]], cfg, gamma=0.5)
-    assert dtrain.diagnose_boundary(p.x_train, p.y_train, ref, envs, both, cfg, steps, tol, ENVELOPE_FACTOR) == []
+    assert dtrain.diagnose_boundary(_ref(cfg), p.x_train, p.y_train, ref, envs, both, steps, tol, ENVELOPE_FACTOR) == []
 
 
 # Schedules that act later than the first boundary, over eight epochs: the boundary where the port first
@@ -604,7 +617,9 @@ def _boundary(eight_epochs, port_steps: np.ndarray) -> tuple[int | None, list]:
     e = dtrain.first_diverging_epoch(ref, envs, port_steps, s, tol, ENVELOPE_FACTOR)
     if e is None:
         return None, []
-    return e, dtrain.diagnose_boundary(p.x_train, p.y_train, ref, envs, port_steps, cfg, s, tol, ENVELOPE_FACTOR, e)
+    return e, dtrain.diagnose_boundary(
+        _ref(cfg), p.x_train, p.y_train, ref, envs, port_steps, s, tol, ENVELOPE_FACTOR, e
+    )
 
 
 @pytest.mark.parametrize(

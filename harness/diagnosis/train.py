@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 
 from harness.compare import Tolerance
-from harness.config import RunConfig
 from harness.diagnosis import Candidate, Cause, Param, explain, ratios
-from harness.reference import model as ref_model
-from harness.reference import train as ref_train
+from harness.reference.reference import Reference
+from harness.reference.structure import Trace
 
 AGGREGATIONS = {
     "epoch_loss_weighted": (
@@ -44,7 +43,7 @@ def aggregate(step_loss: np.ndarray, sizes: np.ndarray, how: str) -> float:
     return float(s.mean())
 
 
-def allowed_band(ref: ref_train.Trace, envelope: list[Any], tol: Tolerance, factor: float) -> np.ndarray:
+def allowed_band(ref: Trace, envelope: list[Any], tol: Tolerance, factor: float) -> np.ndarray:
     """Per step of the whole run: how far a free-running port's step loss may be from the reference's,
     as the train stage allows a free run: the envelope's largest drift so far, times its factor, and
     never less than the step tolerance."""
@@ -54,7 +53,7 @@ def allowed_band(ref: ref_train.Trace, envelope: list[Any], tol: Tolerance, fact
 
 
 def first_diverging_epoch(
-    ref: ref_train.Trace,
+    ref: Trace,
     envelope: list[Any],
     port_step_loss: np.ndarray,
     steps_per_epoch: int,
@@ -75,33 +74,12 @@ def first_diverging_epoch(
 ACCUMULATION_STEPS = range(2, 9)
 
 
-def _accumulated(
-    x: np.ndarray, y: np.ndarray, init: dict[str, np.ndarray], order: np.ndarray, cfg: RunConfig, k: int, steps: int
-) -> np.ndarray:
-    """The reference's first `steps` batch losses when Adam steps once every k batches, on their mean gradient."""
-    import torch
-
-    model = ref_model.build(init)
-    opt = ref_train.make_adam(model, cfg)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    losses = []
-    for j in range(steps):
-        idx = torch.from_numpy(order[j * cfg.batch_size : (j + 1) * cfg.batch_size])
-        loss = torch.nn.functional.binary_cross_entropy(model(xt[idx]).squeeze(1), yt[idx])
-        (loss / k).backward()
-        losses.append(loss.item())
-        if (j + 1) % k == 0:
-            opt.step()
-            opt.zero_grad()
-    return np.asarray(losses, dtype=np.float32)
-
-
 def diagnose_loop(
+    reference: Reference,
     x: np.ndarray,
     y: np.ndarray,
-    ref: ref_train.Trace,
+    ref: Trace,
     port: dict[str, Any],
-    cfg: RunConfig,
     steps: int,
     tol: Tolerance,
     envelope: list[Any] | None = None,
@@ -110,6 +88,7 @@ def diagnose_loop(
     """Causes in the loop: how the epoch loss is aggregated, whether the batches are shuffled, the
     learning rate per step, and (with the envelope, whose drift a whole epoch's replay is allowed) the
     AMSGrad variant."""
+    cfg = reference.cfg
     n = len(y)
     sizes = np.array([min(cfg.batch_size, n - i) for i in range(0, n, cfg.batch_size)], dtype=np.float64)
     got_epoch = np.float64(port["epoch_loss"][0])
@@ -132,7 +111,7 @@ def diagnose_loop(
 
     def unshuffled_err() -> float:
         order = np.tile(np.arange(n), (1, 1))
-        rep = ref_train.train(x, y, ref.init, order, cfg.with_(epochs=1), record_steps=0)
+        rep = reference.train(x, y, ref.init, order)
         return window(float(ratios(got_steps[:first_k], rep.step_loss[:first_k], tol).max()))
 
     full = n // cfg.batch_size
@@ -152,13 +131,13 @@ def diagnose_loop(
         if set(own) != set(ref.init) or all(np.array_equal(own[k], ref.init[k]) for k in own):
             return float("inf")
         own = {k: np.asarray(v, dtype=np.float32) for k, v in own.items()}
-        rep = ref_train.train(x, y, own, ref.orders[:1], cfg.with_(epochs=1), record_steps=0)
+        rep = reference.train(x, y, own, ref.orders[:1])
         return window(float(ratios(got_steps[:first_k], rep.step_loss[:first_k], tol).max()))
 
     def per_step_decay_err(gamma: float) -> float:
         """The learning rate multiplied by gamma at every step (a per-epoch scheduler stepped per batch)."""
-        rep = ref_train.train(
-            x, y, ref.init, ref.orders[:1, : first_k * cfg.batch_size], cfg, lr_factor=lambda e, k: gamma**k
+        rep = reference.train(
+            x, y, ref.init, ref.orders[:1, : first_k * cfg.batch_size], lr_factor=lambda e, k: gamma**k
         )
         return window(float(ratios(got_steps[:first_k], rep.step_loss[:first_k], tol).max()))
 
@@ -174,20 +153,20 @@ def diagnose_loop(
         return float(ratios(got, rep[:steps], tol).max())
 
     def per_step_decay_epoch_err(gamma: float) -> float:
-        rep = ref_train.train(x, y, ref.init, ref.orders[:1], cfg, lr_factor=lambda e, k: gamma**k)
+        rep = reference.train(x, y, ref.init, ref.orders[:1], lr_factor=lambda e, k: gamma**k)
         return whole_epoch_err(rep.step_loss)
 
     def amsgrad_err() -> float:
         """AMSGrad (the largest second moment so far in the denominator): it departs from Adam only once a
         gradient's second moment falls, often late in the first epoch (measured on the bundled data: step
         152), so the whole epoch is replayed and judged as a free run is."""
-        if not envelope:
+        if not envelope or cfg.optimizer not in ("Adam", "AdamW"):
             return float("inf")
-        return whole_epoch_err(ref_train.train(x, y, ref.init, ref.orders[:1], cfg, amsgrad=True).step_loss)
+        return whole_epoch_err(reference.train(x, y, ref.init, ref.orders[:1], amsgrad=True).step_loss)
 
     def accumulated_err(k: int) -> float:
-        rep = _accumulated(x, y, ref.init, ref.orders[0], cfg, k, first_k)
-        return window(float(ratios(got_steps[:first_k], rep, tol).max()))
+        rep = reference.train(x, y, ref.init, ref.orders[:1, : first_k * cfg.batch_size], accumulate=k)
+        return window(float(ratios(got_steps[:first_k], rep.step_loss[:first_k], tol).max()))
 
     found = [Candidate(f"train.{k}", what, lambda _, h=how: epoch_err(h)) for k, (what, how) in AGGREGATIONS.items()]
     found += [
@@ -248,31 +227,35 @@ def localize(ctx: Any, k: int) -> tuple[str, bool]:
 
 
 def localize_at(ctx: Any, params: dict[str, np.ndarray], state: dict, rows: np.ndarray, at: str) -> tuple[str, bool]:
-    """From the reference's parameters and Adam state at `at`, on that batch: the port's loss and gradients
-    (backward) and its Adam step (fed the reference's gradients) against the reference's."""
-    p = ctx.prepared
+    """From the reference's parameters and optimizer state at `at`, on that batch: the port's loss and
+    gradients (backward, with the buffers a training-mode forward updates) and its optimizer step (fed
+    the reference's gradients) against the reference's."""
+    p, reference = ctx.prepared, ctx.reference
     x, y = p.x_train[rows], p.y_train[rows]
     tol_b, tol_o = ctx.tol("backward"), ctx.tol("optimizer")
-    ref_loss, ref_grads = ref_train.backward(params, x, y)
-    ref_new, _ = ref_train.optimizer_step(params, ref_grads, state, ctx.cfg)
+    opt = ctx.cfg.optimizer
+    ref_loss, ref_all = reference.backward(params, x, y)
+    ref_grads = {n: ref_all[n] for n in reference.param_names}
+    ref_new, _ = reference.optimizer_step(params, ref_grads, state)
     loss, grads = ctx.port.backward(params, x, y)
     new, _ = ctx.port.optimizer_step(params, ref_grads, state)
     parts = []
     if float(ratios(np.float32(ref_loss), np.float32(loss), tol_b).max()) > 1:
         parts.append(f"its loss on that batch is {loss:.8g} (reference {ref_loss:.8g})")
-    bad_grad = {n: float(ratios(g, grads[n], tol_b).max()) for n, g in ref_grads.items()}
+    bad_grad = {n: float(ratios(g, grads[n], tol_b).max()) if n in grads else np.inf for n, g in ref_all.items()}
     worst = max(bad_grad, key=lambda n: bad_grad[n])
     if bad_grad[worst] > 1:
         parts.append(f"its gradients differ ({worst}: {bad_grad[worst]:.3g} x the backward tolerance)")
-    bad_opt = {n: float(ratios(v, new[n], tol_o).max()) for n, v in ref_new.items()}
+    bad_opt = {n: float(ratios(v, new[n], tol_o).max()) if n in new else np.inf for n, v in ref_new.items()}
     worst_o = max(bad_opt, key=lambda n: bad_opt[n])
     if bad_opt[worst_o] > 1:
-        parts.append(f"its Adam step differs ({worst_o}: {bad_opt[worst_o]:.3g} x the optimizer tolerance)")
-    where = f"from the reference's parameters and Adam state at {at}"
+        parts.append(f"its {opt} step differs ({worst_o}: {bad_opt[worst_o]:.3g} x the optimizer tolerance)")
+    where = f"from the reference's parameters and {opt} state at {at}"
     if not parts:
         return (
-            f"{where}, the port's loss, gradients and Adam step all match the reference's: the components agree, "
-            "so the difference is in the training loop (batch order, initialization, aggregation or schedule)"
+            f"{where}, the port's loss, gradients and {opt} step all match the reference's: the components "
+            "agree, so the difference is in the training loop (batch order, initialization, aggregation or "
+            "schedule)"
         ), True
     return f"{where}, " + "; ".join(parts), False
 
@@ -282,45 +265,13 @@ def localize_at(ctx: Any, params: dict[str, np.ndarray], state: dict, rows: np.n
 BOUNDARY_STEPS = 32
 
 
-def replay_epoch_start(
-    x: np.ndarray,
-    y: np.ndarray,
-    params: dict[str, np.ndarray],
-    state: dict,
-    order: np.ndarray,
-    cfg: RunConfig,
-    steps: int,
-    reset_state: bool = False,
-    lr_factor: float = 1.0,
-) -> np.ndarray:
-    """The reference's loop for the first `steps` batches of an epoch, from the given parameters and Adam
-    state, with the loop's change: another order, a fresh Adam, or a scaled learning rate."""
-    import torch
-
-    model = ref_model.build(params)
-    opt = ref_train.make_adam(model, cfg.with_(lr=cfg.lr * lr_factor))
-    if not reset_state:
-        ref_train.load_adam_state(model, opt, state)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    criterion = torch.nn.BCELoss()
-    losses = []
-    for k in range(steps):
-        idx = torch.from_numpy(order[k * cfg.batch_size : (k + 1) * cfg.batch_size])
-        opt.zero_grad()
-        loss = criterion(model(xt[idx]).squeeze(1), yt[idx])
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return np.asarray(losses, dtype=np.float32)
-
-
 def diagnose_boundary(
+    reference: Reference,
     x: np.ndarray,
     y: np.ndarray,
-    ref: ref_train.Trace,
+    ref: Trace,
     envelope: list[Any],
     port_step_loss: np.ndarray,
-    cfg: RunConfig,
     steps_per_epoch: int,
     tol: Tolerance,
     factor: float,
@@ -333,6 +284,7 @@ def diagnose_boundary(
     stage's factor), as the train stage allows. A learning rate found changed there is then named as a
     schedule only where a whole run of the reference with that schedule reproduces the port's run."""
     e = epoch
+    cfg = reference.cfg
     if len(ref.epoch_states) < e or len(ref.orders) < e + 1 or e < 1:
         return []
     k = min(BOUNDARY_STEPS, steps_per_epoch)
@@ -345,8 +297,17 @@ def diagnose_boundary(
     order, order1 = ref.orders[e], ref.orders[0]
 
     def err(order: np.ndarray, reset: bool = False, lr_factor: float = 1.0) -> float:
-        rep = replay_epoch_start(x, y, p1, s1, order, cfg, k, reset, lr_factor).astype(np.float64)
-        return float(np.max(np.abs(rep - got) / allowed))
+        """That epoch's first k batches from the reference's parameters and optimizer state before it,
+        with the loop's change: another order, a fresh optimizer, or a scaled learning rate."""
+        rep = reference.train(
+            x,
+            y,
+            p1,
+            order[None, : k * cfg.batch_size],
+            init_state=None if reset else s1,
+            lr_factor=lambda _e, _k: lr_factor,
+        )
+        return float(np.max(np.abs(rep.step_loss.astype(np.float64) - got) / allowed))
 
     every = e == 1  # a change at the first boundary is a change at every boundary, as far as is seen
     found = [
@@ -359,9 +320,10 @@ def diagnose_boundary(
         ),
         Candidate(
             "train.adam_state_reset_per_epoch",
-            "Adam's moments and step count reset at every epoch (the optimizer created inside the epoch loop)"
+            f"the {cfg.optimizer} state (moments and step count) reset at every epoch (the optimizer created "
+            "inside the epoch loop)"
             if every
-            else f"Adam's moments and step count reset at the start of epoch {e + 1}",
+            else f"the {cfg.optimizer} state (moments and step count) reset at the start of epoch {e + 1}",
             lambda _: err(order, reset=True),
         ),
         Candidate(
@@ -375,7 +337,9 @@ def diagnose_boundary(
     lr = next((c for c in causes if c.cause == "train.lr_changed"), None)
     if lr is None:
         return causes
-    schedules = diagnose_schedule(x, y, ref, envelope, port_step_loss, cfg, tol, factor, e, lr.parameters["factor"])
+    schedules = diagnose_schedule(
+        reference, x, y, ref, envelope, port_step_loss, tol, factor, e, lr.parameters["factor"]
+    )
     return [*schedules, *causes]
 
 
@@ -394,7 +358,7 @@ def schedules(e: int, f: float, epochs: int) -> dict[str, tuple[str, dict[str, f
     }
     if e > 1:
         out["train.lr_changed_once"] = (
-            "the learning rate multiplied by gamma once, at epoch milestone (MultiStepLR with one milestone)",
+            "the learning rate multiplied by gamma once, from epoch milestone on (MultiStepLR with one milestone)",
             {"milestone": float(e), "gamma": f},
             lambda ep: f if ep >= e else 1.0,
         )
@@ -419,12 +383,12 @@ def schedules(e: int, f: float, epochs: int) -> dict[str, tuple[str, dict[str, f
 
 
 def diagnose_schedule(
+    reference: Reference,
     x: np.ndarray,
     y: np.ndarray,
-    ref: ref_train.Trace,
+    ref: Trace,
     envelope: list[Any],
     port_step_loss: np.ndarray,
-    cfg: RunConfig,
     tol: Tolerance,
     factor: float,
     e: int,
@@ -445,8 +409,8 @@ def diagnose_schedule(
         params, state, worst = ref.init, None, 0.0
         for ep in range(len(ref.orders)):
             lr = per_epoch(ep)
-            rep = ref_train.train(
-                x, y, params, ref.orders[ep : ep + 1], cfg, init_state=state, lr_factor=lambda _e, _k, lr=lr: lr
+            rep = reference.train(
+                x, y, params, ref.orders[ep : ep + 1], init_state=state, lr_factor=lambda _e, _k, lr=lr: lr
             )
             at = slice(ep * s, (ep + 1) * s)
             with np.errstate(invalid="ignore"):

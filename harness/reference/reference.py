@@ -426,6 +426,7 @@ class Reference:
         init_state: dict | None = None,
         lr_factor: Callable[[int, int], float] | None = None,
         amsgrad: bool = False,
+        accumulate: int = 1,
     ) -> Trace:
         """The training loop of a PyTorch script with an explicit initialization and batch order:
         zero_grad, loss on the batch, backward, step; the epoch loss is the mean of the batch losses.
@@ -437,7 +438,8 @@ class Reference:
         bounds; an element whose true gradient is near zero gets noise of that size in any port);
         `init_state` starts the optimizer from a state (a run resumed mid-training). `lr_factor(epoch,
         step)` (both from 0, the step counted over the whole run) scales the learning rate of that step,
-        and `amsgrad` trains with AMSGrad: both are diagnosis candidates (harness/diagnosis/train.py)."""
+        `amsgrad` trains with AMSGrad, and `accumulate` > 1 steps once every that many batches on their
+        mean gradient: all three are diagnosis candidates (harness/diagnosis/train.py)."""
         torch.set_num_threads(1)
         model = self.build(init)
         if float64:
@@ -467,9 +469,10 @@ class Reference:
                 record = len(step_loss) < record_steps
                 if record:
                     trace.step_states.append(self.optimizer_state(model, opt, len(step_loss)))
-                opt.zero_grad()
+                if len(step_loss) % accumulate == 0:
+                    opt.zero_grad()
                 loss = self._loss(model(xt[idx]), yt[idx], criterion)
-                loss.backward()
+                (loss / accumulate if accumulate > 1 else loss).backward()
                 if record:
                     trace.step_grads.append({n: p.grad.numpy().copy() for n, p in model.named_parameters()})
                 if dither is not None:
@@ -482,7 +485,8 @@ class Reference:
                                 p.grad.add_(torch.where(up, ulp, -ulp))
                             else:
                                 p.grad.copy_(torch.nextafter(p.grad, torch.where(up, torch.inf, -torch.inf)))
-                opt.step()
+                if (len(step_loss) + 1) % accumulate == 0:
+                    opt.step()
                 if record:
                     trace.step_params.append(_float_state(model))
                 step_loss.append(loss.item())

@@ -237,7 +237,7 @@ def run(ctx: Context) -> StageResult:
     shadow = _shadow(ctx, checks, d_ref_env, d_loss, rest_of_epoch1)
     if shadow:
         checks = [c for c in checks if not c.name.startswith("envelope.")] + shadow
-    hint, causes = _diagnose(ctx, checks, step_loss) if ctx.reference.linear_chain else _evidence(checks)
+    hint, causes = _diagnose(ctx, checks, step_loss)
     return result(
         "train",
         checks,
@@ -301,17 +301,6 @@ def _shadow(
     return [*rest, *out] if all(c.passed for c in out) else []
 
 
-def _evidence(checks: list[ArrayDiff]) -> tuple[str, list[Cause]]:
-    """A model without a training-loop catalogue: where it first diverges, without a cause."""
-    first = next((c for c in checks if not c.passed), None)
-    if first is None:
-        return "", []
-    return (
-        f"no candidate cause reproduces it (the training-loop catalogue models the built-in classifier); "
-        f"{first.summary()}"
-    ), []
-
-
 def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> tuple[str, list[Cause]]:
     if all(c.passed for c in checks):
         return "", []
@@ -325,11 +314,13 @@ def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> t
         return f"the port's loss is {step_loss[k]} from step {k} on (epoch {k // s + 1}){where}", []
     tol = ctx.tol("train.step_loss")
     envs = ctx.envelope_traces
-    causes = diagnose_loop(p.x_train, p.y_train, ref, ctx.port_trace, ctx.cfg, s, tol, envs, ENVELOPE_FACTOR)
+    causes = diagnose_loop(ctx.reference, p.x_train, p.y_train, ref, ctx.port_trace, s, tol, envs, ENVELOPE_FACTOR)
     if not causes and all(c.passed for c in checks if c.name.startswith("epoch1.")):
         # The first epoch agrees and a later one does not: look at the boundary where it first diverges.
         e = first_diverging_epoch(ref, envs, step_loss, s, tol, ENVELOPE_FACTOR) or 1
-        causes = diagnose_boundary(p.x_train, p.y_train, ref, envs, step_loss, ctx.cfg, s, tol, ENVELOPE_FACTOR, e)
+        causes = diagnose_boundary(
+            ctx.reference, p.x_train, p.y_train, ref, envs, step_loss, s, tol, ENVELOPE_FACTOR, e
+        )
     if causes:
         return causes[0].sentence(), causes
     first = next(c for c in checks if not c.passed)

@@ -5,6 +5,8 @@ stage that no candidate explains, asserting that the diagnosis says so."""
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -485,6 +487,40 @@ def test_metrics_counting_rules(metric: Callable[[np.ndarray], float], cause: st
     off = correct.copy()
     off[np.flatnonzero(correct)[0]] = False
     assert cause not in [c.cause for c in dmetrics.diagnose(correct, metric(off), 32, 2000, probs, y, 0.5)]
+
+
+@pytest.mark.parametrize(
+    ("metric", "cause"),
+    [
+        (lambda e: math.sqrt(sum(v * v for v in e) / len(e)), "metrics.rmse"),
+        (lambda e: sum(abs(v) for v in e) / len(e), "metrics.mae"),
+        (lambda e: sum(v * v for v in e), "metrics.sse"),
+        (lambda e: sum(v * v for v in e) / len(e) / 2, "metrics.half_mse"),
+        (lambda e: sum(v * v for v in e) / (len(e) - 1), "metrics.mse_n_minus_1"),
+        (
+            lambda e: statistics.fmean(
+                sum(v * v for v in e[i : i + 32]) / len(e[i : i + 32]) for i in range(0, len(e), 32)
+            ),
+            "metrics.mse_batch_mean",
+        ),
+    ],
+    ids=["rmse", "mae", "sse", "half", "n-1", "batch mean"],
+)
+def test_metrics_regression_rules(metric: Callable[[list[float]], float], cause: str) -> None:
+    """A regression port's metric on the reference's 300 predictions, computed here in plain Python."""
+    from harness.tolerances import tolerance
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(2.0, 1.0, 300)
+    pred = (y + rng.normal(0, 0.3, 300)).astype(np.float32)
+    errors = [float(p) - float(t) for p, t in zip(pred, y, strict=True)]
+    tol = tolerance("metrics.regression", {})
+    found = dmetrics.diagnose_regression(pred, y, metric(errors), 32, tol)
+    assert [c.cause for c in found] == [cause], [c.sentence() for c in found]
+    # Controls: the MSE itself, and the MSE off by one part in a thousand, are neither rule.
+    mse = sum(v * v for v in errors) / len(errors)
+    assert dmetrics.diagnose_regression(pred, y, mse, 32, tol) == []
+    assert dmetrics.diagnose_regression(pred, y, mse * 1.001, 32, tol) == []
 
 
 def test_metrics_stage_names_a_denominator_on_a_multiclass_model() -> None:

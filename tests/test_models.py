@@ -322,6 +322,47 @@ def test_a_regression_model_with_sgd_passes_against_itself(tmp_path: Path, stage
         assert any(c.name.endswith("momentum_buffer") for c in r.checks)
 
 
+def test_a_regression_metric_rule_is_named_through_the_stage(tmp_path: Path) -> None:
+    """The metrics stage of a regression model whose port reports the RMSE where the reference reports
+    the MSE: the rule is named; the control port reports the MSE and passes that check."""
+    from harness.stages import metrics
+
+    data = tmp_path / "r.csv"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    y = x @ np.array([0.5, -1.0, 2.0, 0.0, 0.3]) + rng.normal(0, 0.1, 200)
+    data.write_text(
+        "a,b,c,d,e,target\n"
+        + "\n".join(",".join(f"{v:.6f}" for v in (*r, t)) for r, t in zip(x, y, strict=True))
+        + "\n"
+    )
+    (tmp_path / "reg2.py").write_text(
+        "from tests.test_models import _Regressor\n\ndef build(n, k):\n    return _Regressor(n, k)\n"
+    )
+    cfg = RunConfig(
+        data=data,
+        label="target",
+        reference="reg2:build",
+        reference_dir=tmp_path,
+        task="regression",
+        loss="MSELoss",
+        optimizer="SGD",
+        lr=0.01,
+        batch_size=16,
+        epochs=2,
+        seeds=1,
+    )
+    port = TorchPort(cfg, 5, 1, lambda n, k: _Regressor(n, k))
+    port.metric = lambda pred, y: float(np.sqrt(np.mean((np.asarray(pred, np.float64) - y) ** 2)))
+    r = metrics.STAGE.run(Context(cfg, port))
+    same = next(c for c in r.checks if c.name == "same_predictions.mse")
+    assert not same.passed and [d["cause"] for d in r.diagnosis] == ["metrics.rmse"], r.hint
+    assert "the root of the mean squared error (RMSE)" in r.hint
+    port.metric = None
+    r = metrics.STAGE.run(Context(cfg, port))
+    assert next(c for c in r.checks if c.name == "same_predictions.mse").passed and r.diagnosis == []
+
+
 @pytest.mark.parametrize(
     ("task", "cell", "message"),
     [

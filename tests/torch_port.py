@@ -55,3 +55,24 @@ class TorchPort:
 
     def optimizer_step(self, params: dict, grads: dict, state: dict | None) -> tuple[dict, dict]:
         return self.ref.optimizer_step(params, grads, state)
+
+    # -- end to end (the metrics stage) ---------------------------------------------------------------
+
+    def accuracy(self, pred: np.ndarray, y: np.ndarray) -> float:
+        """The port's metric on given predictions: the reference's rule, or `metric` where a test sets one."""
+        rule = getattr(self, "metric", None)
+        return float(rule(pred, y)) if rule else self.ref.metric(pred, y)
+
+    def evaluate(self, params: dict, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+        pred = self.ref.predictions(params, x)
+        return pred, self.accuracy(pred, y)
+
+    def train(
+        self, x: np.ndarray, y: np.ndarray, epochs: int, seed: int, on_epoch: Any = None, dropout: bool = False
+    ) -> dict:
+        """Its own initialization and shuffling from `seed`, as a port's free run."""
+        from harness.reference.train import batch_orders
+
+        init = self.ref.init_params(seed)
+        trace = self.ref.train(x, y, init, batch_orders(len(y), epochs, seed), 0, on_epoch, dropout=dropout, seed=seed)
+        return {"final": trace.final, "epoch_loss": trace.epoch_loss, "step_loss": trace.step_loss}

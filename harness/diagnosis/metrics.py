@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.diagnosis import Candidate, Cause, explain
+from harness.compare import Tolerance
+from harness.diagnosis import Candidate, Cause, explain, ratio
 from harness.tolerances import METRIC_RULE_RTOL
 
 # Each rule gives the port's number from the per-row correctness (bool [n]), the batch size and the
@@ -119,3 +120,32 @@ def diagnose(
             for k, (what, rule) in THRESHOLD_RULES.items()
         ]
     return explain(found, f"the port's accuracy on the reference's {n} predictions")
+
+
+def _batch_mse(e: np.ndarray, b: int) -> float:
+    return float(np.mean([np.mean(e[i : i + b] ** 2) for i in range(0, len(e), b)]))
+
+
+# Regression: the port's number from the errors pred - y (float64, [n]) and the batch size.
+REGRESSION_RULES: dict[str, tuple[str, Callable[[np.ndarray, int], float]]] = {
+    "rmse": (
+        "the root of the mean squared error (RMSE) instead of the MSE",
+        lambda e, b: float(np.sqrt(np.mean(e**2))),
+    ),
+    "mae": ("the mean absolute error instead of the MSE", lambda e, b: float(np.mean(np.abs(e)))),
+    "sse": ("the summed squared error, not divided by n", lambda e, b: float(np.sum(e**2))),
+    "half_mse": ("half the MSE (the 1/2 of a loss's definition)", lambda e, b: float(np.mean(e**2) / 2)),
+    "mse_n_minus_1": ("the squared errors divided by n - 1", lambda e, b: float(np.sum(e**2) / (len(e) - 1))),
+    "mse_batch_mean": ("the mean of per-batch MSEs", _batch_mse),
+}
+
+
+def diagnose_regression(pred: np.ndarray, y: np.ndarray, got: float, batch_size: int, tol: Tolerance) -> list[Cause]:
+    """Candidate rules for a regression metric that differs on the reference's own predictions, each
+    judged with the metric's own tolerance."""
+    e = np.asarray(pred, dtype=np.float64).ravel() - np.asarray(y, dtype=np.float64).ravel()
+    found = [
+        Candidate(f"metrics.{k}", what, lambda _, r=rule: ratio(np.float64(r(e, batch_size)), np.float64(got), tol))
+        for k, (what, rule) in REGRESSION_RULES.items()
+    ]
+    return explain(found, f"the port's metric on the reference's {len(e)} predictions")

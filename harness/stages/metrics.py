@@ -9,7 +9,7 @@ from scipy.stats import t as student_t
 from harness import progress
 from harness.compare import ArrayDiff, compare
 from harness.diagnosis import Cause
-from harness.diagnosis.metrics import diagnose
+from harness.diagnosis.metrics import diagnose, diagnose_regression
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import END_TO_END_ACCURACY_PP, MCNEMAR_ALPHA, SEED_SPREAD_ALPHA
 
@@ -254,9 +254,30 @@ def _regression(ctx: Context) -> StageResult:
     if not e2e.passed:
         e2e.reason = f"mean test MSE {np.mean(port_mses):.4g} (port) vs {np.mean(ref_mses):.4g} (reference); allowed gap {allowed:.3g}"
     checks.append(e2e)
-    hint = "; ".join(c.summary() for c in checks if not c.passed)
+    causes = diagnose_regression(ref_pred, y, port_mse, cfg.batch_size, tol) if not checks[0].passed else []
+    hint = "; ".join(
+        [
+            *(
+                [
+                    f"on the reference's own predictions the port's metric gives {port_mse:.6g} (MSE {ref_mse:.6g}); "
+                    + causes[0].sentence()
+                ]
+                if causes
+                else []
+            ),
+            *(c.summary() for c in checks if not c.passed),
+        ]
+    )
     mae = float(np.mean(np.abs(ref_pred.astype(np.float64) - y)))
-    return result("metrics", checks, hint, mse_ref=ref_mses, mse_port=port_mses, mae_ref=mae)
+    return result(
+        "metrics",
+        checks,
+        hint,
+        diagnosis=[c.to_dict() for c in causes],
+        mse_ref=ref_mses,
+        mse_port=port_mses,
+        mae_ref=mae,
+    )
 
 
 STAGE = Stage("metrics", "accuracy from the same weights; independent runs compared statistically", run)

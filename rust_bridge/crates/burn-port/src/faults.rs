@@ -37,6 +37,8 @@ pub enum Fault {
     AdamStateReset,
     /// Adam built with AMSGrad.
     Amsgrad,
+    /// The learning rate halved every 5 epochs.
+    LrStepDecay,
     /// Epoch loss weighted by batch size.
     WeightedEpochLoss,
     /// Accuracy by argmax over a [B, 1] output.
@@ -94,6 +96,7 @@ pub const ALL: &[Fault] = &[
     Fault::LogitsBce,
     Fault::AdamStateReset,
     Fault::Amsgrad,
+    Fault::LrStepDecay,
     Fault::WeightedEpochLoss,
     Fault::ArgmaxAccuracy,
     Fault::TransformPanics,
@@ -194,6 +197,12 @@ impl Fault {
                  (torch.optim.Adam's amsgrad is False)",
                 "leave amsgrad off, AdamConfig's default, as the reference's Adam",
             ),
+            Fault::LrStepDecay => (
+                "lr-step-decay",
+                "train",
+                "the learning rate halved every 5 epochs (a step decay the reference script does not have)",
+                "pass the reference's constant learning rate to optimizer.step in every epoch",
+            ),
             Fault::WeightedEpochLoss => (
                 "weighted-epoch-loss",
                 "train",
@@ -246,6 +255,7 @@ impl Fault {
             Fault::Lr1e4 => "config.lr",
             Fault::AdamStateReset => "adam.state_reset",
             Fault::Amsgrad => "train.amsgrad",
+            Fault::LrStepDecay => "train.lr_schedule_step",
             Fault::WeightedEpochLoss => "train.epoch_loss_weighted",
             Fault::ArgmaxAccuracy => "metrics.argmax",
             Fault::TransformPanics => "",

@@ -22,12 +22,13 @@ pub fn adam(cfg: &TrainConfig) -> ModuleOptimizer {
     c.init()
 }
 
-/// The step the port takes: Burn's `ModuleOptimizer::step` with the configured learning rate.
-/// With the adam-state-reset fault the port re-creates its optimizer before every step, as a
-/// training loop that builds the optimizer inside the loop does.
+/// The step the port takes: Burn's `ModuleOptimizer::step` with the learning rate of `epoch`
+/// (from 0; `lr`). With the adam-state-reset fault the port re-creates its optimizer before every
+/// step, as a training loop that builds the optimizer inside the loop does.
 pub fn step<M: ModuleSnapshot + Clone>(
     optim: &mut ModuleOptimizer,
     cfg: &TrainConfig,
+    epoch: usize,
     model: M,
     grads: GradientsParams,
     faults: &Faults,
@@ -35,5 +36,15 @@ pub fn step<M: ModuleSnapshot + Clone>(
     if faults.has(Fault::AdamStateReset) {
         *optim = adam(cfg);
     }
-    optim.step(cfg.lr, model, grads)
+    optim.step(lr(cfg, epoch, faults), model, grads)
+}
+
+/// The learning rate of `epoch` (from 0): the configured one, or with the lr-step-decay fault halved
+/// every 5 epochs, as a loop that computes `lr * 0.5^(epoch / 5)` does.
+pub fn lr(cfg: &TrainConfig, epoch: usize, faults: &Faults) -> f64 {
+    if faults.has(Fault::LrStepDecay) {
+        cfg.lr * 0.5f64.powi((epoch / 5) as i32)
+    } else {
+        cfg.lr
+    }
 }

@@ -180,7 +180,7 @@ pub fn optimizer_step(
         _ => optim::adam(&cfg),
     };
     let g = state::gradients(&model, grads)?;
-    let model = optim::step(&mut adam, &cfg, model, g, faults);
+    let model = optim::step(&mut adam, &cfg, 0, model, g, faults);
     Ok((
         torch_params(&model)?,
         state::adam_state_to_torch(&adam, &model)?,
@@ -247,7 +247,7 @@ pub fn train(
         init: torch_params(&model)?,
         ..TrainTrace::default()
     };
-    for order in &orders {
+    for (epoch, order) in orders.iter().enumerate() {
         let (mut sum, mut weighted, mut batches) = (0.0f64, 0.0f64, 0usize);
         for idx in order.chunks(cfg.batch_size) {
             let xb = Tensor::from_data(TensorData::new(req.x.rows(idx), [idx.len(), d]), &device);
@@ -259,7 +259,7 @@ pub fn train(
                     .step_grads
                     .push(state::gradients_to_torch(&model, &grads)?);
             }
-            model = optim::step(&mut adam, &cfg, model, grads, faults);
+            model = optim::step(&mut adam, &cfg, epoch, model, grads, faults);
             if record {
                 trace.step_params.push(torch_params(&model)?);
             }

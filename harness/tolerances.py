@@ -80,6 +80,21 @@ TOLERANCES: dict[str, Tolerance] = {
 ENVELOPE_DITHERED = 4
 ENVELOPE_FACTOR = 10.0
 ENVELOPE_FLOOR = 1e-5
+
+
+def envelope_drift(d_env: np.ndarray, running: bool = True) -> np.ndarray:
+    """The envelope's drift from the reference, as its running maximum where `running` (a free run's
+    distance only grows)."""
+    d_env = np.asarray(d_env, dtype=np.float64)
+    return np.maximum.accumulate(d_env) if running else d_env
+
+
+def envelope_allowed(d_env: np.ndarray, floor: np.ndarray | float, running: bool = True) -> np.ndarray:
+    """How far the port may be from the reference, element by element: the envelope rule's bound,
+    max(floor, ENVELOPE_FACTOR x the drift)."""
+    return np.maximum(floor, ENVELOPE_FACTOR * envelope_drift(d_env, running))
+
+
 # End-to-end independent runs (own init, own shuffling): a gap in mean test accuracy up to this many
 # percentage points does not matter.
 END_TO_END_ACCURACY_PP = 1.0

@@ -336,7 +336,6 @@ def _digits_loop(ctx, orders: np.ndarray, scheduler=None) -> np.ndarray:
 
 def test_train_loop_candidates_on_the_digits_model(digits_run) -> None:
     from harness.diagnosis import train as dtrain
-    from harness.tolerances import ENVELOPE_FACTOR
 
     ctx, p, ref, envs = digits_run
     s, tol = ctx.steps_per_epoch, ctx.tol("train.step_loss")
@@ -344,21 +343,20 @@ def test_train_loop_candidates_on_the_digits_model(digits_run) -> None:
     np.testing.assert_allclose(_digits_loop(ctx, ref.orders[:1]), ref.step_loss[:s], rtol=1e-5)
     plain = _digits_loop(ctx, np.arange(len(p.y_train))[None, :])
     port = {"step_loss": plain, "epoch_loss": [float(plain.mean())]}
-    found = dtrain.diagnose_loop(ctx.reference, p.x_train, p.y_train, ref, port, s, tol, envs, ENVELOPE_FACTOR)
+    found = dtrain.diagnose_loop(ctx.reference, p.x_train, p.y_train, ref, port, s, tol, envs)
     assert [c.cause for c in found] == ["train.no_shuffle"], [c.sentence() for c in found]
 
 
 def test_train_schedule_on_the_digits_model(digits_run) -> None:
     from harness.diagnosis import train as dtrain
-    from harness.tolerances import ENVELOPE_FACTOR
 
     ctx, p, ref, envs = digits_run
     s, tol = ctx.steps_per_epoch, ctx.tol("train.step_loss")
     faithful = _digits_loop(ctx, ref.orders)
-    assert dtrain.first_diverging_epoch(ref, envs, faithful, s, tol, ENVELOPE_FACTOR) is None
+    assert dtrain.first_diverging_epoch(ref, envs, faithful, s, tol) is None
     port = _digits_loop(ctx, ref.orders, lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5))
-    e = dtrain.first_diverging_epoch(ref, envs, port, s, tol, ENVELOPE_FACTOR)
+    e = dtrain.first_diverging_epoch(ref, envs, port, s, tol)
     assert e == 2
-    found = dtrain.diagnose_boundary(ctx.reference, p.x_train, p.y_train, ref, envs, port, s, tol, ENVELOPE_FACTOR, e)
+    found = dtrain.diagnose_boundary(ctx.reference, p.x_train, p.y_train, ref, envs, port, s, tol, e)
     assert [c.cause for c in found][:1] == ["train.lr_schedule_step"], [c.sentence() for c in found]
     assert found[0].parameters == pytest.approx({"step_size": 2, "gamma": 0.5}, rel=1e-6)

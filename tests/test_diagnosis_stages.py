@@ -26,7 +26,6 @@ from harness.reference import model as ref_model
 from harness.reference import train as ref_train
 from harness.reference.reference import Reference
 from harness.stages.base import Context
-from harness.tolerances import ENVELOPE_FACTOR
 
 CFG = RunConfig(data=BUNDLED_DATA)
 DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits" / "harness.toml"
@@ -409,9 +408,7 @@ def test_train_scheduler_stepped_per_batch(one_epoch) -> None:
     losses = _plain_loop(p, ref.init, ref.orders, cfg, scheduler=sched, per_batch=True)
     port = {"step_loss": losses, "epoch_loss": [float(np.mean(losses))]}
     tol = ctx.tol("train.step_loss")
-    found = dtrain.diagnose_loop(
-        _ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, ctx.envelope_traces, ENVELOPE_FACTOR
-    )
+    found = dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, ctx.envelope_traces)
     assert [c.cause for c in found][:1] == ["train.lr_decay_per_step"], [c.sentence() for c in found]
     assert found[0].parameters["gamma"] == pytest.approx(0.995, abs=2e-4)
 
@@ -424,20 +421,16 @@ def test_train_amsgrad(one_epoch) -> None:
     losses = _plain_loop(p, ref.init, ref.orders, cfg, amsgrad=True)
     port = {"step_loss": losses, "epoch_loss": [float(np.mean(losses))]}
     envs = ctx.envelope_traces
-    found = dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, envs, ENVELOPE_FACTOR)
+    found = dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, envs)
     assert [c.cause for c in found] == ["train.amsgrad"], [c.sentence() for c in found]
-    # Controls: the faithful loop is not AMSGrad; nor is a loop with a slightly smaller learning rate.
+    # Controls: the faithful loop is no change of the catalogue; a loop with a slightly smaller learning
+    # rate is not AMSGrad.
     faithful = _plain_loop(p, ref.init, ref.orders, cfg)
     port = {"step_loss": faithful, "epoch_loss": [float(np.mean(faithful))]}
-    assert "train.amsgrad" not in [
-        c.cause
-        for c in dtrain.diagnose_loop(
-            _ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, envs, ENVELOPE_FACTOR
-        )
-    ]
+    assert dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, envs) == []
     slower = _plain_loop(p, ref.init, ref.orders, cfg.with_(lr=0.9e-3))
     port = {"step_loss": slower, "epoch_loss": [float(np.mean(slower))]}
-    found = dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, envs, ENVELOPE_FACTOR)
+    found = dtrain.diagnose_loop(_ref(cfg), p.x_train, p.y_train, ref, port, len(losses), tol, envs)
     assert "train.amsgrad" not in [c.cause for c in found]
 
 
@@ -616,7 +609,7 @@ def test_train_epoch_boundary(two_epochs, make: Callable, cause: str, params: di
     # The control: the same hand-written loop without the change is the reference (epoch 1 to 1e-5).
     np.testing.assert_allclose(_plain_loop(p, ref.init, ref.orders, cfg)[:steps], ref.step_loss[:steps], rtol=1e-5)
     found = dtrain.diagnose_boundary(
-        _ref(cfg), p.x_train, p.y_train, ref, envs, port_steps, steps, ctx.tol("train.step_loss"), ENVELOPE_FACTOR
+        _ref(cfg), p.x_train, p.y_train, ref, envs, port_steps, steps, ctx.tol("train.step_loss")
     )
     assert [c.cause for c in found][:1] == [cause]
     for k, v in params.items():
@@ -629,12 +622,9 @@ def test_train_epoch_boundary_faithful_and_unexplained(two_epochs) -> None:
     tol = ctx.tol("train.step_loss")
     faithful = _plain_loop(p, ref.init, ref.orders, cfg)
     # The faithful loop reproduces none of the changes (the unchanged replay is not a candidate).
-    assert (
-        dtrain.diagnose_boundary(_ref(cfg), p.x_train, p.y_train, ref, envs, faithful, steps, tol, ENVELOPE_FACTOR)
-        == []
-    )
+    assert dtrain.diagnose_boundary(_ref(cfg), p.x_train, p.y_train, ref, envs, faithful, steps, tol) == []
     both = _plain_loop(p, ref.init, ref.orders[[0, 0]], cfg, gamma=0.5)
-    assert dtrain.diagnose_boundary(_ref(cfg), p.x_train, p.y_train, ref, envs, both, steps, tol, ENVELOPE_FACTOR) == []
+    assert dtrain.diagnose_boundary(_ref(cfg), p.x_train, p.y_train, ref, envs, both, steps, tol) == []
 
 
 # Schedules that act later than the first boundary, over eight epochs: the boundary where the port first
@@ -650,12 +640,10 @@ def eight_epochs():
 def _boundary(eight_epochs, port_steps: np.ndarray) -> tuple[int | None, list]:
     cfg, ctx, p, ref, envs = eight_epochs
     s, tol = ctx.steps_per_epoch, ctx.tol("train.step_loss")
-    e = dtrain.first_diverging_epoch(ref, envs, port_steps, s, tol, ENVELOPE_FACTOR)
+    e = dtrain.first_diverging_epoch(ref, envs, port_steps, s, tol)
     if e is None:
         return None, []
-    return e, dtrain.diagnose_boundary(
-        _ref(cfg), p.x_train, p.y_train, ref, envs, port_steps, s, tol, ENVELOPE_FACTOR, e
-    )
+    return e, dtrain.diagnose_boundary(_ref(cfg), p.x_train, p.y_train, ref, envs, port_steps, s, tol, e)
 
 
 @pytest.mark.parametrize(

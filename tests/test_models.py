@@ -322,6 +322,43 @@ def test_a_regression_model_with_sgd_passes_against_itself(tmp_path: Path, stage
         assert any(c.name.endswith("momentum_buffer") for c in r.checks)
 
 
+@pytest.mark.parametrize("by_call", [False, True], ids=["by name", "in call order"])
+def test_a_linear_swapped_with_its_activation_is_named(tmp_path: Path, by_call: bool) -> None:
+    """The port computes fc1(SiLU(x)) where the reference computes SiLU(fc1(x)): the two layers' outputs
+    have different widths (16 and 5), in either reporting order. Control: SiLU(fc1(x)) scaled by 1.01."""
+    import torch.nn.functional as F
+
+    from harness.diagnosis import layers
+    from harness.tolerances import tolerance
+
+    (tmp_path / "reg3.py").write_text(
+        "from tests.test_models import _Regressor\n\ndef build(n, k):\n    return _Regressor(n, k)\n"
+    )
+    cfg = RunConfig(reference="reg3:build", reference_dir=tmp_path, task="regression", loss="MSELoss")
+    ref = Reference(cfg, 5, 1)
+    params = ref.init_params(0)
+    x = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
+    w, b = torch.from_numpy(params["fc1.weight"]), torch.from_numpy(params["fc1.bias"])
+    with torch.no_grad():
+        first = F.silu(torch.from_numpy(x))
+        second = F.linear(first, w, b)
+    outputs = ref.forward(params, x)
+    got = (
+        {**outputs, "fc1": first.numpy(), "act": second.numpy()}
+        if by_call
+        else {
+            **outputs,
+            "fc1": second.numpy(),
+            "act": first.numpy(),
+        }
+    )
+    causes = layers.diagnose(ref, params, x, got, "fc1", tolerance("forward", {}))
+    assert [c.cause for c in causes] == ["forward.layers_swapped"], [c.sentence() for c in causes]
+    assert causes[0].description == "fc1 (Linear) and act (SiLU) applied in the other order"
+    off = {**outputs, "fc1": outputs["fc1"] * np.float32(1.01)}
+    assert layers.diagnose(ref, params, x, off, "fc1", tolerance("forward", {})) == []
+
+
 def test_a_regression_metric_rule_is_named_through_the_stage(tmp_path: Path) -> None:
     """The metrics stage of a regression model whose port reports the RMSE where the reference reports
     the MSE: the rule is named; the control port reports the MSE and passes that check."""

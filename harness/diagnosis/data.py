@@ -42,16 +42,21 @@ def bfloat16(x: np.ndarray) -> np.ndarray:
     return bits.astype(np.uint32).view(np.float32).astype(np.float64)
 
 
+def half_away(x: np.ndarray) -> np.ndarray:
+    """Round to the nearest integer, halves away from zero (Rust's f64::round; numpy rounds them to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
 # Changes of each number's precision or type, applied per column.
 PRECISION: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "float32_parse": (
         "parsed at float32 precision (pandas parses float64)",
         lambda x: x.astype(np.float32).astype(np.float64),
     ),
-    "float16_parse": ("parsed at float16 precision", lambda x: float16(x)),
+    "float16_parse": ("parsed at float16 precision", float16),
     "bfloat16_parse": ("parsed at bfloat16 precision", bfloat16),
     "truncated_to_integer": ("parsed as integers (the fraction truncated)", np.trunc),
-    "rounded_to_integer": ("parsed as integers (rounded to the nearest)", np.round),
+    "rounded_to_integer": ("parsed as integers (rounded to the nearest, halves away from zero)", half_away),
 }
 
 

@@ -55,8 +55,9 @@ def _own(module: nn.Module) -> str:
 def _candidates(module: nn.Module, a: torch.Tensor, got: np.ndarray, tol: Tolerance, layer: str) -> list[Candidate]:
     def err(replay: Replay) -> float:
         with torch.no_grad():
-            out = replay(a).numpy().reshape(got.shape)
-        return ratio(out, got, tol)
+            out = replay(a).numpy()
+        # The port's output of another size (another width) is no change to this layer's arithmetic.
+        return ratio(out.reshape(got.shape), got, tol) if out.size == got.size else math.inf
 
     kind = type(module).__name__
     found: list[Candidate] = []
@@ -163,7 +164,7 @@ def _swapped(
     tol: Tolerance,
 ) -> list[Candidate]:
     """`layer` and the layer after it applied in the other order (a normalization after the activation
-    instead of before it, say), where the next layer keeps the shape. The port reports its outputs by
+    instead of before it, say), where the next layer takes this layer's input. The port reports its outputs by
     the layers' names (`layer` = it after the next one, the next one = its own output on the input) or
     in its call order (the names taken in the reference's order); either reproduces."""
     order = [lay.name for lay in reference.layers]
@@ -182,12 +183,15 @@ def _swapped(
         except (RuntimeError, ValueError):  # the next layer does not take this layer's input
             return math.inf
         g_l, g_n = np.asarray(got[layer], np.float32), np.asarray(got[nxt], np.float32)
-        if inner.numel() != g_n.size or outer.numel() != g_l.size:
-            return math.inf
-        inner_np, outer_np = inner.numpy().reshape(g_n.shape), outer.numpy().reshape(g_l.shape)
-        by_name = max(ratio(outer_np, g_l, tol), ratio(inner_np, g_n, tol))
-        by_call = max(ratio(inner_np.reshape(g_l.shape), g_l, tol), ratio(outer_np.reshape(g_n.shape), g_n, tol))
-        return min(by_name, by_call)
+        inner_np, outer_np = inner.numpy(), outer.numpy()
+
+        def judge(for_layer: np.ndarray, for_next: np.ndarray) -> float:
+            # A Linear among the two changes the width: a layout whose sizes do not fit is not this one.
+            if for_layer.size != g_l.size or for_next.size != g_n.size:
+                return math.inf
+            return max(ratio(for_layer.reshape(g_l.shape), g_l, tol), ratio(for_next.reshape(g_n.shape), g_n, tol))
+
+        return min(judge(outer_np, inner_np), judge(inner_np, outer_np))  # by name, or in call order
 
     kinds = {lay.name: lay.kind for lay in reference.layers}
     return [
@@ -210,7 +214,7 @@ def diagnose(
     a = inputs[layer]
     out = np.asarray(got[layer], dtype=np.float32)
     if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)):
-        return _dropout(module, a.numpy().reshape(out.shape), out, tol, layer)
+        return _dropout(module, a.numpy().reshape(out.shape), out, tol, layer) if a.numel() == out.size else []
     found = explain(_candidates(module, a, out, tol, layer), f"{out.size} outputs of {layer}")
     if found:
         return found

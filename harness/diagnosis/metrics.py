@@ -30,7 +30,7 @@ def _batch_mean(c: np.ndarray, b: int) -> tuple[float, float]:
 
 
 def _share(k: float, d: float) -> tuple[float, float]:
-    return k / d, 1 / d
+    return (k / d, 1 / d) if d > 0 else (np.nan, 1.0)
 
 
 def _batches(c: np.ndarray, b: int) -> int:
@@ -44,7 +44,7 @@ def _dropped(c: np.ndarray, b: int) -> tuple[float, float]:
 
 COUNT_RULES: dict[str, tuple[str, CountRule]] = {
     "batch_mean": (
-        "the mean of per-batch accuracies instead of correct rows over all rows",
+        "the mean of per-batch accuracies (batches of {b}) instead of correct rows over all rows",
         lambda c, b, n_train: _batch_mean(c, b),
     ),
     "denominator_n_minus_1": ("correct rows divided by n - 1", lambda c, b, n_train: _share(c.sum(), len(c) - 1)),
@@ -111,7 +111,7 @@ def diagnose(
         return abs(value - got) / allowed if np.isfinite(value) else np.inf
 
     found = [
-        Candidate(f"metrics.{k}", what, lambda _, r=rule: err(*r(correct, batch_size, n_train)))
+        Candidate(f"metrics.{k}", what.format(b=batch_size), lambda _, r=rule: err(*r(correct, batch_size, n_train)))
         for k, (what, rule) in COUNT_RULES.items()
     ]
     if probs is not None and y is not None and threshold is not None:

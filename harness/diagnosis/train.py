@@ -18,6 +18,7 @@ from harness.compare import Tolerance
 from harness.diagnosis import Candidate, Cause, Param, explain, ratios
 from harness.reference.reference import Reference
 from harness.reference.structure import Trace
+from harness.tolerances import envelope_allowed
 
 AGGREGATIONS = {
     "epoch_loss_weighted": (
@@ -43,13 +44,13 @@ def aggregate(step_loss: np.ndarray, sizes: np.ndarray, how: str) -> float:
     return float(s.mean())
 
 
-def allowed_band(ref: Trace, envelope: list[Any], tol: Tolerance, factor: float) -> np.ndarray:
+def allowed_band(ref: Trace, envelope: list[Any], tol: Tolerance) -> np.ndarray:
     """Per step of the whole run: how far a free-running port's step loss may be from the reference's,
-    as the train stage allows a free run: the envelope's largest drift so far, times its factor, and
-    never less than the step tolerance."""
+    as the train stage allows a free run (tolerances.envelope_allowed, with the step tolerance as the
+    floor)."""
     r = ref.step_loss.astype(np.float64)
     drift = np.max([np.abs(e.step_loss.astype(np.float64)[: len(r)] - r) for e in envelope], axis=0)
-    return np.maximum(tol.atol + tol.rtol * np.abs(r), factor * np.maximum.accumulate(drift))
+    return envelope_allowed(drift, tol.atol + tol.rtol * np.abs(r))
 
 
 def first_diverging_epoch(
@@ -58,11 +59,10 @@ def first_diverging_epoch(
     port_step_loss: np.ndarray,
     steps_per_epoch: int,
     tol: Tolerance,
-    factor: float,
 ) -> int | None:
     """The first epoch after the first (from 0) in which a step loss of the port leaves allowed_band."""
     got = np.asarray(port_step_loss, dtype=np.float64)
-    band = allowed_band(ref, envelope, tol, factor)
+    band = allowed_band(ref, envelope, tol)
     n = min(len(got), len(band))
     with np.errstate(invalid="ignore"):
         bad = np.flatnonzero(~(np.abs(got[:n] - ref.step_loss[:n]) <= band[:n]))
@@ -83,7 +83,6 @@ def diagnose_loop(
     steps: int,
     tol: Tolerance,
     envelope: list[Any] | None = None,
-    factor: float = 1.0,
 ) -> list[Cause]:
     """Causes in the loop: how the epoch loss is aggregated, whether the batches are shuffled, the
     learning rate per step, and (with the envelope, whose drift a whole epoch's replay is allowed) the
@@ -143,12 +142,12 @@ def diagnose_loop(
 
     def whole_epoch_err(rep: np.ndarray) -> float:
         """A replay of the whole first epoch against the port's, judged as a free run is (the envelope's
-        drift times its factor; the step tolerance alone without an envelope)."""
+        drift, allowed_band; the step tolerance alone without an envelope)."""
         got = np.asarray(port["step_loss"], dtype=np.float64)[:steps]
         if len(got) < steps or len(rep) < steps:
             return float("inf")
         if envelope:
-            band = allowed_band(ref, envelope, tol, factor)[:steps]
+            band = allowed_band(ref, envelope, tol)[:steps]
             return float(np.max(np.abs(rep[:steps].astype(np.float64) - got) / band))
         return float(ratios(got, rep[:steps], tol).max())
 
@@ -274,15 +273,14 @@ def diagnose_boundary(
     port_step_loss: np.ndarray,
     steps_per_epoch: int,
     tol: Tolerance,
-    factor: float,
     epoch: int = 1,
 ) -> list[Cause]:
     """Causes at the start of `epoch` (from 0; the first that diverges, first_diverging_epoch): from the
     reference's parameters and Adam state after the epoch before, that epoch's first batches replayed with
     the loop changed, against the port's free-running step losses there. The port has drifted from the
-    reference by then, so each step is allowed the envelope's own drift at that step (times the train
-    stage's factor), as the train stage allows. A learning rate found changed there is then named as a
-    schedule only where a whole run of the reference with that schedule reproduces the port's run."""
+    reference by then, so each step is allowed the envelope's own drift at that step (allowed_band), as
+    the train stage allows. A learning rate found changed there is then named as a schedule only where a
+    whole run of the reference with that schedule reproduces the port's run."""
     e = epoch
     cfg = reference.cfg
     if len(ref.epoch_states) < e or len(ref.orders) < e + 1 or e < 1:
@@ -292,7 +290,7 @@ def diagnose_boundary(
     got = np.asarray(port_step_loss, dtype=np.float64)[at]
     if len(got) < k:
         return []
-    allowed = allowed_band(ref, envelope, tol, factor)[at]
+    allowed = allowed_band(ref, envelope, tol)[at]
     p1, s1 = ref.epoch_params[e - 1], ref.epoch_states[e - 1]
     order, order1 = ref.orders[e], ref.orders[0]
 
@@ -310,6 +308,8 @@ def diagnose_boundary(
         return float(np.max(np.abs(rep.step_loss.astype(np.float64) - got) / allowed))
 
     every = e == 1  # a change at the first boundary is a change at every boundary, as far as is seen
+    # What a fresh optimizer forgets: SGD without momentum keeps no state, so a reset changes nothing.
+    state = "moments and step count" if cfg.optimizer in ("Adam", "AdamW") else "momentum buffer"
     found = [
         Candidate(
             "train.order_reused",
@@ -320,11 +320,10 @@ def diagnose_boundary(
         ),
         Candidate(
             "train.adam_state_reset_per_epoch",
-            f"the {cfg.optimizer} state (moments and step count) reset at every epoch (the optimizer created "
-            "inside the epoch loop)"
+            f"the {cfg.optimizer} state ({state}) reset at every epoch (the optimizer created inside the epoch loop)"
             if every
-            else f"the {cfg.optimizer} state (moments and step count) reset at the start of epoch {e + 1}",
-            lambda _: err(order, reset=True),
+            else f"the {cfg.optimizer} state ({state}) reset at the start of epoch {e + 1}",
+            lambda _: err(order, reset=True) if reference.slots else float("inf"),
         ),
         Candidate(
             "train.lr_changed",
@@ -337,13 +336,11 @@ def diagnose_boundary(
     lr = next((c for c in causes if c.cause == "train.lr_changed"), None)
     if lr is None:
         return causes
-    schedules = diagnose_schedule(
-        reference, x, y, ref, envelope, port_step_loss, tol, factor, e, lr.parameters["factor"]
-    )
+    schedules = diagnose_schedule(reference, x, y, ref, envelope, port_step_loss, tol, e, lr.parameters["factor"])
     return [*schedules, *causes]
 
 
-def schedules(e: int, f: float, epochs: int) -> dict[str, tuple[str, dict[str, float], Callable[[int], float]]]:
+def schedules(e: int, f: float) -> dict[str, tuple[str, dict[str, float], Callable[[int], float]]]:
     """The usual schedules that scale the learning rate by `f` at the start of epoch `e` (from 0) and not
     before (to the envelope's resolution), each with its parameters solved from (e, f): their factor per
     epoch. Exponential decay is the step schedule with a step of one epoch. Parameters count epochs from
@@ -358,7 +355,8 @@ def schedules(e: int, f: float, epochs: int) -> dict[str, tuple[str, dict[str, f
     }
     if e > 1:
         out["train.lr_changed_once"] = (
-            "the learning rate multiplied by gamma once, from epoch milestone on (MultiStepLR with one milestone)",
+            "the learning rate multiplied by gamma once, from epoch milestone on (counted from 0, as torch's "
+            "MultiStepLR counts its milestones)",
             {"milestone": float(e), "gamma": f},
             lambda ep: f if ep >= e else 1.0,
         )
@@ -390,14 +388,13 @@ def diagnose_schedule(
     envelope: list[Any],
     port_step_loss: np.ndarray,
     tol: Tolerance,
-    factor: float,
     e: int,
     f: float,
 ) -> list[Cause]:
     """The schedules through (e, f), each replayed over the whole run (the reference's loop with that
     learning rate per epoch) against every step loss of the port, as a free run is judged."""
     got = np.asarray(port_step_loss, dtype=np.float64)
-    band = allowed_band(ref, envelope, tol, factor)
+    band = allowed_band(ref, envelope, tol)
     if len(got) != len(band):
         return []
 
@@ -426,14 +423,17 @@ def diagnose_schedule(
     # difference. Each schedule is replayed with f to two significant digits, then as fitted.
     gammas = list(dict.fromkeys([float(f"{f:.2g}"), f]))
     found = []
-    seen: list[np.ndarray] = []
+    # Schedules that give this run the same learning rates (StepLR and a single milestone when the run
+    # ends before the second step) are one replay: each is named, with the same error, since the
+    # evidence cannot tell them apart.
+    seen: list[tuple[np.ndarray, float]] = []
     for g in gammas:
-        for cause, (what, params, per_epoch) in schedules(e, g, len(ref.orders)).items():
+        for cause, (what, params, per_epoch) in schedules(e, g).items():
             lrs = np.array([per_epoch(ep) for ep in range(len(ref.orders))])
-            if any(np.allclose(lrs, other, rtol=1e-9, atol=0) for other in seen):
-                continue  # the same learning rates over this run as a schedule already tried
-            seen.append(lrs)
-            q = err(per_epoch)
+            q = next((q for other, q in seen if np.allclose(lrs, other, rtol=1e-9, atol=0)), None)
+            if q is None:
+                q = err(per_epoch)
+                seen.append((lrs, q))
             if q <= 1:
                 found.append(Cause(cause, what, params, q, f"all {len(got)} step losses of a whole run"))
         if found:

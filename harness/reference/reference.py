@@ -440,6 +440,9 @@ class Reference:
         step)` (both from 0, the step counted over the whole run) scales the learning rate of that step,
         `amsgrad` trains with AMSGrad, and `accumulate` > 1 steps once every that many batches on their
         mean gradient: all three are diagnosis candidates (harness/diagnosis/train.py)."""
+        if amsgrad and init_state and init_state.get("step", 0):
+            # The running maximum of the second moment is not in the state the harness carries.
+            raise ValueError("AMSGrad cannot resume from a state without its maximum second moment")
         torch.set_num_threads(1)
         model = self.build(init)
         if float64:

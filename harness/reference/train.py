@@ -7,7 +7,6 @@ each epoch, epoch loss = unweighted mean of batch losses, accuracy at threshold 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -86,9 +85,6 @@ def train(
     dither_seed: int | None = None,
     float64: bool = False,
     float32_adam: bool = False,
-    lr_factor: Callable[[int, int], float] | None = None,
-    amsgrad: bool = False,
-    init_state: dict | None = None,
 ) -> Trace:
     """The user's loop with an explicit initialization and batch order (Reference.train).
 
@@ -96,8 +92,7 @@ def train(
     optimizer step: the rounding noise a port's different summation order puts into its gradients,
     which Adam amplifies where a gradient is near zero. `float64` trains in double precision: the
     float32 run's distance from it is float32 rounding noise itself. `float32_adam` trains with Adam's
-    other legitimate arithmetic (harness/reference/adam_f32.py). `lr_factor` and `amsgrad`: diagnosis
-    candidates (Reference.train).
+    other legitimate arithmetic (harness/reference/adam_f32.py).
     """
     return classifier(_n(init), cfg).train(
         x,
@@ -109,9 +104,6 @@ def train(
         dither_seed=dither_seed,
         float64=float64,
         float32_adam=float32_adam,
-        lr_factor=lr_factor,
-        amsgrad=amsgrad,
-        init_state=init_state,
     )
 
 

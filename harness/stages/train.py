@@ -19,23 +19,13 @@ from harness.compare import ArrayDiff, compare, summary_stats
 from harness.diagnosis import Cause
 from harness.diagnosis.train import diagnose_boundary, diagnose_loop, first_diverging_epoch, localize, localize_at
 from harness.stages.base import Context, Stage, StageResult, result
-from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR, per_tensor
+from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR, envelope_allowed, envelope_drift, per_tensor
 
 RESYNC_STEPS = 64
 
 
 def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in a)
-
-
-def _drift(d_env: np.ndarray, running: bool) -> np.ndarray:
-    d_env = np.asarray(d_env, dtype=np.float64)
-    return np.maximum.accumulate(d_env) if running else d_env
-
-
-def envelope_allowed(d_env: np.ndarray, floor: np.ndarray | float, running: bool = True) -> np.ndarray:
-    """How far the port may be from the reference, element by element: the envelope rule's bound."""
-    return np.maximum(floor, ENVELOPE_FACTOR * _drift(d_env, running))
 
 
 class EnvelopeDiff(ArrayDiff):
@@ -78,7 +68,7 @@ def envelope_check(
             reason=f"shape differs: reference {ref.shape}, port {port.shape}",
             ratio=float("inf"),
         )
-    drift = _drift(d_env, running)
+    drift = envelope_drift(d_env, running)
     allowed = np.maximum(floor, ENVELOPE_FACTOR * drift)
     d_port = np.where(np.isfinite(port), np.abs(port - ref), np.inf)
     bad = ~(d_port <= allowed)
@@ -314,13 +304,11 @@ def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> t
         return f"the port's loss is {step_loss[k]} from step {k} on (epoch {k // s + 1}){where}", []
     tol = ctx.tol("train.step_loss")
     envs = ctx.envelope_traces
-    causes = diagnose_loop(ctx.reference, p.x_train, p.y_train, ref, ctx.port_trace, s, tol, envs, ENVELOPE_FACTOR)
+    causes = diagnose_loop(ctx.reference, p.x_train, p.y_train, ref, ctx.port_trace, s, tol, envs)
     if not causes and all(c.passed for c in checks if c.name.startswith("epoch1.")):
         # The first epoch agrees and a later one does not: look at the boundary where it first diverges.
-        e = first_diverging_epoch(ref, envs, step_loss, s, tol, ENVELOPE_FACTOR) or 1
-        causes = diagnose_boundary(
-            ctx.reference, p.x_train, p.y_train, ref, envs, step_loss, s, tol, ENVELOPE_FACTOR, e
-        )
+        e = first_diverging_epoch(ref, envs, step_loss, s, tol) or 1
+        causes = diagnose_boundary(ctx.reference, p.x_train, p.y_train, ref, envs, step_loss, s, tol, e)
     if causes:
         return causes[0].sentence(), causes
     first = next(c for c in checks if not c.passed)

@@ -37,8 +37,10 @@ def torch_port(
     make: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
     clip: Callable[[list[torch.Tensor]], None] | None = None,
     keep_state: bool = True,
+    amsgrad: bool = False,
 ) -> Callable[[Params, Params, dict | None], tuple[Params, dict]]:
-    """One step of a torch optimizer from the given parameters, gradients and (Adam) state."""
+    """One step of a torch optimizer from the given parameters, gradients and (Adam) state; with `amsgrad`
+    the loaded state's running maximum is its second moment (torch needs one to resume)."""
 
     def step(params: Params, grads: Params, state: dict | None) -> tuple[Params, dict]:
         ps = {k: t.requires_grad_() for k, t in _tensors(params).items()}
@@ -50,6 +52,7 @@ def torch_port(
                     "step": torch.tensor(float(state["step"])),
                     "exp_avg": torch.tensor(state["exp_avg"][k]),
                     "exp_avg_sq": torch.tensor(state["exp_avg_sq"][k]),
+                    **({"max_exp_avg_sq": torch.tensor(state["exp_avg_sq"][k])} if amsgrad else {}),
                 }
         if clip:
             clip(list(ps.values()))
@@ -147,6 +150,7 @@ CASES: list[tuple[str, Callable, str, dict[str, float]]] = [
         {"clip_value": 1e-3},
     ),
     ("state reset", torch_port(adam(), keep_state=False), "adam.state_reset", {}),
+    ("AMSGrad", torch_port(adam(amsgrad=True), amsgrad=True), "adam.amsgrad", {}),
     (
         "lr and beta2 at once",
         torch_port(adam(lr=3e-4, betas=(0.9, 0.99))),

@@ -52,6 +52,10 @@ class Variant:
     clip_at: float = 0.0
     # Moments started from the first gradient (m = g, v = g^2) instead of zeros.
     moments_from_gradient: bool = False
+    # AMSGrad: the denominator from the larger of the carried and the new second moment. The state the
+    # harness carries has no running maximum, so the port's starts from the carried second moment (a
+    # maximum started from the new one, as Burn's is, gives Adam's step: the train stage names that).
+    amsgrad: bool = False
 
 
 def _clip(grads: Params, how: str, at: float) -> Params:
@@ -96,10 +100,11 @@ def replay(case: Case, v: Variant) -> tuple[Params, dict]:
         m = (m0 + (g - m0) * np.float32(1 - v.beta1)).astype(np.float32)
         s = (v0 * np.float32(v.beta2) + g * g * np.float32(1 - v.beta2)).astype(np.float32)
         q = p * np.float32(1 - v.lr * v.decoupled) if v.decoupled else p
+        vd = np.maximum(v0, s) if v.amsgrad else s
         if v.eps_inside_sqrt:
-            denom = np.sqrt(s / np.float32(bc2) + np.float32(v.eps))
+            denom = np.sqrt(vd / np.float32(bc2) + np.float32(v.eps))
         else:
-            denom = np.sqrt(s) / np.float32(math.sqrt(bc2)) + np.float32(v.eps)
+            denom = np.sqrt(vd) / np.float32(math.sqrt(bc2)) + np.float32(v.eps)
         new[k] = (q - np.float32(v.lr / bc1) * (m / denom)).astype(np.float32)
         state["exp_avg"][k], state["exp_avg_sq"][k] = m, s
     return new, state
@@ -186,6 +191,11 @@ def candidates(cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update
             "adam.moments_from_gradient",
             "Adam's moments started from the first gradient (m = g, v = g^2) instead of zeros",
             lambda: with_(moments_from_gradient=True),
+        ),
+        cand(
+            "adam.amsgrad",
+            "AMSGrad: the larger of the carried and the new second moment in the denominator",
+            lambda: with_(amsgrad=True),
         ),
         cand(
             "adam.float32_bias_correction",

@@ -248,6 +248,27 @@ def test_forward(port: Port, cause: str, params: dict[str, float]) -> None:
         assert res.diagnosis[0]["parameters"][k] == pytest.approx(v, rel=0.02)
 
 
+def test_forward_layers_swapped_in_the_classifier() -> None:
+    """The port applies its second ReLU after the last Linear instead of before it (relu2 and fc3 in the
+    other order), its outputs reported under the layers' names."""
+
+    def forward(params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
+        p = {k: torch.tensor(v) for k, v in params.items()}
+        with torch.no_grad():
+            z1 = F.linear(torch.tensor(x), p["fc1.weight"], p["fc1.bias"])
+            a1 = torch.relu(z1)
+            z2 = F.linear(a1, p["fc2.weight"], p["fc2.bias"])
+            z3 = F.linear(z2, p["fc3.weight"], p["fc3.bias"])
+            a2 = torch.relu(z3)
+            o = torch.sigmoid(a2)
+        named = {"fc1": z1, "relu1": a1, "fc2": z2, "relu2": a2, "fc3": z3, "sigmoid": o}
+        return {k: named[k].numpy() for k in ref_model.LAYERS}
+
+    res = stage("forward", Port(forward=forward))
+    assert res.status == "FAIL" and causes(res) == ["forward.layers_swapped"], res.hint
+    assert res.diagnosis[0]["description"] == "relu2 and fc3 applied in the other order"
+
+
 def test_forward_unexplained() -> None:
     res = stage("forward", forward_port(act1=lambda z: torch.relu(z) ** 2))
     assert res.status == "FAIL" and causes(res) == [] and "no candidate cause reproduces it" in res.hint

@@ -3,11 +3,13 @@ changed (the first divergent one; every earlier layer matched).
 
 Evidence: the port's output of that layer and of every layer after it, on the whole test set, with the
 reference's weights. An activation is replaced by another (fitted where it has a parameter); a Linear
-loses its bias or reads its weight buffer in another layout.
+loses its bias or reads its weight buffer in another layout; or, when no change to that one layer
+reproduces it, that layer and the next are applied in the other order.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -66,6 +68,30 @@ def replay(
     return out
 
 
+def swapped(params: Params, x: np.ndarray, first: str, by_call: bool) -> dict[str, np.ndarray]:
+    """The reference's forward with `first` and the layer after it called in the other order, every
+    output reported under its layer's name or, `by_call`, under the names in the reference's order."""
+    ops: list[tuple[str, Op]] = []
+    for fc, act in layer_names(params):
+        w, b = torch.from_numpy(params[f"{fc}.weight"]), torch.from_numpy(params[f"{fc}.bias"])
+        ops += [
+            (fc, lambda a, w=w, b=b: F.linear(a, w, b)),
+            (act, torch.relu if act.startswith("relu") else torch.sigmoid),
+        ]
+    names = [n for n, _ in ops]
+    i = names.index(first)
+    ops[i], ops[i + 1] = ops[i + 1], ops[i]
+    out, a = {}, torch.from_numpy(np.asarray(x, dtype=np.float32))
+    with torch.no_grad():
+        for k, (name, op) in enumerate(ops):
+            try:
+                a = op(a)
+            except RuntimeError:  # a Linear that cannot take the other width: no such port
+                return {}
+            out[names[k] if by_call else name] = a.numpy()
+    return out
+
+
 def candidates(
     params: Params, x: np.ndarray, got: dict[str, np.ndarray], layer: str, tol: Tolerance
 ) -> list[Candidate]:
@@ -76,7 +102,26 @@ def candidates(
         rep = replay(params, x, **change)
         return float(max(ratios(got[n], rep[n], tol).max() for n in judged))
 
+    def swap_err() -> float:
+        worst = math.inf
+        for by_call in (False, True):
+            rep = swapped(params, x, layer, by_call)
+            if rep:
+                worst = min(worst, float(max(ratios(got[n], rep[n], tol).max() for n in judged)))
+        return worst
+
     out = []
+    if layer != names[-1]:
+        # Two changes' worth of evidence: tried only when no change to one layer reproduces it.
+        following = names[names.index(layer) + 1]
+        out.append(
+            Candidate(
+                "forward.layers_swapped",
+                f"{layer} and {following} applied in the other order",
+                lambda _: swap_err(),
+                size=2,
+            )
+        )
     if layer in {fc for fc, _ in layer_names(params)}:
         w = params[f"{layer}.weight"]
         o, i = w.shape

@@ -285,10 +285,8 @@ class _Regressor(nn.Module):
         return self.out(self.act(self.fc1(x)))
 
 
-@pytest.mark.parametrize("stage", [weights, forward, loss, backward, optimizer])
-def test_a_regression_model_with_sgd_passes_against_itself(tmp_path: Path, stage) -> None:
-    """A regression model (MSELoss, SGD with Nesterov momentum) on generated data: every teacher-forced
-    stage runs by the model's own names and passes against a port of the same model."""
+def _regression_csv(tmp_path: Path) -> Path:
+    """200 rows of a noisy linear target in 5 features."""
     data = tmp_path / "r.csv"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 5))
@@ -298,9 +296,22 @@ def test_a_regression_model_with_sgd_passes_against_itself(tmp_path: Path, stage
         + "\n".join(",".join(f"{v:.6f}" for v in (*r, t)) for r, t in zip(x, y, strict=True))
         + "\n"
     )
-    (tmp_path / "reg.py").write_text(
+    return data
+
+
+def _regressor_module(tmp_path: Path, name: str) -> None:
+    """A module `name` in tmp_path whose build() gives _Regressor (a config's `reference = "name:build"`)."""
+    (tmp_path / f"{name}.py").write_text(
         "from tests.test_models import _Regressor\n\ndef build(n, k):\n    return _Regressor(n, k)\n"
     )
+
+
+@pytest.mark.parametrize("stage", [weights, forward, loss, backward, optimizer])
+def test_a_regression_model_with_sgd_passes_against_itself(tmp_path: Path, stage) -> None:
+    """A regression model (MSELoss, SGD with Nesterov momentum) on generated data: every teacher-forced
+    stage runs by the model's own names and passes against a port of the same model."""
+    data = _regression_csv(tmp_path)
+    _regressor_module(tmp_path, "reg")
     cfg = RunConfig(
         data=data,
         label="target",
@@ -331,9 +342,7 @@ def test_a_linear_swapped_with_its_activation_is_named(tmp_path: Path, by_call: 
     from harness.diagnosis import layers
     from harness.tolerances import tolerance
 
-    (tmp_path / "reg3.py").write_text(
-        "from tests.test_models import _Regressor\n\ndef build(n, k):\n    return _Regressor(n, k)\n"
-    )
+    _regressor_module(tmp_path, "reg3")
     cfg = RunConfig(reference="reg3:build", reference_dir=tmp_path, task="regression", loss="MSELoss")
     ref = Reference(cfg, 5, 1)
     params = ref.init_params(0)
@@ -364,18 +373,8 @@ def test_a_regression_metric_rule_is_named_through_the_stage(tmp_path: Path) -> 
     the MSE: the rule is named; the control port reports the MSE and passes that check."""
     from harness.stages import metrics
 
-    data = tmp_path / "r.csv"
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, 5))
-    y = x @ np.array([0.5, -1.0, 2.0, 0.0, 0.3]) + rng.normal(0, 0.1, 200)
-    data.write_text(
-        "a,b,c,d,e,target\n"
-        + "\n".join(",".join(f"{v:.6f}" for v in (*r, t)) for r, t in zip(x, y, strict=True))
-        + "\n"
-    )
-    (tmp_path / "reg2.py").write_text(
-        "from tests.test_models import _Regressor\n\ndef build(n, k):\n    return _Regressor(n, k)\n"
-    )
+    data = _regression_csv(tmp_path)
+    _regressor_module(tmp_path, "reg2")
     cfg = RunConfig(
         data=data,
         label="target",

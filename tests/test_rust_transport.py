@@ -28,7 +28,7 @@ needs_binaries = pytest.mark.skipif(
     reason="the workspace binaries are not built (cd rust_bridge && cargo build)",
 )
 # Two epochs keep the runs per transport cheap; a fault that first acts later runs long enough to act
-# (lr-step-decay halves the learning rate from the sixth epoch on).
+# (lr-step-decay divides the learning rate by 10 from the sixth epoch on).
 EPOCHS = 2
 LATE = {"lr-step-decay": 6}
 

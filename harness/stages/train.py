@@ -307,7 +307,12 @@ def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> t
     causes = diagnose_loop(ctx.reference, p.x_train, p.y_train, ref, ctx.port_trace, s, tol, envs)
     if not causes and all(c.passed for c in checks if c.name.startswith("epoch1.")):
         # The first epoch agrees and a later one does not: look at the boundary where it first diverges.
-        e = first_diverging_epoch(ref, envs, step_loss, s, tol) or 1
+        # Where a step loss first leaves the band, or else (a shift that only the epoch's mean or its
+        # parameters show) the first epoch a free-run envelope check fails at.
+        e = first_diverging_epoch(ref, envs, step_loss, s, tol)
+        if e is None:
+            late = [c.first_mismatch[0] for c in checks if c.name.startswith("envelope.") and c.first_mismatch]
+            e = max(1, min(late, default=1))
         causes = diagnose_boundary(ctx.reference, p.x_train, p.y_train, ref, envs, step_loss, s, tol, e)
     if causes:
         return causes[0].sentence(), causes

@@ -37,7 +37,7 @@ pub enum Fault {
     AdamStateReset,
     /// Adam built with AMSGrad.
     Amsgrad,
-    /// The learning rate halved every 5 epochs.
+    /// The learning rate divided by 10 every 5 epochs.
     LrStepDecay,
     /// Epoch loss weighted by batch size.
     WeightedEpochLoss,
@@ -200,7 +200,7 @@ impl Fault {
             Fault::LrStepDecay => (
                 "lr-step-decay",
                 "train",
-                "the learning rate halved every 5 epochs (a step decay the reference script does not have)",
+                "the learning rate divided by 10 every 5 epochs (a step decay the reference script does not have)",
                 "pass the reference's constant learning rate to optimizer.step in every epoch",
             ),
             Fault::WeightedEpochLoss => (

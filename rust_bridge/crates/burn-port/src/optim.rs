@@ -39,11 +39,11 @@ pub fn step<M: ModuleSnapshot + Clone>(
     optim.step(lr(cfg, epoch, faults), model, grads)
 }
 
-/// The learning rate of `epoch` (from 0): the configured one, or with the lr-step-decay fault halved
-/// every 5 epochs, as a loop that computes `lr * 0.5^(epoch / 5)` does.
+/// The learning rate of `epoch` (from 0): the configured one, or with the lr-step-decay fault divided
+/// by 10 every 5 epochs, as a loop that computes `lr * 0.1^(epoch / 5)` does.
 pub fn lr(cfg: &TrainConfig, epoch: usize, faults: &Faults) -> f64 {
     if faults.has(Fault::LrStepDecay) {
-        cfg.lr * 0.5f64.powi((epoch / 5) as i32)
+        cfg.lr * 0.1f64.powi((epoch / 5) as i32)
     } else {
         cfg.lr
     }

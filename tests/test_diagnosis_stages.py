@@ -704,6 +704,27 @@ def test_train_schedule_named_at_its_boundary(
         assert found[0].parameters[k] == pytest.approx(v, rel=0.05), found[0].parameters
 
 
+def test_the_boundary_comes_from_an_envelope_check_when_no_step_leaves_the_band(eight_epochs) -> None:
+    """A port whose every step loss is the reference's but whose epoch loss leaves the envelope at epoch 5
+    (from 0): the boundary replayed is 5; where a step leaves the band, that step's epoch wins; control:
+    nothing fails, the first boundary."""
+    from harness.stages.train import boundary_epoch, envelope_check
+
+    _cfg, ctx, _p, ref, envs = eight_epochs
+    s, tol = ctx.steps_per_epoch, ctx.tol("train.step_loss")
+    d_loss = np.max([np.abs(e.epoch_loss - ref.epoch_loss) for e in envs], axis=0)
+    shifted = ref.epoch_loss.copy()
+    shifted[5:] += 1.0
+    failing = envelope_check("envelope.epoch_loss", ref.epoch_loss, d_loss, shifted, 1e-5)
+    assert not failing.passed and failing.first_mismatch[0] == 5
+    assert boundary_epoch(ref, envs, ref.step_loss, s, tol, [failing]) == 5
+    stepped = ref.step_loss.astype(np.float64).copy()
+    stepped[3 * s + 10] += 1.0
+    assert boundary_epoch(ref, envs, stepped, s, tol, [failing]) == 3
+    passing = envelope_check("envelope.epoch_loss", ref.epoch_loss, d_loss, ref.epoch_loss, 1e-5)
+    assert boundary_epoch(ref, envs, ref.step_loss, s, tol, [passing]) == 1
+
+
 def test_train_schedule_faithful_and_irregular(eight_epochs) -> None:
     cfg, _ctx, p, ref, _envs = eight_epochs
     # Control: the faithful loop never leaves the band.

@@ -11,13 +11,15 @@ reference runs whose initial weights differ by one ULP.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from harness import progress
-from harness.compare import ArrayDiff, compare, summary_stats
+from harness.compare import ArrayDiff, Tolerance, compare, summary_stats
 from harness.diagnosis import Cause
 from harness.diagnosis.train import diagnose_boundary, diagnose_loop, first_diverging_epoch, localize, localize_at
+from harness.reference.structure import Trace
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR, envelope_allowed, envelope_drift, per_tensor
 
@@ -291,6 +293,20 @@ def _shadow(
     return [*rest, *out] if all(c.passed for c in out) else []
 
 
+def boundary_epoch(
+    ref: Trace, envs: list[Any], step_loss: np.ndarray, s: int, tol: Tolerance, checks: list[ArrayDiff]
+) -> int:
+    """The epoch (from 0, at least 1) whose start the boundary diagnosis replays: where a step loss first
+    leaves the band, or else (a shift that only an epoch's mean or its parameters show: measured on the
+    real file, a learning rate halved from epoch 6 never left the per-step band) the first epoch a
+    free-run envelope check fails at."""
+    e = first_diverging_epoch(ref, envs, step_loss, s, tol)
+    if e is None:
+        late = [c.first_mismatch[0] for c in checks if c.name.startswith("envelope.") and c.first_mismatch]
+        e = min(late, default=1)
+    return max(1, e)
+
+
 def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> tuple[str, list[Cause]]:
     if all(c.passed for c in checks):
         return "", []
@@ -307,12 +323,7 @@ def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> t
     causes = diagnose_loop(ctx.reference, p.x_train, p.y_train, ref, ctx.port_trace, s, tol, envs)
     if not causes and all(c.passed for c in checks if c.name.startswith("epoch1.")):
         # The first epoch agrees and a later one does not: look at the boundary where it first diverges.
-        # Where a step loss first leaves the band, or else (a shift that only the epoch's mean or its
-        # parameters show) the first epoch a free-run envelope check fails at.
-        e = first_diverging_epoch(ref, envs, step_loss, s, tol)
-        if e is None:
-            late = [c.first_mismatch[0] for c in checks if c.name.startswith("envelope.") and c.first_mismatch]
-            e = max(1, min(late, default=1))
+        e = boundary_epoch(ref, envs, step_loss, s, tol, checks)
         causes = diagnose_boundary(ctx.reference, p.x_train, p.y_train, ref, envs, step_loss, s, tol, e)
     if causes:
         return causes[0].sentence(), causes

@@ -32,3 +32,13 @@ def write_csv(tmp_path: Path, text: str, name: str = "d.csv") -> Path:
     p = tmp_path / name
     p.write_text(text)
     return p
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs(check, *args): a build output the test needs (tests/needs.py)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs"):
+        check, *args = mark.args
+        check(*args)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import binary, needs
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "rust_bridge" / "target" / "debug" / "burn-port"
-pytestmark = pytest.mark.skipif(not BIN.is_file(), reason="burn-port is not built (cd rust_bridge && cargo build)")
+pytestmark = needs(binary, "burn-port")
 COMMANDS = ["test-training-data", "test-label-percentage", "train"]
 
 

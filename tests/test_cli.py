@@ -112,3 +112,21 @@ def test_weights_that_do_not_match_the_feature_count_exit_2(tmp_path: Path, fram
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert "fc1.weight" in lines[0] and "20" in lines[0], lines[0]
+
+
+def test_a_backend_this_build_lacks_is_one_line_and_exit_2() -> None:
+    """NdArray is behind the cargo feature `ndarray` (a second build of Burn); a build without it says how
+    to get it. Negative control: a backend that is in the build runs."""
+    from tests.needs import burn
+
+    built = burn().backends()
+    assert "flex" in built
+    for name in ("ndarray", "wgpu"):
+        if name in built:
+            continue
+        r = harness("diff", "config", "--backend", name)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+        want = "cargo feature `ndarray`" if name == "ndarray" else f"unknown backend '{name}'"
+        assert want in lines[0], lines[0]
+    assert harness("diff", "config", "--backend", "flex").returncode == 0

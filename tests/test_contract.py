@@ -19,6 +19,7 @@ import typer.main
 
 from harness.cli import app, main
 from harness.report import owner
+from tests.needs import burn
 
 # Options by what a bad value is for them. Paths read or written, and names that must exist.
 INPUT_PATHS = {"--data", "--init", "--config"}
@@ -286,7 +287,7 @@ def test_item3_accuracy_gap_scales_with_the_test_set() -> None:
 def test_item3_diff_all_on_200_rows_passes_or_is_inconclusive(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("harness._burn")
+    burn()
     data = small_csv(tmp_path / "small.csv")
     js = tmp_path / "r.json"
     code, out, err = invoke(["diff", "all", "--data", str(data), "--json", str(js)], capsys)
@@ -309,7 +310,7 @@ def test_item4_labels_written_as_decimals_are_read_by_value(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], framework: str, label: tuple[str, str]
 ) -> None:
     if framework == "burn":
-        pytest.importorskip("harness._burn")
+        burn()
     data = small_csv(tmp_path / "d.csv", label=label)
     code, out, err = invoke(["check", "labels", "--framework", framework, "--data", str(data)], capsys)
     assert code == 0, err

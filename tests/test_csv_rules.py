@@ -13,6 +13,7 @@ import pytest
 from harness.csvcheck import Table
 from harness.data import differences, load_table
 from harness.errors import HarnessError
+from tests.needs import burn as needs_burn
 
 H = "f1,f2,label\n"
 
@@ -182,7 +183,7 @@ def test_the_reference_reads_the_accepted_forms(
 
 @pytest.mark.parametrize("text", [a[1] for a in ACCEPTED], ids=[a[0] for a in ACCEPTED])
 def test_the_port_reads_the_accepted_forms_into_the_same_table(tmp_path: Path, text: str) -> None:
-    burn = pytest.importorskip("harness._burn", reason="the Burn extension harness._burn is not built")
+    burn = needs_burn()
     path = _write(tmp_path, text)
     got = burn.Port().load_csv(str(path), "label")
     port = Table(

@@ -15,14 +15,14 @@ from harness.cli import main
 from harness.config import RunConfig, load_model_settings
 from harness.errors import HarnessError
 from harness.faults import detection_matrix, port_catalogue
+from tests.drift import Drift, rounding_walk_ulp
+from tests.needs import backend, binary, needs
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "digits" / "harness.toml"
 PORT = ROOT / "rust_bridge" / "target" / "debug" / "digits-port"
 
-needs_port = pytest.mark.skipif(
-    not PORT.is_file(), reason="the digits port is not built (cd rust_bridge && cargo build)"
-)
+needs_port = needs(binary, "digits-port")
 
 
 def _cfg(**kw: object) -> RunConfig:
@@ -66,6 +66,7 @@ def test_a_port_without_a_fault_list_is_one_line(tmp_path: Path) -> None:
 
 
 @needs_port
+@pytest.mark.slow
 def test_every_digits_fault_is_caught_at_its_stage_with_its_cause() -> None:
     from rich.console import Console
 
@@ -84,10 +85,12 @@ def test_every_digits_fault_is_caught_at_its_stage_with_its_cause() -> None:
 
 
 @needs_port
+@pytest.mark.numeric
 def test_the_envelope_models_burns_adamw_arithmetic() -> None:
     """The envelope's Burn-arithmetic member (harness/reference/adam_f32.py, Float32AdamW) tracks the port's
-    AdamW over 100 steps of the same gradients far closer than torch's AdamW does (measured 7.5e-9
-    against 3.6e-7), so that member stands for what Burn computes."""
+    AdamW over 100 steps of the same gradients within rounding noise (a random walk of ULPs, no systematic
+    part), while torch's AdamW drifts away linearly, so that member stands for what Burn computes. The
+    relations hold whatever the CPU's kernels (tests/drift.py)."""
     import numpy as np
     import torch
 
@@ -98,7 +101,8 @@ def test_the_envelope_models_burns_adamw_arithmetic() -> None:
     ref = Reference(cfg, 64, 10)
     params = ref.init_params(0)
     rng = np.random.default_rng(0)
-    seq = [{k: rng.normal(0, 0.05, params[k].shape).astype(np.float32) for k in ref.param_names} for _ in range(100)]
+    steps = 100
+    seq = [{k: rng.normal(0, 0.05, params[k].shape).astype(np.float32) for k in ref.param_names} for _ in range(steps)]
 
     def torch_run(float32_adam: bool) -> dict[str, np.ndarray]:
         model = ref.build(params)
@@ -118,29 +122,42 @@ def test_the_envelope_models_burns_adamw_arithmetic() -> None:
     finally:
         port.close()
 
-    def dist(a: dict, b: dict) -> float:
-        return max(float(np.abs(a[k].astype(np.float64) - b[k]).max()) for k in ref.param_names)
-
-    burn_like, torch_own = dist(got, torch_run(True)), dist(got, torch_run(False))
-    assert burn_like < 3e-8 and torch_own > 10 * burn_like, (burn_like, torch_own)
+    names = list(ref.param_names)
+    member = Drift.of(torch_run(True), got, params, names, cfg.lr)
+    torch_own = Drift.of(torch_run(False), got, params, names, cfg.lr)
+    # Measured on an AVX-512 EPYC under each torch kernel level: member 0.70 ULP RMS, systematic -2.9e-9;
+    # torch's AdamW 60 ULP, 3.7e-6. The max distance (7.5e-9 against 3.6e-7 on one CPU, 1.2e-7 against
+    # 3.6e-7 on another) is one element's random walk and no claim.
+    assert member.rms_ulp <= rounding_walk_ulp(steps), member
+    assert torch_own.rms_ulp >= 10 * member.rms_ulp, (member, torch_own)
+    assert abs(member.systematic) * 100 <= abs(torch_own.systematic), (member, torch_own)
 
 
 @needs_port
-def test_a_trajectory_the_reference_itself_follows_is_judged_against_its_shadow() -> None:
-    """ndarray, seed 1: one legitimate rounding difference (a 4.3e-8 gradient, comparable to AdamW's eps)
-    sends the faithful port along another path; the reference, trained on from the port's epoch-1
-    parameters, follows it (docs/models.md). The negative control is the classifier's grad-clip fault in
-    tests/test_stages.py."""
+@pytest.mark.numeric
+def test_a_faithful_trajectory_passes_train_with_its_evidence() -> None:
+    """ndarray, seed 1: on one CPU a legitimate rounding difference (a 4.3e-8 gradient, comparable to AdamW's
+    eps) sends the faithful port along another path that the reference, trained on from the port's epoch-1
+    parameters, follows too (docs/models.md); on another CPU the same run stays inside the envelope. Which
+    path a trajectory takes is the CPU's; the verdict is not: train passes, judged either by the envelope
+    or, when the free run left it, by the shadow after every step of epoch 1 re-synchronized. The negative
+    control is the classifier's grad-clip fault in tests/test_stages.py (no shadow forgives it)."""
     from harness.pipeline import run_with
     from harness.stages.base import Context
 
+    backend("ndarray")
     cfg = _cfg(seed=1, port_cmd=f"{shlex.quote(str(PORT))} --backend ndarray")
     ctx = Context(cfg)
     try:
         train = run_with(ctx, ["train"]).results[0]
     finally:
         ctx.close()
-    names = [c.name for c in train.checks]
-    assert train.status == "PASS" and train.metrics["shadowed"] is True, train.hint
-    assert "shadow.params" in names and "shadow.epoch_loss" in names
-    assert not any(n.startswith("envelope.") for n in names)
+    names = {c.name: c for c in train.checks}
+    assert train.status == "PASS", train.hint
+    assert all(c.passed for c in train.checks)
+    if train.metrics["shadowed"]:
+        assert {"shadow.params", "shadow.epoch_loss", "shadow.resync_params"} <= names.keys()
+        assert not any(n.startswith("envelope.") for n in names)
+    else:
+        assert {"envelope.params", "envelope.epoch_loss"} <= names.keys()
+        assert not any(n.startswith("shadow.") for n in names)

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from harness.report.html import render_diff, render_faults
+from tests.needs import module, require
 
 FIXTURES = Path(__file__).with_name("fixtures")
 FAULT = "missing-relu"
@@ -40,11 +41,15 @@ def _chromium() -> str | None:
 
 
 CHROMIUM = _chromium()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no Chromium installed: the HTML report's browser check needs one (apt-get install chromium; "
-    "or set HARNESS_CHROMIUM to a Chromium executable)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.needs.with_args(
+        require,
+        CHROMIUM is not None,
+        "no Chromium installed: the HTML report's browser check needs one (apt-get install chromium; "
+        "or set HARNESS_CHROMIUM to a Chromium executable)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +86,7 @@ def reports(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright (Python package) is not installed: pip install playwright"
-    )
+    sync_api = module("playwright.sync_api", "playwright (Python package) is not installed: pip install playwright")
     with sync_api.sync_playwright() as p:
         # As root (CI, containers) Chromium's sandbox cannot start; Playwright passes --no-sandbox by default.
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu", "--disable-dev-shm-usage"])

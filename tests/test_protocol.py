@@ -34,18 +34,13 @@ from harness.errors import (
 from harness.report.files import SCHEMA_PATH
 from harness.transport import SubprocessPort, naming
 from harness.transport.frames import MAGIC, decode_frame, encode_frame, json_float
+from tests.needs import burn, needs
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "tests" / "fake_ports" / "fake_port.py"
 PROXY = ROOT / "tests" / "fake_ports" / "proxy_port.py"
 
-try:
-    from harness import _burn  # noqa: F401
-
-    HAVE_BURN = True
-except ImportError:
-    HAVE_BURN = False
-needs_burn = pytest.mark.skipif(not HAVE_BURN, reason="the Burn extension harness._burn is not built")
+needs_burn = needs(burn)
 
 
 def fake(mode: str) -> str:
@@ -290,7 +285,7 @@ def test_diff_with_a_failing_port_is_stage_error_exit_2(tmp_path: Path, mode: st
     assert report["config"]["port"]["cmd"] == fake(mode) and report["config"]["port"]["timeout_s"] == 2.0
 
 
-@pytest.mark.parametrize("option", [["--fault", "adam-eps"], ["--backend", "ndarray"]])
+@pytest.mark.parametrize("option", [["--fault", "adam-eps"], ["--backend", "flex"]])
 def test_port_cmd_refuses_backend_and_fault(tmp_path: Path, option: list[str]) -> None:
     r = harness("diff", "forward", "--port-cmd", fake("panic"), *option, cwd=tmp_path)
     lines = [line for line in r.stderr.splitlines() if line.strip()]

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from harness.csvcheck import Table
 from harness.data import differences, load_table
 from harness.errors import HarnessError
+from tests.needs import burn as needs_burn
 
 EXAMPLES = 200
 BUDGET = settings(
@@ -159,7 +160,7 @@ def test_reference_reader_reads_by_the_shared_rules_or_rejects_in_one_line(case:
 
 @pytest.fixture(scope="module")
 def port():  # the extension's Port
-    burn = pytest.importorskip("harness._burn", reason="the Burn extension harness._burn is not built")
+    burn = needs_burn()
     return burn.Port()
 
 

@@ -17,16 +17,14 @@ from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.port import available_faults
 from harness.stages.base import Context
+from tests.needs import binary, needs
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "rust_bridge" / "target" / "debug"
 BURN_PORT = TARGET / "burn-port"
 USER_PORT = TARGET / "user-port"
 
-needs_binaries = pytest.mark.skipif(
-    not (BURN_PORT.is_file() and USER_PORT.is_file()),
-    reason="the workspace binaries are not built (cd rust_bridge && cargo build)",
-)
+needs_binaries = needs(lambda: (binary("burn-port"), binary("user-port")))
 # Two epochs keep the runs per transport cheap; a fault that first acts later runs long enough to act
 # (lr-step-decay divides the learning rate by 10 from the sixth epoch on).
 EPOCHS = 2
@@ -44,6 +42,7 @@ def statuses(ctx: Context) -> dict[str, str]:
 
 
 @needs_binaries
+@pytest.mark.slow
 def test_every_fault_gives_the_same_statuses_over_both_transports() -> None:
     cfg = RunConfig(data=BUNDLED_DATA, epochs=EPOCHS)
     base = Context(cfg)
@@ -90,8 +89,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("transport", ["in-process", "subprocess"])
 def test_a_panic_in_the_port_is_an_error_with_one_line(transport: str) -> None:
-    if transport == "subprocess" and not BURN_PORT.is_file():
-        pytest.skip("burn-port is not built")
+    if transport == "subprocess":
+        binary("burn-port")
     args = (
         ["--fault", "transform-panics"]
         if transport == "in-process"

@@ -34,42 +34,7 @@ pub const BATCH_SIZE: usize = 32;
 /// Epochs by default.
 pub const EPOCHS: usize = 15;
 
-/// A CPU backend by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// Burn 0.22's pure-Rust CPU backend.
-    Flex,
-    /// The NdArray backend (deprecated in 0.22).
-    NdArray,
-}
-
-impl Backend {
-    /// Parses `flex` or `ndarray`.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "flex" => Ok(Self::Flex),
-            "ndarray" => Ok(Self::NdArray),
-            other => input(format!(
-                "unknown backend '{other}'; known backends: flex, ndarray"
-            )),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Flex => "flex",
-            Self::NdArray => "ndarray",
-        }
-    }
-
-    fn device(self) -> Device {
-        match self {
-            Self::Flex => Device::flex(),
-            #[allow(deprecated)]
-            Self::NdArray => Device::ndarray(),
-        }
-    }
-}
+pub use burn_diff::backend::BackendKind as Backend;
 
 /// The optimizer: Burn's AdamW configured as the reference's.
 ///

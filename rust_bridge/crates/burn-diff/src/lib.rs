@@ -13,6 +13,7 @@
 //! with burn-store's PyTorch adapters.
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod contract;
 pub mod error;
 pub mod layout;

@@ -4,7 +4,6 @@
 //! model, loss, optimizer, training, faults; `port` answers the contract with them.
 #![warn(missing_docs)]
 
-pub mod backend;
 pub mod config;
 pub mod data;
 pub mod faults;

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn::tensor::{Tensor, TensorData};
+use burn_diff::backend::DEFAULT_BACKEND;
 use burn_diff::error::{input, Result};
 use burn_diff::layout::values;
 use burn_diff::{Matrix64, Port, TrainRequest};
-use burn_port::backend::DEFAULT_BACKEND;
 use burn_port::loss::bce_on_probabilities;
 use burn_port::ClassifierPort;
 

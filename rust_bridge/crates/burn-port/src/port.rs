@@ -11,13 +11,13 @@ use burn_diff::{
     Roundtrip, ScalerStats, SplitIndices, Table, TrainRequest, TrainTrace,
 };
 
-use crate::backend::BackendKind;
 use crate::config::{descriptive, TrainConfig};
 use crate::data;
 use crate::faults::{Fault, Faults};
 use crate::scaler;
 use crate::split;
 use crate::train;
+use burn_diff::backend::BackendKind;
 
 /// The Burn port of the reference classifier, on one backend, with a set of faults switched on.
 #[derive(Debug, Clone)]

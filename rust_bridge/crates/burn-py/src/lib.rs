@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
+use burn_diff::backend::DEFAULT_BACKEND;
 use burn_diff::error::{catch_panic, PortError as RustError, Result};
 use burn_diff::{
     Matrix, Matrix64, NamedTensor, OptimState, Params, Port, TrainRequest, TrainTrace,
 };
-use burn_port::backend::{BACKENDS, DEFAULT_BACKEND};
 use burn_port::faults::{ALL, USER_PORT};
 use burn_port::ClassifierPort;
 use numpy::ndarray::{Array1, Array2, ArrayD};
@@ -548,7 +548,7 @@ fn faults(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
 /// The backends this build has.
 #[pyfunction]
 fn backends() -> Vec<&'static str> {
-    BACKENDS.to_vec()
+    burn_diff::backend::backends()
 }
 
 /// The faults of the original report, all at once.

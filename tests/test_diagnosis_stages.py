@@ -479,6 +479,34 @@ def test_metrics_threshold_rules() -> None:
 @pytest.mark.parametrize(
     ("metric", "cause"),
     [
+        # burn-train's AccuracyMetric on a [N, 1] output: argmax, reported in percent.
+        (lambda p, y, c: 100.0 * float(np.mean(y == 0)), "metrics.argmax+percent"),
+        (lambda p, y, c: float(int((y == 0).sum())), "metrics.argmax+count"),
+        (lambda p, y, c: 100.0 * int(c.sum()) / 499, "metrics.percent+denominator_n_minus_1"),
+        (
+            lambda p, y, c: float(np.mean(((p < 0.5) == (y > 0.5))[:480])),
+            "metrics.inverted+last_batch_dropped",
+        ),
+    ],
+    ids=["argmax in percent", "argmax counted", "percent over n-1", "inverted, drop last"],
+)
+def test_metrics_pairs_when_no_single_rule_reproduces(metric: Callable, cause: str) -> None:
+    """Two slips at once, one from each family (or the percent unit over another denominator): named as the
+    pair, and only when no single rule reproduces. Negative control: the same pair one row off."""
+    probs, y, correct = _metric_case()
+    got = metric(probs, y, correct)
+    found = [c.cause for c in dmetrics.diagnose(correct, got, 32, 2000, probs, y, 0.5)]
+    assert found == [cause], found
+    # One row's label flipped (row 0, inside every rule's rows): every rule's number moves by one row.
+    flipped = y.copy()
+    flipped[0] = 1 - flipped[0]
+    off_by_one = metric(probs, flipped, (probs > 0.5) == (flipped > 0.5))
+    assert cause not in [c.cause for c in dmetrics.diagnose(correct, off_by_one, 32, 2000, probs, y, 0.5)]
+
+
+@pytest.mark.parametrize(
+    ("metric", "cause"),
+    [
         (lambda c: float(np.mean([c[i : i + 32].mean() for i in range(0, 500, 32)])), "metrics.batch_mean"),
         (lambda c: int(c.sum()) / 499, "metrics.denominator_n_minus_1"),
         (lambda c: int(c.sum()) / 501, "metrics.denominator_n_plus_1"),
@@ -769,3 +797,39 @@ def test_train_resync_at_epoch_starts_names_a_late_component(faithful_run) -> No
     assert res.hint.startswith(
         "from the reference's parameters and Adam state at the start of epoch 2, its Adam step differs"
     )
+
+
+def test_data_integers_read_exactly_are_the_same_whatever_their_width(tmp_path: Path) -> None:
+    """A Rust reader's u64/usize/i32 for a column pandas reads as int64 is no divergence: the numbers are the
+    same. Negative control: a float column read as float32 (its numbers rounded) fails, naming the column."""
+    rng = np.random.default_rng(0)
+    n = 300
+    counts, values = rng.integers(0, 50, n), rng.normal(0, 1, n)
+    labels = (values + 0.1 * counts > 2.5).astype(int)
+    path = tmp_path / "ints.csv"
+    pd.DataFrame({"count": counts, "value": values, "label": labels}).to_csv(path, index=False)
+
+    def port(count_dtype: str, value_as_f32: bool) -> Port:
+        def load_csv(p: Any, label: str) -> dict[str, Any]:
+            df = pd.read_csv(p)
+            x = df[["count", "value"]].to_numpy(np.float64)
+            if value_as_f32:
+                x[:, 1] = x[:, 1].astype(np.float32)
+            dtypes = [count_dtype, "f32" if value_as_f32 else "f64"]
+            return {
+                "features": x,
+                "labels": df[label].to_numpy(np.float64),
+                "feature_names": ["count", "value"],
+                "dtypes": dtypes,
+            }
+
+        return Port(load_csv=load_csv)
+
+    cfg = RunConfig(data=path)
+    for width in ("u64", "usize", "i32", "uint64", "int64"):
+        res = run_with(Context(cfg, port=port(width, False)), ["data"]).results[0]
+        assert res.status == "PASS", (width, res.hint)
+    res = run_with(Context(cfg, port=port("usize", True)), ["data"]).results[0]
+    failed = {c.name for c in res.checks if not c.passed}
+    assert res.status == "FAIL" and {"dtypes", "features"} <= failed, res.hint
+    assert "value: float64 vs f32" in res.hint and "count:" not in res.hint, res.hint

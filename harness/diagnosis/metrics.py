@@ -3,11 +3,14 @@ accuracy replayed with one change. Parameter-free only: the evidence is one numb
 threshold or denominator could match any accuracy; an exact count k/n from a fixed rule is evidence.
 
 Two families: how a row is judged right (threshold rules, for a probability output), and how the right
-rows are counted (the denominator, batching, the unit).
+rows are counted (the denominator, batching, the unit). A port can slip in both at once (burn-train's
+accuracy takes argmax over a [N, 1] output and reports percent), so pairs are tried, one of each family
+or the percent unit with a denominator rule, when no single rule reproduces the number.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -73,21 +76,25 @@ COUNT_RULES: dict[str, tuple[str, CountRule]] = {
     "count": ("the number of correct rows, not divided", lambda c, b, n_train: (float(c.sum()), 1.0)),
 }
 
-# Threshold rules, for a model whose output is a probability: from the probabilities, labels, threshold.
+# The unit rules among COUNT_RULES: they scale whatever a denominator rule gives, so they pair with one.
+UNIT_RULES = ("percent", "count")
+
+# Threshold rules, for a model whose output is a probability: each row's verdict (bool [n]) from the
+# probabilities, labels and threshold.
 THRESHOLD_RULES = {
     "argmax": (
         "accuracy as argmax over the [N, 1] output (every row predicted class 0)",
-        lambda p, y, t: np.mean(y == 0),
+        lambda p, y, t: y == 0,
     ),
     "threshold_inclusive": (
         "predictions p >= threshold instead of p > threshold",
-        lambda p, y, t: np.mean((p >= t) == (y > 0.5)),
+        lambda p, y, t: (p >= t) == (y > 0.5),
     ),
     "inverted": (
         "predictions inverted (p < threshold counted as class 1)",
-        lambda p, y, t: np.mean((p < t) == (y > 0.5)),
+        lambda p, y, t: (p < t) == (y > 0.5),
     ),
-    "all_positive": ("every row predicted class 1", lambda p, y, t: np.mean(y == 1)),
+    "all_positive": ("every row predicted class 1", lambda p, y, t: y == 1),
 }
 
 
@@ -110,14 +117,41 @@ def diagnose(
         allowed = min(0.5 * step, METRIC_RULE_RTOL * abs(value)) or 0.5 * step
         return abs(value - got) / allowed if np.isfinite(value) else np.inf
 
+    def counted(verdict: np.ndarray, rule: CountRule, scale: float = 1.0) -> float:
+        value, step = rule(verdict, batch_size, n_train)
+        return err(scale * value, scale * step)
+
+    counts = {k: (what.format(b=batch_size), rule) for k, (what, rule) in COUNT_RULES.items()}
     found = [
-        Candidate(f"metrics.{k}", what.format(b=batch_size), lambda _, r=rule: err(*r(correct, batch_size, n_train)))
-        for k, (what, rule) in COUNT_RULES.items()
+        Candidate(f"metrics.{k}", what, lambda _, r=rule: counted(correct, r)) for k, (what, rule) in counts.items()
+    ]
+    # The percent unit over another denominator (a count over one is the denominator rule itself).
+    found += [
+        Candidate(
+            f"metrics.percent+{k}",
+            f"{what}, in percent",
+            lambda _, r=rule: counted(correct, r, 100.0),
+            size=2,
+        )
+        for k, (what, rule) in counts.items()
+        if k not in UNIT_RULES
     ]
     if probs is not None and y is not None and threshold is not None:
+        verdicts = {
+            k: (what, np.asarray(rule(probs, y, threshold), dtype=bool)) for k, (what, rule) in THRESHOLD_RULES.items()
+        }
         found += [
-            Candidate(f"metrics.{k}", what, lambda _, r=rule: err(float(r(probs, y, threshold)), 1 / n))
-            for k, (what, rule) in THRESHOLD_RULES.items()
+            Candidate(f"metrics.{k}", what, lambda _, v=v: err(float(v.mean()), 1 / n))
+            for k, (what, v) in verdicts.items()
+        ]
+        found += [
+            Candidate(
+                f"metrics.{t}+{k}",
+                f"{t_what}, and {c_what}",
+                lambda _, v=v, r=rule: counted(v, r),
+                size=2,
+            )
+            for (t, (t_what, v)), (k, (c_what, rule)) in itertools.product(verdicts.items(), counts.items())
         ]
     return explain(found, f"the port's accuracy on the reference's {n} predictions")
 

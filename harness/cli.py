@@ -26,8 +26,10 @@ from harness.config import (
     PORT_TIMEOUT_S,
     RunConfig,
     load_model_settings,
+    load_port_required,
     load_port_settings,
     load_tolerance_overrides,
+    required_stages,
 )
 from harness.errors import HarnessError, PortFailure
 from harness.port import PortError
@@ -323,6 +325,7 @@ def _diff(
     html_path: Path | None = None,
     config_path: Path | None = None,
     given: frozenset[str] = frozenset(),
+    require: str | None = None,
 ) -> int:
     from harness.pipeline import SCHEMA_NAME, run
     from harness.report import owner
@@ -375,6 +378,14 @@ def _diff(
             if atol is not None:
                 o["atol"] = atol
             tolerances[s] = o
+    try:
+        required = (
+            required_stages(require, "--require", STAGE_NAMES)
+            if require is not None
+            else load_port_required(STAGE_NAMES, file=config_path)
+        )
+    except HarnessError as e:
+        fail(str(e))
     cfg = RunConfig(
         backend=backend,
         fault=fault,
@@ -382,6 +393,7 @@ def _diff(
         tolerances=tolerances,
         port_cmd=cmd,
         port_timeout=timeout,
+        require=required,
         **settings,
     )
     if not cfg.port_cmd and cfg.reference:
@@ -440,6 +452,14 @@ def _make_diff_command(stage: str) -> None:
         port_cmd: PortCmdOpt = None,
         port_timeout: PortTimeoutOpt = None,
         config: ConfigOpt = None,
+        require: Annotated[
+            str | None,
+            typer.Option(
+                "--require",
+                help="comma list of stages the port must implement: SKIP (not implemented) becomes FAIL "
+                "(default: [port] require in harness.toml)",
+            ),
+        ] = None,
     ) -> None:
         given_opts = _given(ctx, ("data", "label", "seed", "epochs"))
         # Only options the user gave conflict with a port command, not their defaults.
@@ -468,6 +488,7 @@ def _make_diff_command(stage: str) -> None:
                 html_path=html_path,
                 config_path=config,
                 given=given_opts,
+                require=require,
             )
         )
 

@@ -54,6 +54,9 @@ class RunConfig:
     # Rows the StandardScaler is fitted on: "all" (the user's script: before the split), "train", or
     # "none" (no scaler).
     scaler: str = "all"
+    # Stages the port must implement: a stage whose method it lacks is SKIP, or FAIL when named here
+    # (--require, [port] require in harness.toml).
+    require: tuple[str, ...] = ()
 
     def with_(self, **kw: Any) -> RunConfig:
         return replace(self, **kw)
@@ -119,22 +122,50 @@ def load_tolerance_overrides(start: Path | None = None, file: Path | None = None
     return {}
 
 
-def load_port_settings(start: Path | None = None, file: Path | None = None) -> tuple[str | None, float | None]:
-    """`[port] cmd = "..."` and `[port] timeout_s = N` from ./harness.toml (or `file`); (None, None) when
-    absent. In a config file given by path, a relative program path is relative to that file."""
-    path = file if file is not None else (start or Path.cwd()) / "harness.toml"
+PORT_KEYS = ("cmd", "timeout_s", "require")
+
+
+def _port_table(path: Path) -> dict[str, Any]:
+    """The [port] table of a harness.toml ({} when the file or the table is absent), its keys checked."""
     if not path.is_file():
-        return None, None
+        return {}
     try:
         doc: Any = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise HarnessError(f"cannot parse {path}: {e}") from e
     port = doc.get("port", {})
     if not isinstance(port, dict):
-        raise HarnessError(f"{path}: [port] must be a table with cmd and/or timeout_s")
-    unknown = sorted(set(port) - {"cmd", "timeout_s"})
+        raise HarnessError(f"{path}: [port] must be a table with {', '.join(PORT_KEYS)}")
+    unknown = sorted(set(port) - set(PORT_KEYS))
     if unknown:
-        raise HarnessError(f"{path}: unknown key '{unknown[0]}' in [port]; keys are cmd and timeout_s")
+        raise HarnessError(f"{path}: unknown key '{unknown[0]}' in [port]; keys are {', '.join(PORT_KEYS)}")
+    return port
+
+
+def required_stages(names: list[str] | tuple[str, ...] | str, where: str, known: list[str]) -> tuple[str, ...]:
+    """Stage names a port must implement, from a list or a comma list, each one of `known`."""
+    items = [n.strip() if isinstance(n, str) else n for n in (names.split(",") if isinstance(names, str) else names)]
+    if not all(isinstance(n, str) for n in items):
+        raise HarnessError(f"{where}: require must list stage names")
+    unknown = [n for n in items if n and n not in known]
+    if unknown:
+        raise HarnessError(f"{where}: unknown stage '{unknown[0]}' in require; stages are: {', '.join(known)}")
+    return tuple(n for n in items if n)
+
+
+def load_port_required(known: list[str], start: Path | None = None, file: Path | None = None) -> tuple[str, ...]:
+    """`[port] require = ["train", ...]` from ./harness.toml (or `file`); () when absent."""
+    path = file if file is not None else (start or Path.cwd()) / "harness.toml"
+    return required_stages(_port_table(path).get("require", ()), str(path), known)
+
+
+def load_port_settings(start: Path | None = None, file: Path | None = None) -> tuple[str | None, float | None]:
+    """`[port] cmd = "..."` and `[port] timeout_s = N` from ./harness.toml (or `file`); (None, None) when
+    absent. In a config file given by path, a relative program path is relative to that file."""
+    path = file if file is not None else (start or Path.cwd()) / "harness.toml"
+    if not path.is_file():
+        return None, None
+    port = _port_table(path)
     cmd = port.get("cmd")
     if cmd is not None and (not isinstance(cmd, str) or not cmd.strip()):
         raise HarnessError(f"{path}: [port] cmd must be a non-empty string")

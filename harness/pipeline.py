@@ -9,18 +9,18 @@ from typing import Any
 
 from harness import __version__, progress
 from harness.config import RunConfig
-from harness.errors import HarnessError, PortFailure
+from harness.errors import HarnessError, PortFailure, PortUnsupported
 from harness.port import PortError
 from harness.report.owner import DIFF_REPORT
 from harness.stages import STAGES
-from harness.stages.base import ERROR, FAIL, PASS, Context, StageResult
+from harness.stages.base import ERROR, FAIL, FREE_RUN_CHECKS, PASS, SKIP, Context, StageResult
 
 # The schema id also marks the file as the harness's own (harness/report/owner.py).
 SCHEMA_NAME = DIFF_REPORT
 # 1.1, 1.2: additions (fields marked "since" in schema.json). 1.2 also judges independent runs against the
 # reference's seed-to-seed spread, so the metrics stage no longer has the end_to_end.mcnemar_p check (the
 # p-values stay in its metrics).
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 
 
 @dataclass
@@ -35,13 +35,30 @@ class Report:
     def first_divergence(self) -> StageResult | None:
         return next((r for r in self.results if r.status == FAIL), None)
 
+    def downstream_of(self, r: StageResult) -> str | None:
+        """The earlier failing stage a failing stage may only echo, or None. Every stage is teacher-forced
+        (fed the reference's data, parameters and state), so a later failure is its own divergence; only
+        checks that compound everything before them, the free runs (FREE_RUN_CHECKS), can come from an
+        earlier stage, and only a stage whose every failing check is one of them is marked."""
+        first = self.first_divergence
+        if first is None or r is first or r.status != FAIL:
+            return None
+        failing = [c.name for c in r.checks if not c.passed]
+        return first.stage if failing and all(n.startswith(FREE_RUN_CHECKS) for n in failing) else None
+
     @property
     def errored(self) -> bool:
         return any(r.status == ERROR for r in self.results)
 
     @property
     def passed(self) -> bool:
-        return all(r.status == PASS for r in self.results)
+        """No stage failed or errored: a stage the port does not implement is SKIP and fails nothing,
+        unless it was required (RunConfig.require), when run_with made it a FAIL."""
+        return all(r.status in (PASS, SKIP) for r in self.results)
+
+    @property
+    def skipped(self) -> list[StageResult]:
+        return [r for r in self.results if r.status == SKIP]
 
     @property
     def exit_code(self) -> int:
@@ -89,7 +106,7 @@ class Report:
             "stages": [
                 {
                     **r.to_dict(),
-                    "downstream_of": first.stage if first is not None and r.status == FAIL and r is not first else None,
+                    "downstream_of": self.downstream_of(r),
                 }
                 for r in self.results
             ],
@@ -104,6 +121,15 @@ def run(
         return run_with(ctx, stages, on_stage)
     finally:
         ctx.close()
+
+
+def _unsupported(stage: str, why: str, required: bool) -> StageResult:
+    """A stage whose method the port does not implement: SKIP with the reason (a partial port, an
+    inference-only one, is a first-class use), or FAIL when the stage was required."""
+    if required:
+        hint = f"required (--require) but not implemented by the port: {why}"
+        return StageResult(stage, FAIL, hint=hint, metrics={"required": True, "unsupported": why})
+    return StageResult(stage, SKIP, hint=f"not implemented by the port: {why}", metrics={"unsupported": why})
 
 
 def run_with(
@@ -124,6 +150,8 @@ def run_with(
         t = time.perf_counter()
         try:
             res = stage.run(ctx)
+        except PortUnsupported as e:
+            res = _unsupported(stage.name, str(e), stage.name in ctx.cfg.require)
         except (HarnessError, PortError, PortFailure) as e:
             res = StageResult(stage.name, ERROR, error=str(e))
         except Exception as e:  # a stage that could not run is ERROR, never PASS

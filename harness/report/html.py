@@ -237,9 +237,11 @@ def _divergence_section(report: Mapping[str, Any]) -> str:
         parts.append("</div>")
         later = [s for s in stages if s.get("status") == "FAIL" and s["stage"] != first["stage"]]
         if later:
-            parts.append("<h3>Later failing stages (possibly downstream)</h3><ul>")
+            # Teacher-forced stages: each later failure is its own divergence, but for a free run.
+            parts.append("<h3>Also diverging, each on the reference's inputs</h3><ul>")
             for s in later:
-                parts.append(f"<li><b>{_e(s['stage'])}</b>: {_e(s.get('hint') or 'diverged')}</li>")
+                echo = f" (free run only, after {_e(s['downstream_of'])})" if s.get("downstream_of") else ""
+                parts.append(f"<li><b>{_e(s['stage'])}</b>{echo}: {_e(s.get('hint') or 'diverged')}</li>")
             parts.append("</ul>")
     for s in errors:
         parts.append(f'<div class="card">{_badge("ERROR")} <b>{_e(s["stage"])}</b>: {_e(s.get("error"))}</div>')
@@ -281,7 +283,7 @@ def _stage_table(report: Mapping[str, Any]) -> str:
         ratio, worst = stage_worst(s)
         checks = s.get("checks", [])
         nfail = sum(not c.get("passed") for c in checks)
-        label = status + (" (downstream?)" if s.get("downstream_of") else "")
+        label = status + (f" (free run, after {s['downstream_of']})" if s.get("downstream_of") else "")
         cls = "root" if s["stage"] == first else ("fail" if status == "FAIL" else "")
         hint = s.get("error") if status == "ERROR" else s.get("hint")
         out.append(

@@ -50,7 +50,8 @@ def print_report(report: Report, console: Console | None = None) -> None:
     for col in ("stage", "status", "worst metric vs tolerance", "hint", "s"):
         table.add_column(col, overflow="fold")
     for r in report.results:
-        status = r.status + (" (downstream?)" if r.status == "FAIL" and first is not None and r is not first else "")
+        upstream = report.downstream_of(r)
+        status = r.status + (f" (free run, after {upstream})" if upstream else "")
         table.add_row(r.stage, f"[{STYLE[r.status]}]{status}[/]", worst_metric(r), r.hint, f"{r.seconds:.1f}")
     console.print(table)
     if report.errored:
@@ -59,7 +60,9 @@ def print_report(report: Report, console: Console | None = None) -> None:
                 console.print(f"[bold magenta]ERROR[/] {r.stage}: {r.error}")
     if first is None:
         if not report.errored:
-            console.print(f"[green]No divergence[/] ({len(report.results)} stages, {report.seconds:.1f} s)")
+            skipped = [r.stage for r in report.skipped]
+            also = f"; skipped, not implemented by the port: {', '.join(skipped)}" if skipped else ""
+            console.print(f"[green]No divergence[/] ({len(report.results)} stages, {report.seconds:.1f} s{also})")
         return
     console.print(f"\n[bold red]First divergence: {first.stage}[/]")
     if first.hint:
@@ -70,6 +73,10 @@ def print_report(report: Report, console: Console | None = None) -> None:
             console.print(
                 f"    tolerance: atol {c.tolerance['atol']}, rtol {c.tolerance['rtol']} ({c.tolerance['why']})"
             )
-    later = [r.stage for r in report.results if r.status == "FAIL" and r is not first]
-    if later:
-        console.print(f"  later failing stages (possibly downstream): {', '.join(later)}")
+    own = [r.stage for r in report.results if r.status == "FAIL" and r is not first and not report.downstream_of(r)]
+    echo = [r.stage for r in report.results if report.downstream_of(r)]
+    if own:
+        # Teacher-forced: each was fed the reference's inputs, so each is a divergence of its own.
+        console.print(f"  also diverging, each on the reference's inputs: {', '.join(own)}")
+    if echo:
+        console.print(f"  failing only in the free run, which compounds {first.stage}: {', '.join(echo)}")

@@ -10,6 +10,7 @@ from harness import progress
 from harness.compare import ArrayDiff, compare
 from harness.diagnosis import Cause
 from harness.diagnosis.metrics import diagnose, diagnose_regression
+from harness.errors import PortUnsupported
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import END_TO_END_ACCURACY_PP, MCNEMAR_ALPHA, SEED_SPREAD_ALPHA
 
@@ -125,6 +126,29 @@ def run(ctx: Context) -> StageResult:
         return _regression(ctx)
     ref_probs, ref_acc = ref.evaluate(final, x, y)
     port_acc, checks, hints, causes = same_predictions(ctx, ref_probs, ref_acc)
+    try:
+        return _end_to_end(ctx, ref_acc, port_acc, checks, hints, causes)
+    except PortUnsupported as e:
+        # An inference-only port: its metric on the reference's predictions is judged; independent runs
+        # need its training, so that part says why it did not run.
+        why = f"not implemented by the port: {e}"
+        return result(
+            "metrics",
+            checks,
+            "; ".join(hints),
+            diagnosis=[c.to_dict() for c in causes],
+            same_weights_accuracy={"reference": ref_acc, "port": port_acc},
+            end_to_end={"verdict": "skipped", "reason": why},
+        )
+
+
+def _end_to_end(
+    ctx: Context, ref_acc: float, port_acc: float, checks: list[ArrayDiff], hints: list[str], causes: list[Cause]
+) -> StageResult:
+    """Independent runs: each side with its own initialization and shuffling, judged statistically."""
+    p, cfg, ref = ctx.prepared, ctx.cfg, ctx.reference
+    x, y = p.x_test, p.y_test
+    final = ctx.ref_trace.final
     n = len(y)
     # End-to-end: each side with its own initialization and shuffling. The port over cfg.seeds seeds; the
     # reference over those and more (its seed-to-seed spread is the yardstick), trained in the worker.

@@ -1,7 +1,11 @@
 """The in-process Burn port (harness._burn) served over docs/protocol.md, for end-to-end tests of the
 subprocess path before a native server exists:
 
-    harness diff all --port-cmd "python tests/fake_ports/proxy_port.py [--backend flex] [--fault NAME] [--epochs N]"
+    harness diff all --port-cmd "python tests/fake_ports/proxy_port.py [--backend flex] [--fault NAME] [--epochs N]
+                                [--without METHOD,...] [--unlisted]"
+
+--without drops methods, as a partial port does: hello does not list them (or, with --unlisted, lists
+them all and answers an `unsupported` error when one is called, as a Rust port on the trait's defaults does).
 
 The same port in both places must give the same stage statuses; a difference is a transport bug.
 """
@@ -71,10 +75,14 @@ def _kind(message: str) -> str:
 
 
 class Proxy:
-    def __init__(self, backend: str, fault: str, epochs: int) -> None:
+    def __init__(
+        self, backend: str, fault: str, epochs: int, without: tuple[str, ...] = (), listed: bool = True
+    ) -> None:
         from harness import _burn
 
         self.port = _burn.Port(backend, fault, epochs)
+        self.without = without
+        self.methods = [m for m in METHODS if m not in without] if listed else METHODS
         self.backend = backend
         self.faults = [f for f in fault.split(",") if f.strip()]
 
@@ -92,8 +100,10 @@ class Proxy:
                 "name": "proxy (harness._burn)",
                 "backend": self.backend,
                 "faults": self.faults,
-                "methods": METHODS,
+                "methods": self.methods,
             }, {}
+        if method in self.without:
+            raise Rejected("unsupported", f"{method} is not part of this port")
         if method == "shutdown":
             return {}, {}
         if method == "load_csv":
@@ -196,9 +206,12 @@ def main() -> int:
     ap.add_argument("--backend", default="flex")
     ap.add_argument("--fault", default="")
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--without", default="", help="comma list of methods this port lacks")
+    ap.add_argument("--unlisted", action="store_true", help="list every method in hello all the same")
     a = ap.parse_args()
+    without = tuple(m for m in a.without.split(",") if m)
     try:
-        proxy = Proxy(a.backend, a.fault, a.epochs)
+        proxy = Proxy(a.backend, a.fault, a.epochs, without, listed=not a.unlisted)
     except (ImportError, ValueError) as e:
         sys.stderr.write(f"proxy port: {e}\n")
         return 2

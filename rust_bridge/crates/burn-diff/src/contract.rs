@@ -163,22 +163,37 @@ pub type Progress<'a> = &'a mut (dyn FnMut(usize, f64) + Send);
 
 /// A port of the reference, as the harness drives it. Each method is one stage's question; the
 /// harness feeds it the reference's inputs (teacher forcing), so each answer can be compared alone.
+///
+/// Only [`Port::info`], [`Port::roundtrip`] and [`Port::forward`] are required: every other method
+/// defaults to [`PortError::Unsupported`], and the harness reports the stages that need it as SKIP
+/// ("not implemented by the port"), or FAIL where the user required them (`--require`). An
+/// inference-only port (weights, forward, the metric) is a first-class use.
+// The defaults answer `unsupported` without reading their arguments.
+#[allow(unused_variables)]
 pub trait Port: Send + Sync {
     /// Name, backend and switched-on faults.
     fn info(&self) -> PortInfo;
 
     /// Parses the CSV file at `path`, with `label` as the label column.
-    fn load_csv(&self, path: &Path, label: &str) -> Result<Table>;
+    fn load_csv(&self, path: &Path, label: &str) -> Result<Table> {
+        unsupported("load_csv")
+    }
 
     /// Splits `n` rows into train and test rows.
-    fn split(&self, n: usize, test_size: f64, seed: u32) -> Result<SplitIndices>;
+    fn split(&self, n: usize, test_size: f64, seed: u32) -> Result<SplitIndices> {
+        unsupported("split")
+    }
 
     /// Fits the scaler to `x` (raw features of every row); `train_rows` are the training rows, for
     /// ports that fit on those only.
-    fn fit_scaler(&self, x: &Matrix64, train_rows: &[usize]) -> Result<ScalerStats>;
+    fn fit_scaler(&self, x: &Matrix64, train_rows: &[usize]) -> Result<ScalerStats> {
+        unsupported("fit_scaler")
+    }
 
     /// Scales every row of `x` with `mean` and `scale`, to float32.
-    fn transform(&self, x: &Matrix64, mean: &[f64], scale: &[f64]) -> Result<Matrix>;
+    fn transform(&self, x: &Matrix64, mean: &[f64], scale: &[f64]) -> Result<Matrix> {
+        unsupported("transform")
+    }
 
     /// The port's whole preparation: load, split, fit, transform. The default composes the above.
     fn prepare(&self, path: &Path, label: &str, test_size: f64, seed: u32) -> Result<Prepared> {
@@ -204,7 +219,9 @@ pub trait Port: Send + Sync {
     }
 
     /// The hyperparameters the port really uses.
-    fn effective_config(&self) -> Result<EffectiveConfig>;
+    fn effective_config(&self) -> Result<EffectiveConfig> {
+        unsupported("effective_config")
+    }
 
     /// Loads `params` into the port's model and reads them back.
     fn roundtrip(&self, params: &Params, n_features: usize) -> Result<Roundtrip>;
@@ -216,12 +233,16 @@ pub trait Port: Send + Sync {
     /// The loss on the model's outputs `p` (row-major `[n, outputs]`, `outputs = p.len() / y.len()`:
     /// probabilities for the classifier, logits for a multiclass model) against targets `y` (labels,
     /// or class indices as floats), and its gradient with respect to `p`, in the same layout.
-    fn loss(&self, p: &[f32], y: &[f32]) -> Result<(f32, Vec<f32>)>;
+    fn loss(&self, p: &[f32], y: &[f32]) -> Result<(f32, Vec<f32>)> {
+        unsupported("loss")
+    }
 
     /// Loss and gradients of every trainable parameter for one batch, in training mode with dropout
     /// off. A model with buffers that a training-mode forward updates (BatchNorm's running
     /// statistics) returns their new values too, under the buffers' own names.
-    fn backward(&self, params: &Params, x: &Matrix, y: &[f32]) -> Result<(f32, Params)>;
+    fn backward(&self, params: &Params, x: &Matrix, y: &[f32]) -> Result<(f32, Params)> {
+        unsupported("backward")
+    }
 
     /// One optimizer step from `params` with `grads`, starting from `state` (a fresh optimizer when
     /// `None`). Returns the new parameters and state.
@@ -230,14 +251,29 @@ pub trait Port: Send + Sync {
         params: &Params,
         grads: &Params,
         state: Option<&OptimState>,
-    ) -> Result<(Params, OptimState)>;
+    ) -> Result<(Params, OptimState)> {
+        unsupported("optimizer_step")
+    }
 
     /// Trains as the port's training loop does, with the harness's initialization and order.
-    fn train(&self, req: TrainRequest, progress: Progress<'_>) -> Result<TrainTrace>;
+    fn train(&self, req: TrainRequest, progress: Progress<'_>) -> Result<TrainTrace> {
+        unsupported("train")
+    }
 
     /// Predictions on `x` (row-major `[n, outputs]`, evaluation mode) and the port's metric against `y`.
-    fn evaluate(&self, params: &Params, x: &Matrix, y: &[f32]) -> Result<(Vec<f32>, f64)>;
+    fn evaluate(&self, params: &Params, x: &Matrix, y: &[f32]) -> Result<(Vec<f32>, f64)> {
+        unsupported("evaluate")
+    }
 
     /// The port's metric on given predictions.
-    fn accuracy(&self, probs: &[f32], y: &[f32]) -> Result<f64>;
+    fn accuracy(&self, probs: &[f32], y: &[f32]) -> Result<f64> {
+        unsupported("accuracy")
+    }
+}
+
+/// The default answer of a [`Port`] method the port does not implement.
+fn unsupported<T>(method: &str) -> Result<T> {
+    Err(PortError::Unsupported(format!(
+        "{method} is not implemented by this port"
+    )))
 }

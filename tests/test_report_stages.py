@@ -1,0 +1,50 @@
+"""Which failing stages the report calls an echo of an earlier one: only a stage whose every failing check is
+a free run (envelope, shadow, end-to-end), since every other check is teacher-forced, fed the reference's
+inputs. Negative controls: a teacher-forced failure after the first is never marked, and nothing is marked
+when only one stage fails."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from rich.console import Console
+
+from harness.compare import compare_value
+from harness.config import BUNDLED_DATA, RunConfig
+from harness.pipeline import Report
+from harness.report.terminal import print_report
+from harness.stages.base import result
+
+
+def _stage(name: str, *failing: str, passing: str = "ok") -> object:
+    return result(name, [compare_value(passing, 1, 1), *(compare_value(c, 1, 2) for c in failing)], f"{name} hint")
+
+
+def _report(*stages: object) -> Report:
+    r = Report(RunConfig(data=BUNDLED_DATA))
+    r.results.extend(stages)  # type: ignore[arg-type]
+    return r
+
+
+def test_only_free_run_failures_after_the_first_are_marked() -> None:
+    forward = _stage("forward", "relu2")
+    optimizer = _stage("optimizer", "step1.fc1.weight")
+    train = _stage("train", "envelope.params", "envelope.epoch_loss", passing="resync.params")
+    mixed = _stage("metrics", "end_to_end.accuracy_gap_pp", "same_predictions.accuracy")
+    report = _report(forward, optimizer, train, mixed)
+    assert [report.downstream_of(s) for s in report.results] == [None, None, "forward", None]
+    stages = json.loads(json.dumps(report.to_dict()))["stages"]
+    assert [s["downstream_of"] for s in stages] == [None, None, "forward", None]
+    out = io.StringIO()
+    print_report(report, Console(file=out, width=200))
+    text = out.getvalue()
+    assert "downstream?" not in text
+    assert "also diverging, each on the reference's inputs: optimizer, metrics" in text
+    assert "failing only in the free run, which compounds forward: train" in text
+
+
+def test_a_lone_free_run_failure_is_the_first_divergence() -> None:
+    report = _report(_stage("forward"), _stage("train", "envelope.params"))
+    assert report.first_divergence is report.results[1]
+    assert [report.downstream_of(s) for s in report.results] == [None, None]

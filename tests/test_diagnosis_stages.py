@@ -176,10 +176,30 @@ def test_split(fn: Callable, cause: str, params: dict[str, float]) -> None:
     assert res.diagnosis[0]["parameters"] == params
 
 
+def _take(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return p[: len(p) - 3673], p[len(p) - 3673 :]
+
+
 def test_split_unexplained() -> None:
-    rng = np.random.default_rng(3)
-    res = stage("split", split_port(lambda n, ts, s: (lambda p: (p[: n - 3673], p[n - 3673 :]))(rng.permutation(n))))
+    """A seeded split by another generator: deterministic and a function of the seed, so neither unseeded
+    nor seed-ignoring, and no replay of sklearn's reproduces it."""
+    res = stage("split", split_port(lambda n, ts, s: _take(np.random.default_rng(s).permutation(n))))
     assert res.status == "FAIL" and causes(res) == [] and "no candidate cause reproduces the split" in res.hint
+    assert next(c for c in res.checks if c.name == "repeat.test_order").passed
+
+
+def test_split_unseeded_is_named_from_two_calls() -> None:
+    rng = np.random.default_rng(3)  # one generator for every call, never seeded from the split's seed
+    res = stage("split", split_port(lambda n, ts, s: _take(rng.permutation(n))))
+    assert res.status == "FAIL" and causes(res) == ["split.unseeded"], res.hint
+    assert res.hint.startswith("reproduced by an unseeded split: the same call gave another split"), res.hint
+    assert not next(c for c in res.checks if c.name == "repeat.test_order").passed
+
+
+def test_split_that_ignores_the_seed_is_named() -> None:
+    res = stage("split", split_port(lambda n, ts, s: _take(np.random.default_rng(1234).permutation(n))))
+    assert res.status == "FAIL" and causes(res) == ["split.seed_ignored"], res.hint
+    assert "another seed gave the same rows" in res.hint
 
 
 # weights: the round trip through a port that stores the weights another way.

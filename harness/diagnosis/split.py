@@ -38,6 +38,35 @@ def _roles_swapped(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.
     return perm[:n_train], perm[n_train:]
 
 
+def repeat_causes(
+    first: tuple[np.ndarray, np.ndarray],
+    again: tuple[np.ndarray, np.ndarray],
+    other_seed: tuple[np.ndarray, np.ndarray],
+) -> tuple[list[Cause], list[Cause]]:
+    """Causes seen in the port's own split asked again: with the same seed (a split that changes from call
+    to call is unseeded) and with another seed (a split that stays the same ignores the seed). Direct
+    observations of the port, no replay needed; asked only of a split that already differs from sklearn's.
+    Returns (unseeded, seed ignored): the first explains everything before any replay; the second is true
+    beside a replay that names how (file order, sklearn with a fixed seed of the port's own), after it."""
+
+    def same(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
+        return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b, strict=True))
+
+    evidence = "the port's split asked twice with the same seed, and once with another"
+    if not same(first, again):
+        moved = len(set(np.asarray(first[1]).tolist()) ^ set(np.asarray(again[1]).tolist())) // 2
+        what = (
+            f"an unseeded split: the same call gave another split ({moved} test rows changed); the port "
+            "shuffles with a generator it does not seed from the split's seed (rand::thread_rng, or a fresh "
+            "unseeded StdRng)"
+        )
+        return [Cause("split.unseeded", what, {}, 0.0, evidence)], []
+    if same(first, other_seed):
+        what = "a split that ignores the seed: another seed gave the same rows (a seed of its own, or none passed on)"
+        return [], [Cause("split.seed_ignored", what, {}, 0.0, evidence)]
+    return [], []
+
+
 def diagnose(
     n: int, test_size: float, seed: int, labels: np.ndarray, train: np.ndarray, test: np.ndarray
 ) -> list[Cause]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.compare import compare_exact, compare_sets, compare_value
-from harness.diagnosis.split import diagnose
+from harness.diagnosis.split import diagnose, repeat_causes
 from harness.stages.base import Context, Stage, StageResult, result
 
 
@@ -25,7 +25,17 @@ def run(ctx: Context) -> StageResult:
     if all(c.passed for c in checks):
         return result("split", checks)
     n = len(p.table.labels)
-    causes = diagnose(n, ctx.cfg.test_size, ctx.cfg.split_seed, p.table.labels, np.asarray(train), np.asarray(test))
+    seed = ctx.cfg.split_seed
+    # The port asked again, with the same seed and with another: a split that is not a function of the
+    # seed is named from the port's own answers, whatever generator it uses.
+    again = ctx.port.split(n, ctx.cfg.test_size, seed)
+    other = ctx.port.split(n, ctx.cfg.test_size, seed + 1)
+    checks.append(compare_exact("repeat.test_order", np.asarray(test), np.asarray(again[1])))
+    unseeded, ignored = repeat_causes((train, test), again, other)
+    causes = unseeded or [
+        *diagnose(n, ctx.cfg.test_size, seed, p.table.labels, np.asarray(train), np.asarray(test)),
+        *ignored,
+    ]
     if causes:
         hint = causes[0].sentence()
     else:

@@ -241,7 +241,7 @@ impl Fault {
     fn cause(self) -> &'static str {
         match self {
             Fault::F32Parse => "data.float32_parse",
-            Fault::UnseededSplit => "",
+            Fault::UnseededSplit => "split.seed_ignored",
             Fault::ScalerTrainOnly => "config.scaler_fit_rows",
             Fault::ScalerF32 => "scaler.float32",
             Fault::SampleStd => "scaler.ddof1",

@@ -5,6 +5,7 @@ replay), each asserting the cause the diagnosis names and the fitted value; plus
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from harness.config import BUNDLED_DATA, RunConfig
+from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.stages.base import Context
 
@@ -110,8 +112,19 @@ class OptimizerOnlyPort:
         self.optimizer_step = step
 
 
+@functools.cache
+def _reference() -> Context:
+    """The reference's side, trained once for every case (the optimizer stage reads its whole run to find
+    the largest-gradient step)."""
+    ctx = Context(CFG)
+    _ = ctx.ref_trace
+    return ctx
+
+
 def diagnose(step: Callable[[Params, Params, dict | None], tuple[Params, dict]]):
-    return run_with(Context(CFG, port=OptimizerOnlyPort(step)), ["optimizer"]).results[0]
+    ctx = Context(CFG, port=OptimizerOnlyPort(step))
+    share_reference(_reference(), ctx)
+    return run_with(ctx, ["optimizer"]).results[0]
 
 
 def adam(**kw: Any) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
@@ -187,3 +200,33 @@ def test_an_unexplained_change_is_said_to_be_unexplained() -> None:
 def test_the_unchanged_reference_passes_without_a_diagnosis() -> None:
     res = diagnose(torch_port(adam()))
     assert res.status == "PASS" and res.diagnosis == [] and res.hint == ""
+
+
+def _amplify_large(at: float, factor: float) -> Callable[[list[torch.Tensor]], None]:
+    """Not clipping: a tensor whose gradient norm exceeds `at` is multiplied by `factor` > 1."""
+
+    def change(ps: list[torch.Tensor]) -> None:
+        for p in ps:
+            if p.grad is not None and float(p.grad.norm()) > at:
+                p.grad.mul_(factor)
+
+    return change
+
+
+def test_hyperparameters_with_clipping_are_named_together_only_when_clipping_reproduces() -> None:
+    """The user's port had the learning rate, epsilon and per-tensor clipping wrong at once: the pair is
+    fitted on the steps clipping cannot reach, the threshold on every step, and the three are named
+    together. Negative control: the same pair with the large gradients amplified instead (no clipping
+    threshold shrinks a gradient up) is named by nothing."""
+    clip = torch_port(
+        lambda ps: torch.optim.Adam(ps, lr=1e-4, eps=1e-5),
+        clip=lambda ps: [torch.nn.utils.clip_grad_norm_([p], 0.3) for p in ps],
+    )
+    res = diagnose(clip)
+    assert res.status == "FAIL" and res.diagnosis[0]["cause"] == "adam.lr+eps+clip.norm_per_tensor", res.hint
+    params = res.diagnosis[0]["parameters"]
+    assert params["lr"] == pytest.approx(1e-4, rel=1e-3) and params["eps"] == pytest.approx(1e-5, rel=1e-3)
+    assert params["max_norm"] == pytest.approx(0.3, rel=0.05)
+    amplified = torch_port(lambda ps: torch.optim.Adam(ps, lr=1e-4, eps=1e-5), clip=_amplify_large(0.3, 3.0))
+    res = diagnose(amplified)
+    assert res.status == "FAIL" and res.diagnosis == [], res.hint

@@ -100,7 +100,8 @@ def test_failing_element_is_named_with_minimum_tolerance(faithful_run) -> None:
 
 def test_same_hint_from_a_different_route(faithful_run) -> None:
     """Diagnosis reads numbers, not the fault's name: the user-port combination (where eps comes with the
-    learning rate and other faults) is reproduced by both changes at once, and adam-eps by epsilon alone."""
+    learning rate, clipping and other faults) is reproduced by the three changes at once (clipping shows
+    only at the run's largest-gradient step), and adam-eps by epsilon alone."""
     base, _ = faithful_run
     found = {}
     for fault in ("adam-eps", "user-port"):
@@ -110,9 +111,11 @@ def test_same_hint_from_a_different_route(faithful_run) -> None:
     eps, user = found["adam-eps"], found["user-port"]
     assert eps.diagnosis[0]["cause"] == "adam.eps"
     assert eps.diagnosis[0]["parameters"]["eps"] == pytest.approx(1e-5, rel=1e-3)
-    assert user.diagnosis[0]["cause"] == "adam.lr+eps"
+    assert user.diagnosis[0]["cause"] == "adam.lr+eps+clip.norm_per_tensor"
     assert user.diagnosis[0]["parameters"]["eps"] == pytest.approx(1e-5, rel=1e-3)
     assert user.diagnosis[0]["parameters"]["lr"] == pytest.approx(1e-4, rel=1e-3)
+    assert user.diagnosis[0]["parameters"]["max_norm"] == pytest.approx(1.0, rel=0.05)
+    assert "remove with_grad_clipping(...)" in user.hint, user.hint
     for r in (eps, user):
         assert "eps = 1e-05" in r.hint and "with_epsilon(1e-08)" in r.hint, r.hint
 
@@ -169,3 +172,20 @@ def test_the_shadow_does_not_forgive_a_loop_that_differs_late_in_epoch_one(faith
     train = run_with(ctx, ["train"]).results[0]
     assert train.status == "FAIL" and train.metrics["shadowed"] is False
     assert any(c.name.startswith("envelope.") and not c.passed for c in train.checks)
+
+
+def test_clipping_is_found_from_the_numbers_at_the_largest_gradient_step(faithful_run) -> None:
+    """The optimizer stage steps from the reference's state at epoch 1's largest-gradient step, where
+    clipping at norm 1.0 engages (steps 1 and 6 have small gradients): grad-clip fails there, named as
+    per-tensor norm clipping with its threshold, from the numbers alone (this stage never reads the
+    port's declared config). The negative control is the faithful port, which passes the same three
+    steps (test_faithful_port_passes_every_stage)."""
+    base, _ = faithful_run
+    ctx = Context(base.cfg.with_(fault="grad-clip"))
+    share_reference(base, ctx)
+    opt = run_with(ctx, ["optimizer"]).results[0]
+    failing = {c.name.split(".")[0] for c in opt.checks if not c.passed}
+    assert opt.status == "FAIL" and failing and "step1" not in failing and "step6" not in failing, failing
+    assert opt.diagnosis and opt.diagnosis[0]["cause"] == "clip.norm_per_tensor", opt.hint
+    threshold = next(iter(opt.diagnosis[0]["parameters"].values()))
+    assert abs(threshold - 1.0) < 0.05, opt.diagnosis[0]

@@ -265,9 +265,56 @@ ADVICE = {
 }
 
 
+HYPER = ("lr", "beta1", "beta2", "eps")
+CLIPS = {
+    "tensor": ("clip.norm_per_tensor", "gradients clipped by norm per parameter tensor", _log("max_norm", -5, 2)),
+    "global": ("clip.norm_global", "gradients clipped by their global norm", _log("max_norm", -5, 2)),
+    "value": ("clip.value", "gradients clipped by value", _log("clip_value", -7, 0)),
+}
+
+
+def _largest_gradient(case: Case) -> float:
+    return max(float(np.linalg.norm(g.astype(np.float64))) for g in case.grads.values())
+
+
+def _with_clipping(
+    cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update: Tolerance, evidence: str
+) -> list[Cause]:
+    """A hyperparameter change together with clipping (the user's port had epsilon, the learning rate and
+    clipping at once). Clipping acts only on large gradients, so the hyperparameters are fitted on the
+    other steps and the clipping threshold then on every step with them fixed; a combination is named only
+    when it reproduces every step, the largest-gradient one included."""
+    if len(cases) < 2:
+        return []
+    ordered = sorted(cases, key=_largest_gradient)
+    small = ordered[:-1]
+    base = Variant(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
+    found: list[Cause] = []
+    for hyper_cause in explain(candidates(small, cfg, tol, tol_update), evidence):
+        names = hyper_cause.cause.removeprefix("adam.").split("+")
+        if not hyper_cause.cause.startswith("adam.") or not set(names) <= set(HYPER):
+            continue
+        fixed = replace(base, **hyper_cause.parameters)
+        combos = [
+            Candidate(
+                f"{hyper_cause.cause}+{cause}",
+                f"{hyper_cause.description}, and {what}",
+                lambda th, how=how, v=fixed: error(cases, replace(v, clip=how, clip_at=th[0]), tol, tol_update),
+                (param,),
+                size=hyper_cause.size + 1,
+            )
+            for how, (cause, what, param) in CLIPS.items()
+        ]
+        for c in explain(combos, evidence):
+            found.append(replace(c, parameters={**hyper_cause.parameters, **c.parameters}))
+    return sorted(found, key=lambda c: (c.size, c.max_error))
+
+
 def diagnose(cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update: Tolerance) -> list[Cause]:
     evidence = f"{len(cases)} Adam steps (parameters, updates, both moments, step count)"
-    return explain(candidates(cases, cfg, tol, tol_update), evidence)
+    return explain(candidates(cases, cfg, tol, tol_update), evidence) or _with_clipping(
+        cases, cfg, tol, tol_update, evidence
+    )
 
 
 def advice(cause: Cause, cfg: RunConfig) -> str:
@@ -278,4 +325,7 @@ def advice(cause: Cause, cfg: RunConfig) -> str:
         tips.append(f"Burn's AdamConfig defaults to epsilon 1e-5: set with_epsilon({cfg.eps:g})")
     if "lr" in cause.parameters or cause.cause in ADVICE:
         tips.append(ADVICE.get(cause.cause, ADVICE["adam.lr"]))
+    clip = next((c for c in cause.cause.split("+") if c.startswith("clip.")), None)
+    if clip and "+" in cause.cause:
+        tips.append(ADVICE[clip])
     return "; ".join(tips)

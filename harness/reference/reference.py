@@ -460,6 +460,7 @@ class Reference:
         bs = self.cfg.batch_size
         step_loss: list[float] = []
         epoch_loss: list[float] = []
+        grad_norm: list[float] = []
         trace = Trace(np.empty(0), np.empty(0), init, init, [], orders=orders)
         for epoch, order in enumerate(orders):
             total, batches = 0.0, 0
@@ -478,6 +479,8 @@ class Reference:
                 (loss / accumulate if accumulate > 1 else loss).backward()
                 if record:
                     trace.step_grads.append({n: p.grad.numpy().copy() for n, p in model.named_parameters()})
+                grads = [p.grad for p in model.parameters() if p.grad is not None]
+                grad_norm.append(float(torch.stack(torch._foreach_norm(grads)).max()) if grads else 0.0)
                 if dither is not None:
                     with torch.no_grad():
                         for p in model.parameters():
@@ -502,6 +505,7 @@ class Reference:
                 on_epoch(len(epoch_loss), epoch_loss[-1])
         trace.step_loss = np.asarray(step_loss, dtype=np.float64 if float64 else np.float32)
         trace.epoch_loss = np.asarray(epoch_loss)
+        trace.step_grad_norm = np.asarray(grad_norm)
         trace.final = _float_state(model)
         return trace
 

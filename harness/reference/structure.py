@@ -27,6 +27,8 @@ class Trace:
     # The optimizer's state after each epoch (with epoch_params: where a replay of the next epoch starts).
     epoch_states: list[dict] = field(default_factory=list)
     orders: np.ndarray | None = None
+    # Every step's largest per-tensor gradient L2 norm, the whole run: where gradient clipping would act.
+    step_grad_norm: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 def nudge(params: Params, ulps: int = 1) -> Params:

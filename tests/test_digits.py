@@ -156,7 +156,8 @@ def test_a_faithful_trajectory_passes_train_with_its_evidence() -> None:
     assert train.status == "PASS", train.hint
     assert all(c.passed for c in train.checks)
     if train.metrics["shadowed"]:
-        assert {"shadow.params", "shadow.epoch_loss", "shadow.resync_params"} <= names.keys()
+        # (Every step of the digits model's 45-step epoch 1 is re-synchronized already: no shadow.resync_*.)
+        assert {"shadow.params", "shadow.epoch_loss"} <= names.keys()
         assert not any(n.startswith("envelope.") for n in names)
     else:
         assert {"envelope.params", "envelope.epoch_loss"} <= names.keys()

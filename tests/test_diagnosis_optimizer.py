@@ -213,6 +213,8 @@ def _amplify_large(at: float, factor: float) -> Callable[[list[torch.Tensor]], N
     return change
 
 
+# Two fits over every candidate, twice (about a minute): the full tier.
+@pytest.mark.slow
 def test_hyperparameters_with_clipping_are_named_together_only_when_clipping_reproduces() -> None:
     """The user's port had the learning rate, epsilon and per-tensor clipping wrong at once: the pair is
     fitted on the steps clipping cannot reach, the threshold on every step, and the three are named

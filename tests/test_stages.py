@@ -98,6 +98,8 @@ def test_failing_element_is_named_with_minimum_tolerance(faithful_run) -> None:
     assert "would pass with atol" in bad.summary()
 
 
+# The user-port optimizer diagnosis fits a pair and then clipping over three steps (about a minute): full tier.
+@pytest.mark.slow
 def test_same_hint_from_a_different_route(faithful_run) -> None:
     """Diagnosis reads numbers, not the fault's name: the user-port combination (where eps comes with the
     learning rate, clipping and other faults) is reproduced by the three changes at once (clipping shows

@@ -21,6 +21,10 @@ class PortInputError(PortError):
 class PortShapeError(PortError):
     """Arrays or parameters of the wrong shape, or unknown or missing names."""
 
+class PortStructureError(PortShapeError):
+    """The port's model lacks parameters it was given, or has others; `args` is
+    `(message, [(name, shape), ...])`, the model's own parameters by PyTorch name."""
+
 class PortPanic(PortError):
     """The port's code panicked; the panic's message is the error's."""
 

@@ -26,6 +26,7 @@ from harness.config import (
     PORT_TIMEOUT_S,
     RunConfig,
     load_model_settings,
+    load_port_rename,
     load_port_required,
     load_port_settings,
     load_tolerance_overrides,
@@ -384,6 +385,7 @@ def _diff(
             if require is not None
             else load_port_required(STAGE_NAMES, file=config_path)
         )
+        rename = load_port_rename(file=config_path)
     except HarnessError as e:
         fail(str(e))
     cfg = RunConfig(
@@ -394,6 +396,7 @@ def _diff(
         port_cmd=cmd,
         port_timeout=timeout,
         require=required,
+        rename=rename,
         **settings,
     )
     if not cfg.port_cmd and cfg.reference:
@@ -562,10 +565,16 @@ def faults_check(
     _readable_data(settings["data"], settings["label"], settings.get("task", "binary"))
     try:
         tolerances = load_tolerance_overrides(file=config)
+        rename = load_port_rename(file=config)
     except HarnessError as e:
         fail(str(e))
     cfg = RunConfig(
-        backend=backend, tolerances=tolerances, port_cmd=cmd, port_timeout=timeout or PORT_TIMEOUT_S, **settings
+        backend=backend,
+        tolerances=tolerances,
+        port_cmd=cmd,
+        port_timeout=timeout or PORT_TIMEOUT_S,
+        rename=rename,
+        **settings,
     )
     if cfg.reference and not cmd:
         fail("a config that names its own reference model needs its port: [port] cmd")

@@ -57,6 +57,9 @@ class RunConfig:
     # Stages the port must implement: a stage whose method it lacks is SKIP, or FAIL when named here
     # (--require, [port] require in harness.toml).
     require: tuple[str, ...] = ()
+    # A port's own parameter and layer names mapped to the reference's: ordered (regex, replacement)
+    # rules, [port.rename] in harness.toml (harness/rename.py).
+    rename: tuple[tuple[str, str], ...] = ()
 
     def with_(self, **kw: Any) -> RunConfig:
         return replace(self, **kw)
@@ -122,7 +125,7 @@ def load_tolerance_overrides(start: Path | None = None, file: Path | None = None
     return {}
 
 
-PORT_KEYS = ("cmd", "timeout_s", "require")
+PORT_KEYS = ("cmd", "timeout_s", "require", "rename")
 
 
 def _port_table(path: Path) -> dict[str, Any]:
@@ -157,6 +160,18 @@ def load_port_required(known: list[str], start: Path | None = None, file: Path |
     """`[port] require = ["train", ...]` from ./harness.toml (or `file`); () when absent."""
     path = file if file is not None else (start or Path.cwd()) / "harness.toml"
     return required_stages(_port_table(path).get("require", ()), str(path), known)
+
+
+def load_port_rename(start: Path | None = None, file: Path | None = None) -> tuple[tuple[str, str], ...]:
+    """`[port.rename]` rules from ./harness.toml (or `file`), in file order, each checked; () when absent."""
+    from harness.rename import Rename
+
+    path = file if file is not None else (start or Path.cwd()) / "harness.toml"
+    rules = _port_table(path).get("rename", {})
+    if not isinstance(rules, dict):
+        raise HarnessError(f"{path}: [port.rename] must be a table of 'pattern' = \"replacement\" rules")
+    Rename(rules, f"{path}: [port.rename]")  # every pattern compiles, every replacement applies
+    return tuple(rules.items())
 
 
 def load_port_settings(start: Path | None = None, file: Path | None = None) -> tuple[str | None, float | None]:

@@ -43,6 +43,18 @@ class PortShapeError(PortRejected):
     kind = "shape"
 
 
+class PortStructureError(PortShapeError):
+    """The port's model does not have the parameters it was given (a missing bias, its own names): a
+    divergence of the port, reported as FAIL at the weights stage. `parameters` holds the model's own
+    parameters, PyTorch name -> shape, when the port said."""
+
+    kind = "structure"
+
+    def __init__(self, message: str, parameters: dict[str, tuple[int, ...]] | None = None) -> None:
+        super().__init__(message)
+        self.parameters: dict[str, tuple[int, ...]] = dict(parameters or {})
+
+
 class PortPanic(PortRejected):
     kind = "panic"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness import __version__, progress
 from harness.config import RunConfig
-from harness.errors import HarnessError, PortFailure, PortUnsupported
+from harness.errors import HarnessError, PortFailure, PortStructureError, PortUnsupported
 from harness.port import PortError
 from harness.report.owner import DIFF_REPORT
 from harness.stages import STAGES
@@ -132,6 +132,16 @@ def _unsupported(stage: str, why: str, required: bool) -> StageResult:
     return StageResult(stage, SKIP, hint=f"not implemented by the port: {why}", metrics={"unsupported": why})
 
 
+def _structure(stage: str, why: str, first: str, required: bool) -> StageResult:
+    """A stage that cannot feed the reference's parameters to the port's model: the first to find it
+    FAILs with the port's words (a model that differs is a divergence, not a broken run); a later one is
+    SKIP, pointing there, unless it was required."""
+    if first and not required:
+        return StageResult(stage, SKIP, hint=f"the port's model does not take the reference's parameters (see {first})")
+    hint = f"the port's model does not take the reference's parameters: {why}"
+    return StageResult(stage, FAIL, hint=hint, metrics={"structure_of": stage})
+
+
 def run_with(
     ctx: Context, stages: list[str] | None = None, on_stage: Callable[[StageResult], None] | None = None
 ) -> Report:
@@ -143,6 +153,7 @@ def run_with(
             ctx.start_ensemble()
         except Exception:  # bad input: the stages that need it report it, one by one
             pass
+    structure = ""  # the first stage that found the port's model not taking the reference's parameters
     for stage in STAGES:
         if stages and stage.name not in stages:
             continue
@@ -152,11 +163,15 @@ def run_with(
             res = stage.run(ctx)
         except PortUnsupported as e:
             res = _unsupported(stage.name, str(e), stage.name in ctx.cfg.require)
+        except PortStructureError as e:
+            res = _structure(stage.name, str(e), structure, stage.name in ctx.cfg.require)
         except (HarnessError, PortError, PortFailure) as e:
             res = StageResult(stage.name, ERROR, error=str(e))
         except Exception as e:  # a stage that could not run is ERROR, never PASS
             res = StageResult(stage.name, ERROR, error=f"{type(e).__name__}: {e}")
         res.seconds = time.perf_counter() - t
+        if not structure and (res.metrics.get("structure") or res.metrics.get("structure_of")):
+            structure = res.stage
         report.results.append(res)
         if on_stage:
             on_stage(res)

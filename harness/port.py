@@ -53,6 +53,14 @@ class Port(Protocol):
     def accuracy(self, probs: np.ndarray, y: np.ndarray) -> float: ...
 
 
+def n_features(params: Params) -> int:
+    """The model's input width, as both transports tell the port: the first parameter's last dimension
+    when it is a matrix (the first layer's weight, PyTorch's [out, in]); 0 when it is not, for the port to
+    reject with its own message."""
+    first = next(iter(params.values()), None)
+    return int(np.shape(first)[-1]) if first is not None and np.ndim(first) == 2 else 0
+
+
 def available_faults() -> list[dict[str, str]]:
     require_extension()
     return list(_burn.faults())
@@ -78,6 +86,9 @@ def _call(f: Callable[..., T], *args: Any, **kw: Any) -> T:
     try:
         return f(*args, **kw)
     except PortError as e:
+        if type(e).__name__ == "PortStructureError" and len(e.args) == 2:
+            message, params = e.args
+            raise errors.PortStructureError(str(message), {n: tuple(s) for n, s in params}) from None
         raise _kind_class(e)(str(e)) from None
 
 
@@ -112,8 +123,7 @@ class BurnPort:
         return dict(json.loads(_call(self._port.effective_config_json)))
 
     def roundtrip(self, params: Params) -> tuple[Params, dict[str, list[int]]]:
-        first = next(iter(params.values()), np.zeros((0, 0), np.float32))
-        back, layouts = _call(self._port.roundtrip, params, first.shape[-1] if first.ndim == 2 else 0)
+        back, layouts = _call(self._port.roundtrip, params, n_features(params))
         return dict(back), dict(layouts)
 
     def forward(self, params: Params, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -89,6 +89,14 @@ class Context:
 
     @cached_property
     def port(self) -> Port:
+        port = self._own_port()
+        if not self.cfg.rename:
+            return port
+        from harness.rename import Rename, RenamedPort
+
+        return RenamedPort(port, Rename(self.cfg.rename))
+
+    def _own_port(self) -> Port:
         if self._port is not None:
             return self._port
         if self.cfg.port_cmd:

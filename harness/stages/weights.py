@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from harness.compare import compare, compare_names, compare_value
+from harness.diagnosis import structure
 from harness.diagnosis.weights import diagnose
+from harness.errors import PortStructureError
 from harness.stages.base import Context, Stage, StageResult, result
 
 # Module kinds whose `weight` Burn stores transposed (burn::nn::Linear is [d_input, d_output]).
@@ -20,9 +22,34 @@ def burn_shape(kind: str, name: str, shape: list[int]) -> list[int]:
     return list(shape)
 
 
+def _structure(params: dict[str, np.ndarray], e: PortStructureError) -> StageResult:
+    """The port's model does not take the reference's parameters: a divergence of the port, with the two
+    parameter lists as evidence (and the causes they show: a bias too few or too many, other names)."""
+    ref = {k: tuple(v.shape) for k, v in params.items()}
+    names = compare_names("parameter names", "parameter", list(ref), list(e.parameters))
+    if not e.parameters:  # the port said so without its list: its message is the evidence
+        names.passed, names.reason, names.ratio = False, str(e), float("inf")
+    checks = [names]
+    checks += [
+        compare_value(f"{name} shape", list(shape), list(e.parameters[name]))
+        for name, shape in ref.items()
+        if name in e.parameters and tuple(e.parameters[name]) != shape
+    ]
+    causes = structure.diagnose(ref, e.parameters) if e.parameters else []
+    hint = (
+        f"{causes[0].description}; {e}" if causes else f"the port's model does not take the reference's parameters: {e}"
+    )
+    return result(
+        "weights", checks, hint, diagnosis=[c.to_dict() for c in causes], parameters=len(params), structure=str(e)
+    )
+
+
 def run(ctx: Context) -> StageResult:
     params = ctx.init
-    back, layouts = ctx.port.roundtrip(params)
+    try:
+        back, layouts = ctx.port.roundtrip(params)
+    except PortStructureError as e:
+        return _structure(params, e)
     tol = ctx.tol("weights")
     kinds = ctx.reference.param_kinds
     checks = [compare_names("parameter names", "parameter", list(params), list(back))]

@@ -13,6 +13,7 @@ import numpy as np
 
 from harness.config import PORT_TIMEOUT_S
 from harness.errors import PortFailure, PortProtocolError, PortUnsupported, PortVersionError
+from harness.port import n_features
 from harness.transport import naming
 from harness.transport.frames import Frame, json_float
 from harness.transport.process import PortProcess
@@ -204,11 +205,7 @@ class SubprocessPort:
         return dict(out)
 
     def roundtrip(self, params: Params) -> tuple[Params, dict[str, list[int]]]:
-        w = params.get("fc1.weight")
-        # As the in-process port: the feature count is fc1's input width; a missing or malformed fc1
-        # is for the port to reject, with its own message.
-        n_features = int(np.shape(w)[1]) if w is not None and np.ndim(w) == 2 else 0
-        a = self._call("roundtrip", {"n_features": n_features}, self._params("params", params))
+        a = self._call("roundtrip", {"n_features": n_features(params)}, self._params("params", params))
         layouts = a.field("layouts")
         if not isinstance(layouts, dict):
             raise PortProtocolError(f"'roundtrip' result 'layouts' must be an object, got {layouts!r}")

@@ -30,6 +30,7 @@ from harness.errors import (
     PortProtocolError,
     PortRejected,
     PortShapeError,
+    PortStructureError,
     PortTimeout,
     PortUnsupported,
 )
@@ -42,9 +43,25 @@ EXIT_GRACE_S = 5.0
 # How long to wait for more bytes of garbage, only to show them in the message.
 GARBAGE_GRACE_S = 0.2
 ERROR_KINDS: dict[str, type[PortRejected]] = {
-    c.kind: c for c in (PortInputError, PortShapeError, PortPanic, PortUnsupported)
+    c.kind: c for c in (PortInputError, PortShapeError, PortStructureError, PortPanic, PortUnsupported)
 }
 POSIX = os.name == "posix"
+
+
+def _parameters(raw: Any, method: str) -> dict[str, tuple[int, ...]]:
+    """A structure error's `parameters`: the model's own, `[{"name", "shape"}]` (docs/protocol.md)."""
+    if raw is None:
+        return {}
+    ok = isinstance(raw, list) and all(
+        isinstance(p, dict)
+        and isinstance(p.get("name"), str)
+        and isinstance(p.get("shape"), list)
+        and all(isinstance(d, int) and d >= 0 for d in p["shape"])
+        for p in raw
+    )
+    if not ok:
+        raise PortProtocolError(f"the port's structure error in '{method}' has malformed parameters: {raw!r}")
+    return {p["name"]: tuple(p["shape"]) for p in raw}
 
 
 class _Eof(Exception):
@@ -283,6 +300,8 @@ class PortProcess:
             first = f"the port panicked in '{method}': {first}"
         elif kind == "unsupported":
             first = f"the port does not implement '{method}': {first}"
+        if kind == "structure":
+            raise PortStructureError(first, _parameters(err.get("parameters"), method))
         raise ERROR_KINDS[kind](first)
 
     def _crashed(self, method: str) -> PortCrashed:

@@ -2,10 +2,13 @@
 subprocess path before a native server exists:
 
     harness diff all --port-cmd "python tests/fake_ports/proxy_port.py [--backend flex] [--fault NAME] [--epochs N]
-                                [--without METHOD,...] [--unlisted]"
+                                [--without METHOD,...] [--unlisted] [--own-names REF=OWN,...] [--no-bias LAYER,...]"
 
 --without drops methods, as a partial port does: hello does not list them (or, with --unlisted, lists
 them all and answers an `unsupported` error when one is called, as a Rust port on the trait's defaults does).
+--own-names gives the port's model its own module names (fc1=input_layer: `input_layer.weight`, layer
+`input_layer`); --no-bias removes layers' biases from it (computed as a zero bias). Parameters under other
+names are answered with a `structure` error listing the model's own, as burn_diff::layout does.
 
 The same port in both places must give the same stage statuses; a difference is a transport bug.
 """
@@ -50,9 +53,10 @@ Reply = tuple[dict[str, Any], dict[str, np.ndarray]]
 
 
 class Rejected(Exception):
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, parameters: list[tuple[str, list[int]]] | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.parameters = parameters
 
 
 def _read_exact(src: BinaryIO, n: int) -> bytes:
@@ -76,15 +80,53 @@ def _kind(message: str) -> str:
 
 class Proxy:
     def __init__(
-        self, backend: str, fault: str, epochs: int, without: tuple[str, ...] = (), listed: bool = True
+        self,
+        backend: str,
+        fault: str,
+        epochs: int,
+        without: tuple[str, ...] = (),
+        listed: bool = True,
+        own: dict[str, str] | None = None,
+        no_bias: tuple[str, ...] = (),
     ) -> None:
         from harness import _burn
+
+        self.own = own or {}
+        self.no_bias = {f"{layer}.bias" for layer in no_bias}
 
         self.port = _burn.Port(backend, fault, epochs)
         self.without = without
         self.methods = [m for m in METHODS if m not in without] if listed else METHODS
         self.backend = backend
         self.faults = [f for f in fault.split(",") if f.strip()]
+
+    def _own(self, name: str) -> str:
+        module, dot, leaf = name.partition(".")
+        return self.own.get(module, module) + dot + leaf
+
+    def _ref(self, name: str) -> str:
+        back = {v: k for k, v in self.own.items()}
+        module, dot, leaf = name.partition(".")
+        return back.get(module, module) + dot + leaf
+
+    def _receive(self, t: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+        """A parameter group by the model's own names, as the underlying port's (reference names), a
+        removed bias as zeros; other names are a structure error listing the model's own."""
+        got = naming.group(t, prefix)
+        ref = {self._ref(k): v for k, v in got.items()}
+        # In the model's own order (payloads arrive sorted): layer by layer, weight before bias.
+        layers = sorted(ref, key=lambda k: (k.rpartition(".")[0], k.rpartition(".")[2] != "weight"))
+        model = [(self._own(k), list(ref[k].shape)) for k in layers if k not in self.no_bias]
+        if set(got) != {n for n, _ in model}:
+            extra = sorted(set(got) - {n for n, _ in model})
+            raise Rejected("structure", f"parameters differ: the port's model has no {extra}", model)
+        for k in self.no_bias:
+            if k in ref:
+                ref[k] = np.zeros_like(ref[k])
+        return ref
+
+    def _send(self, group: Any) -> dict[str, np.ndarray]:
+        return {self._own(k): v for k, v in dict(group).items() if k not in self.no_bias}
 
     def handle(self, method: str, args: dict[str, Any], t: dict[str, np.ndarray], rid: int) -> Reply:
         p = self.port
@@ -125,27 +167,33 @@ class Proxy:
         if method == "effective_config":
             return {"config": json.loads(p.effective_config_json())}, {}
         if method == "roundtrip":
-            back, layouts = p.roundtrip(naming.group(t, "params"), args["n_features"])
-            return {"layouts": {k: list(v) for k, v in dict(layouts).items()}}, naming.flatten("params", dict(back))
+            back, layouts = p.roundtrip(self._receive(t, "params"), args["n_features"])
+            layouts = {self._own(k): list(v) for k, v in dict(layouts).items() if k not in self.no_bias}
+            return {"layouts": layouts}, naming.flatten("params", self._send(back))
         if method == "forward":
-            acts = dict(p.forward(naming.group(t, "params"), need("x")))
+            acts = self._send(p.forward(self._receive(t, "params"), need("x")))
             return {"layers": list(acts)}, naming.flatten("act", acts)
         if method == "loss":
             value, grad = p.loss(need("p"), need("y"))
             return {"loss": float(value)}, {"grad": grad}
         if method == "backward":
-            value, grads = p.backward(naming.group(t, "params"), need("x"), need("y"))
-            return {"loss": float(value)}, naming.flatten("grads", dict(grads))
+            value, grads = p.backward(self._receive(t, "params"), need("x"), need("y"))
+            return {"loss": float(value)}, naming.flatten("grads", self._send(grads))
         if method == "optimizer_step":
             step = args["state_step"]
             state = naming.unflatten_state(t, step) if step else None
-            new, st = p.optimizer_step(naming.group(t, "params"), naming.group(t, "grads"), state)
-            st = dict(st)
-            return {"state_step": int(st["step"])}, {**naming.flatten("params", dict(new)), **naming.flatten_state(st)}
+            if state:
+                state = {k: v if k == "step" else {self._ref(n): a for n, a in v.items()} for k, v in state.items()}
+            new, st = p.optimizer_step(self._receive(t, "params"), self._receive(t, "grads"), state)
+            st = {k: v if k == "step" else self._send(v) for k, v in dict(st).items()}
+            return {"state_step": int(st["step"])}, {
+                **naming.flatten("params", self._send(new)),
+                **naming.flatten_state(st),
+            }
         if method == "train":
             return self.train(args, t, rid, need)
         if method == "evaluate":
-            probs, acc = p.evaluate(naming.group(t, "params"), need("x"), need("y"))
+            probs, acc = p.evaluate(self._receive(t, "params"), need("x"), need("y"))
             return {"accuracy": float(acc)}, {"probs": probs}
         if method == "accuracy":
             return {"accuracy": float(p.accuracy(need("probs"), need("y")))}, {}
@@ -159,7 +207,7 @@ class Proxy:
             self.port.train(
                 need("x"),
                 need("y"),
-                params=naming.group(t, "init") if args["has_init"] else None,
+                params=self._receive(t, "init") if args["has_init"] else None,
                 orders=need("orders") if args["has_orders"] else None,
                 epochs=args["epochs"],
                 seed=args["seed"],
@@ -167,16 +215,16 @@ class Proxy:
                 on_epoch=progress,
             )
         )
-        state = dict(out["state"])
+        state = {k: v if k == "step" else self._send(v) for k, v in dict(out["state"]).items()}
         tensors = {
             "step_loss": out["step_loss"],
             "epoch_loss": out["epoch_loss"],
             "orders": out["orders"],
-            **naming.flatten("init", dict(out["init"])),
-            **naming.flatten("final", dict(out["final"])),
-            **naming.flatten_indexed("epoch_params", [dict(g) for g in out["epoch_params"]]),
-            **naming.flatten_indexed("step_params", [dict(g) for g in out["step_params"]]),
-            **naming.flatten_indexed("step_grads", [dict(g) for g in out["step_grads"]]),
+            **naming.flatten("init", self._send(out["init"])),
+            **naming.flatten("final", self._send(out["final"])),
+            **naming.flatten_indexed("epoch_params", [self._send(g) for g in out["epoch_params"]]),
+            **naming.flatten_indexed("step_params", [self._send(g) for g in out["step_params"]]),
+            **naming.flatten_indexed("step_grads", [self._send(g) for g in out["step_grads"]]),
             **naming.flatten_state(state),
         }
         return {"state_step": int(state["step"])}, tensors
@@ -193,7 +241,10 @@ def serve(proxy: Proxy, src: BinaryIO) -> int:
             result, tensors = proxy.handle(method, args, frame.tensors, rid)
             _write({"id": rid, "ok": True, "result": result}, tensors)
         except Rejected as e:
-            _write({"id": rid, "ok": False, "error": {"kind": e.kind, "message": str(e)}})
+            error: dict[str, Any] = {"kind": e.kind, "message": str(e)}
+            if e.parameters is not None:
+                error["parameters"] = [{"name": n, "shape": s} for n, s in e.parameters]
+            _write({"id": rid, "ok": False, "error": error})
         except (ValueError, KeyError, TypeError, HarnessError) as e:  # the extension's PortError is a ValueError
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             _write({"id": rid, "ok": False, "error": {"kind": _kind(msg), "message": msg}})
@@ -208,10 +259,14 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--without", default="", help="comma list of methods this port lacks")
     ap.add_argument("--unlisted", action="store_true", help="list every method in hello all the same")
+    ap.add_argument("--own-names", default="", help="comma list REF=OWN of the model's own module names")
+    ap.add_argument("--no-bias", default="", help="comma list of layers (reference names) without a bias")
     a = ap.parse_args()
     without = tuple(m for m in a.without.split(",") if m)
+    own = dict(pair.split("=", 1) for pair in a.own_names.split(",") if pair)
+    no_bias = tuple(m for m in a.no_bias.split(",") if m)
     try:
-        proxy = Proxy(a.backend, a.fault, a.epochs, without, listed=not a.unlisted)
+        proxy = Proxy(a.backend, a.fault, a.epochs, without, listed=not a.unlisted, own=own, no_bias=no_bias)
     except (ImportError, ValueError) as e:
         sys.stderr.write(f"proxy port: {e}\n")
         return 2

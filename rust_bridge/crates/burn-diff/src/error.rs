@@ -14,6 +14,10 @@ pub enum PortError {
     Panic(String),
     /// The port does not implement this part of the contract.
     Unsupported(String),
+    /// The port's model does not have the parameters it was given (a missing bias, other names):
+    /// a divergence of the port, not a broken harness. Carries the model's own parameters, by
+    /// their PyTorch names and shapes, so the harness can say which differ and how to map them.
+    Structure(String, Vec<(String, Vec<usize>)>),
 }
 
 impl PortError {
@@ -24,6 +28,7 @@ impl PortError {
             PortError::Shape(_) => "shape",
             PortError::Panic(_) => "panic",
             PortError::Unsupported(_) => "unsupported",
+            PortError::Structure(..) => "structure",
         }
     }
 
@@ -33,14 +38,26 @@ impl PortError {
             PortError::Input(m)
             | PortError::Shape(m)
             | PortError::Panic(m)
-            | PortError::Unsupported(m) => m,
+            | PortError::Unsupported(m)
+            | PortError::Structure(m, _) => m,
         }
     }
 
-    /// Rebuilds an error from its protocol kind and message.
+    /// The port model's own parameters (PyTorch names and shapes) of a [`PortError::Structure`];
+    /// empty for the other kinds.
+    pub fn parameters(&self) -> &[(String, Vec<usize>)] {
+        match self {
+            PortError::Structure(_, p) => p,
+            _ => &[],
+        }
+    }
+
+    /// Rebuilds an error from its protocol kind and message (a structure error without its
+    /// parameter list).
     pub fn from_kind(kind: &str, message: String) -> Self {
         match kind {
             "shape" => PortError::Shape(message),
+            "structure" => PortError::Structure(message, Vec::new()),
             "panic" => PortError::Panic(message),
             "unsupported" => PortError::Unsupported(message),
             _ => PortError::Input(message),
@@ -96,6 +113,7 @@ mod tests {
             PortError::Shape("b".into()),
             PortError::Panic("c".into()),
             PortError::Unsupported("d".into()),
+            PortError::Structure("e".into(), Vec::new()),
         ] {
             assert_eq!(PortError::from_kind(e.kind(), e.message().into()), e);
         }

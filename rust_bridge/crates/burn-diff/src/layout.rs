@@ -30,7 +30,10 @@ pub(crate) fn unpack(t: burn_pack::Tensor) -> Result<NamedTensor> {
 }
 
 /// Loads PyTorch-layout `params` into `model`, by name. Every parameter of the model must be
-/// given, with its shape, and nothing else: a mismatch is a [`PortError::Shape`] naming it.
+/// given, with its shape, and nothing else: a tensor of the wrong shape is a [`PortError::Shape`]
+/// naming it; a name one side has and the other lacks (a bias the model does not have, a model
+/// with its own names) is a [`PortError::Structure`] carrying the model's own parameters, which
+/// the harness reports as a divergence of the port (its weights stage), not as a broken run.
 pub fn load_torch_params<M: ModuleSnapshot>(model: &mut M, params: &Params) -> Result<()> {
     let tensors = params.0.iter().map(pack).collect();
     let r = model.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
@@ -39,17 +42,50 @@ pub fn load_torch_params<M: ModuleSnapshot>(model: &mut M, params: &Params) -> R
             "cannot load the parameters into the port's model: {e}"
         ));
     }
-    if let Some((path, _)) = r.missing.first() {
-        return shape(format!(
-            "missing parameter '{path}' (the port's model has it, the reference does not)"
+    let missing: Vec<&str> = r.missing.iter().map(|(p, _)| p.as_str()).collect();
+    if missing.is_empty() && r.unused.is_empty() {
+        return Ok(());
+    }
+    let mut parts = Vec::new();
+    if !r.unused.is_empty() {
+        parts.push(format!(
+            "the port's model has no {} (the reference has)",
+            quoted(&r.unused)
         ));
     }
-    if let Some(path) = r.unused.first() {
-        return shape(format!(
-            "unknown parameter '{path}' (the reference has it, the port's model does not)"
+    if !missing.is_empty() {
+        parts.push(format!(
+            "the reference has no {} (the port's model has)",
+            quoted(&missing)
         ));
     }
-    Ok(())
+    Err(PortError::Structure(
+        format!("parameters differ: {}", parts.join("; ")),
+        torch_shapes(model),
+    ))
+}
+
+fn quoted<S: AsRef<str>>(names: &[S]) -> String {
+    let shown: Vec<String> = names
+        .iter()
+        .take(4)
+        .map(|n| format!("'{}'", n.as_ref()))
+        .collect();
+    let more = names.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// Each parameter's PyTorch name and shape, as the model would give it to PyTorch.
+pub fn torch_shapes<M: ModuleSnapshot>(model: &M) -> Vec<(String, Vec<usize>)> {
+    model
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+        .into_iter()
+        .map(|t| (t.name.clone(), t.shape.to_vec()))
+        .collect()
 }
 
 /// The model's parameters in PyTorch's layout and naming.
@@ -180,7 +216,30 @@ mod tests {
             .to_string();
         assert!(e.contains("fc.weight"), "{e}");
         let missing = params(&[("fc.weight", vec![2, 3])]);
-        let e = load_torch_params(&mut m, &missing).unwrap_err().to_string();
-        assert!(e.contains("missing parameter 'fc.bias'"), "{e}");
+        let e = load_torch_params(&mut m, &missing).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the reference has no 'fc.bias' (the port's model has)"),
+            "{e}"
+        );
+        // The model's own parameters travel with the error, in PyTorch's names and shapes.
+        assert_eq!(e.kind(), "structure");
+        assert_eq!(
+            e.parameters(),
+            [
+                ("fc.weight".to_string(), vec![2, 3]),
+                ("fc.bias".to_string(), vec![2])
+            ]
+        );
+        let extra = params(&[
+            ("fc.weight", vec![2, 3]),
+            ("fc.bias", vec![2]),
+            ("fc2.bias", vec![2]),
+        ]);
+        let e = load_torch_params(&mut m, &extra).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "parameters differ: the port's model has no 'fc2.bias' (the reference has)"
+        );
     }
 }

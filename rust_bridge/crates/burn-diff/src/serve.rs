@@ -317,6 +317,19 @@ fn dispatch(
     Ok((result, out))
 }
 
+/// An error answer's `error` object: kind and message, and for a structure error the model's own
+/// parameters (`docs/protocol.md`).
+fn error_json(e: &PortError) -> Value {
+    let mut err = json!({"kind": e.kind(), "message": e.message()});
+    if let PortError::Structure(_, params) = e {
+        err["parameters"] = params
+            .iter()
+            .map(|(name, shape)| json!({"name": name, "shape": shape}))
+            .collect();
+    }
+    err
+}
+
 /// Serves `port` on standard input and output until `shutdown` or the end of input. Returns the
 /// process's exit code: 0 after a clean end, 2 when the input was not a frame.
 pub fn serve<P: Port>(port: P) -> ExitCode {
@@ -373,7 +386,7 @@ pub fn serve<P: Port>(port: P) -> ExitCode {
         let (header, payload) = match answer {
             Ok((result, tensors)) => (json!({"id": id, "ok": true, "result": result}), tensors),
             Err(e) => (
-                json!({"id": id, "ok": false, "error": {"kind": e.kind(), "message": e.message()}}),
+                json!({"id": id, "ok": false, "error": error_json(&e)}),
                 Payload::default(),
             ),
         };

@@ -37,6 +37,12 @@ create_exception!(
     PortError,
     "Arrays or parameters of the wrong shape, or unknown/missing names."
 );
+create_exception!(
+    _burn,
+    PortStructureError,
+    PortShapeError,
+    "The port's model lacks parameters it was given, or has others: args are (message, [(name, shape)])."
+);
 create_exception!(_burn, PortPanic, PortError, "The port's code panicked.");
 create_exception!(
     _burn,
@@ -52,6 +58,7 @@ fn to_py(e: RustError) -> PyErr {
         RustError::Shape(_) => PortShapeError::new_err(msg),
         RustError::Panic(_) => PortPanic::new_err(msg),
         RustError::Unsupported(_) => PortUnsupported::new_err(msg),
+        RustError::Structure(_, params) => PortStructureError::new_err((msg, params)),
     }
 }
 
@@ -568,6 +575,7 @@ fn burn_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(user_port_faults, m)?)?;
     let py = m.py();
     m.add("PortError", py.get_type::<PortError>())?;
+    m.add("PortStructureError", py.get_type::<PortStructureError>())?;
     m.add("PortInputError", py.get_type::<PortInputError>())?;
     m.add("PortShapeError", py.get_type::<PortShapeError>())?;
     m.add("PortPanic", py.get_type::<PortPanic>())?;

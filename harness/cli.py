@@ -26,6 +26,7 @@ from harness.config import (
     PORT_TIMEOUT_S,
     RunConfig,
     load_model_settings,
+    load_port_loss_input,
     load_port_rename,
     load_port_required,
     load_port_settings,
@@ -386,6 +387,7 @@ def _diff(
             else load_port_required(STAGE_NAMES, file=config_path)
         )
         rename = load_port_rename(file=config_path)
+        loss_input = load_port_loss_input(file=config_path)
     except HarnessError as e:
         fail(str(e))
     cfg = RunConfig(
@@ -397,6 +399,7 @@ def _diff(
         port_timeout=timeout,
         require=required,
         rename=rename,
+        loss_input=loss_input,
         **settings,
     )
     if not cfg.port_cmd and cfg.reference:
@@ -566,6 +569,7 @@ def faults_check(
     try:
         tolerances = load_tolerance_overrides(file=config)
         rename = load_port_rename(file=config)
+        loss_input = load_port_loss_input(file=config)
     except HarnessError as e:
         fail(str(e))
     cfg = RunConfig(
@@ -574,6 +578,7 @@ def faults_check(
         port_cmd=cmd,
         port_timeout=timeout or PORT_TIMEOUT_S,
         rename=rename,
+        loss_input=loss_input,
         **settings,
     )
     if cfg.reference and not cmd:

@@ -60,6 +60,10 @@ class RunConfig:
     # A port's own parameter and layer names mapped to the reference's: ordered (regex, replacement)
     # rules, [port.rename] in harness.toml (harness/rename.py).
     rename: tuple[tuple[str, str], ...] = ()
+    # What the port's loss takes where the reference's is BCELoss on probabilities: "probabilities", or
+    # "logits" for a port whose model returns logits and whose loss applies the sigmoid itself (Burn's
+    # BinaryCrossEntropyLossConfig::with_logits(true)); [port] loss_input in harness.toml.
+    loss_input: str = "probabilities"
 
     def with_(self, **kw: Any) -> RunConfig:
         return replace(self, **kw)
@@ -125,7 +129,8 @@ def load_tolerance_overrides(start: Path | None = None, file: Path | None = None
     return {}
 
 
-PORT_KEYS = ("cmd", "timeout_s", "require", "rename")
+PORT_KEYS = ("cmd", "timeout_s", "require", "rename", "loss_input")
+LOSS_INPUTS = ("probabilities", "logits")
 
 
 def _port_table(path: Path) -> dict[str, Any]:
@@ -172,6 +177,15 @@ def load_port_rename(start: Path | None = None, file: Path | None = None) -> tup
         raise HarnessError(f"{path}: [port.rename] must be a table of 'pattern' = \"replacement\" rules")
     Rename(rules, f"{path}: [port.rename]")  # every pattern compiles, every replacement applies
     return tuple(rules.items())
+
+
+def load_port_loss_input(start: Path | None = None, file: Path | None = None) -> str:
+    """`[port] loss_input` from ./harness.toml (or `file`): "probabilities" (the default) or "logits"."""
+    path = file if file is not None else (start or Path.cwd()) / "harness.toml"
+    value = _port_table(path).get("loss_input", LOSS_INPUTS[0])
+    if value not in LOSS_INPUTS:
+        raise HarnessError(f"{path}: [port] loss_input must be one of {', '.join(LOSS_INPUTS)}, got {value!r}")
+    return value
 
 
 def load_port_settings(start: Path | None = None, file: Path | None = None) -> tuple[str | None, float | None]:

@@ -2,7 +2,10 @@
 
 Evidence: the port's loss value and d loss / d p on every case of the edge suite (exact 0 and 1, 1e-7
 from the edges, 0.5, random). The replays run through torch's autograd, so a gradient that is NaN
-where the port's is (0 x inf through a clamp) is reproduced, not assumed.
+where the port's is (0 x inf through a clamp) is reproduced, not assumed. A port whose loss takes logits
+(`[port] loss_input = "logits"`) is fed the suite's logits z instead, and compared with the reference's
+BCELoss(sigmoid(z)) and its gradient in z; every candidate then goes through the same float32 sigmoid,
+but BCE with logits, which is the port's own formula on z.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class Case:
     y: np.ndarray
     value: float  # the port's
     grad: np.ndarray
+    logits: bool = False  # p holds logits z; the reference's loss is taken on sigmoid(z)
 
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -40,20 +44,24 @@ def _torch_bce(reduction: str = "mean") -> Loss:
     return lambda p, y: torch.nn.functional.binary_cross_entropy(p, y, reduction=reduction)
 
 
-def replay(case: Case, loss: Loss, undivided: bool = False) -> tuple[float, np.ndarray]:
-    """The loss and its gradient by autograd; `undivided` multiplies the gradient by the batch size."""
-    p = torch.tensor(case.p, dtype=torch.float32, requires_grad=True)
+def replay(case: Case, loss: Loss, undivided: bool = False, raw: bool = False) -> tuple[float, np.ndarray]:
+    """The loss and its gradient in the case's input by autograd; `undivided` multiplies the gradient by
+    the batch size. A logits case goes through the float32 sigmoid first, unless the loss is `raw` (it
+    takes the logits itself)."""
+    x = torch.tensor(case.p, dtype=torch.float32, requires_grad=True)
     y = torch.tensor(case.y, dtype=torch.float32)
-    value = loss(p, y)
+    value = loss(torch.sigmoid(x) if case.logits and not raw else x, y)
     value.backward()
-    assert p.grad is not None
-    return float(value.item()), (p.grad * (len(case.p) if undivided else 1)).numpy()
+    assert x.grad is not None
+    return float(value.item()), (x.grad * (len(case.p) if undivided else 1)).numpy()
 
 
-def residuals(cases: Sequence[Case], loss: Loss, tol: Tolerance, undivided: bool = False) -> np.ndarray:
+def residuals(
+    cases: Sequence[Case], loss: Loss, tol: Tolerance, undivided: bool = False, raw: bool = False
+) -> np.ndarray:
     out = []
     for c in cases:
-        value, grad = replay(c, loss, undivided)
+        value, grad = replay(c, loss, undivided, raw)
         out += [ratios(np.float32(c.value), np.float32(value), tol), ratios(c.grad, grad, tol)]
     return np.concatenate(out)
 
@@ -74,18 +82,37 @@ def _clipped(e: float) -> Loss:
 
 def candidates(cases: Sequence[Case], tol: Tolerance) -> list[Candidate]:
     def cand(
-        cause: str, description: str, make: Callable[..., Loss], params: tuple[Param, ...] = (), undivided: bool = False
+        cause: str,
+        description: str,
+        make: Callable[..., Loss],
+        params: tuple[Param, ...] = (),
+        undivided: bool = False,
+        raw: bool = False,
     ) -> Candidate:
         return Candidate(
             cause,
             description,
-            lambda th: float(residuals(cases, make(*th), tol, undivided).max()),
+            lambda th: float(residuals(cases, make(*th), tol, undivided, raw).max()),
             params,
-            lambda th: residuals(cases, make(*th), tol, undivided),
+            lambda th: residuals(cases, make(*th), tol, undivided, raw),
         )
 
     bce = torch.nn.functional.binary_cross_entropy
-    return [
+    with_logits = torch.nn.functional.binary_cross_entropy_with_logits
+    if any(c.logits for c in cases):
+        inputs = [
+            cand(
+                "loss.with_logits",
+                "BCE with logits on the pre-sigmoid output where the reference applies a float32 sigmoid, then "
+                "BCELoss (beyond |z| ~ 17 sigmoid rounds to 0 or 1: the reference's loss is clamped at 100 and "
+                "its gradient 0, the port's exact)",
+                lambda: with_logits,
+                raw=True,
+            )
+        ]
+    else:
+        inputs = [cand("loss.on_logits", "BCE with logits applied to the probabilities", lambda: with_logits)]
+    return inputs + [
         cand(
             "loss.sum",
             "the loss summed over the batch instead of averaged",
@@ -119,17 +146,16 @@ def candidates(cases: Sequence[Case], tol: Tolerance) -> list[Candidate]:
             _clipped,
             (Param("e", -12, -1),),
         ),
-        cand(
-            "loss.on_logits",
-            "BCE with logits applied to the probabilities",
-            lambda: torch.nn.functional.binary_cross_entropy_with_logits,
-        ),
         cand("loss.targets_inverted", "the targets inverted (1 - y)", lambda: lambda p, y: bce(p, 1 - y)),
         cand("loss.mse", "mean squared error instead of BCE", lambda: torch.nn.functional.mse_loss),
     ]
 
 
 ADVICE = {
+    "loss.with_logits": (
+        "the two agree wherever sigmoid does not saturate; to match the reference exactly, apply sigmoid and a "
+        "clamped BCE, or change the reference to BCEWithLogitsLoss"
+    ),
     "loss.unclamped": "clamp log(p) and log(1 - p) at -100 as torch's BCELoss does",
     "loss.gradient_through_clamp": (
         "Burn's BinaryCrossEntropyLoss takes its gradient through the clamp; use a loss whose backward is "

@@ -253,20 +253,27 @@ class Reference:
             return criterion(out, y.long())
         return criterion(out.squeeze(1), y.to(out.dtype))
 
-    def loss_and_grad(self, p: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Loss value and d loss / d p for outputs p ([n] or flat [n * outputs]) against y."""
+    def loss_and_grad(self, p: np.ndarray, y: np.ndarray, logits: bool = False) -> tuple[float, np.ndarray]:
+        """Loss value and d loss / d p for outputs p ([n] or flat [n * outputs]) against y; `logits`: p
+        holds BCELoss's pre-sigmoid input z, and the gradient is in z (through the float32 sigmoid)."""
         n = len(y)
         pt = torch.tensor(np.asarray(p, dtype=np.float32).reshape(n, -1), requires_grad=True)
-        loss = self._loss(pt, torch.from_numpy(np.asarray(y, dtype=np.float32)), self.criterion())
+        out = torch.sigmoid(pt) if logits else pt
+        loss = self._loss(out, torch.from_numpy(np.asarray(y, dtype=np.float32)), self.criterion())
         loss.backward()
         assert pt.grad is not None
         return float(loss.item()), pt.grad.numpy().reshape(np.shape(p)).copy()
 
+    def takes_logits(self) -> bool:
+        """Whether the loss stage feeds the port logits where the reference's loss takes probabilities: a
+        BCELoss reference and a port whose loss is on the pre-sigmoid output (`[port] loss_input`)."""
+        return self.cfg.loss == "BCELoss" and self.cfg.loss_input == "logits"
+
     def loss_suite(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """The loss stage's edge cases for this loss: flat outputs and targets."""
+        """The loss stage's edge cases for this loss: flat outputs (logits, see `takes_logits`) and targets."""
         rng = np.random.default_rng(0)
         y4 = np.array([1, 0, 1, 0], dtype=np.float32)
-        if self.cfg.loss == "BCELoss":
+        if self.cfg.loss == "BCELoss" and not self.takes_logits():
             e = np.float32(1e-7)
             return {
                 "perfect": (np.array([1, 0, 1, 0], dtype=np.float32), y4),
@@ -275,7 +282,7 @@ class Reference:
                 "near_edges": (np.array([1 - e, e, e, 1 - e], dtype=np.float32), y4),
                 "random": (rng.uniform(0.01, 0.99, 64).astype(np.float32), (rng.random(64) < 0.5).astype(np.float32)),
             }
-        if self.cfg.loss == "BCEWithLogitsLoss":
+        if self.cfg.loss == "BCEWithLogitsLoss" or self.takes_logits():
             return {
                 "zero": (np.zeros(4, np.float32), y4),
                 "large": (np.array([40, -40, -40, 40], np.float32), y4),

@@ -1,6 +1,8 @@
 """loss: value and d loss / d output on the configured loss's edge suite (harness/reference/reference.py's
 loss_suite: for BCELoss exact 0 and 1, 1e-7 from the edges, 0.5, random; for CrossEntropyLoss uniform,
-confident right and wrong, a large common offset, random logits)."""
+confident right and wrong, a large common offset, random logits). A port whose binary loss takes logits
+(`[port] loss_input = "logits"`) is fed logits, saturating ones included, and compared with the
+reference's BCELoss on their float32 sigmoid, its gradient in the logits."""
 
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ def run(ctx: Context) -> StageResult:
     checks = []
     evidence = []
     cases: list[Case] = []
-    bce = ctx.cfg.loss == "BCELoss"
+    logits = ctx.reference.takes_logits()
+    bce = ctx.cfg.loss == "BCELoss" and not logits
     for case, (p, y) in ctx.reference.loss_suite().items():
-        rv, rg = ctx.reference.loss_and_grad(p, y)
+        rv, rg = ctx.reference.loss_and_grad(p, y, logits)
         gv, gg = ctx.port.loss(p, y)
-        cases.append(Case(case, p, y, float(gv), np.asarray(gg, dtype=np.float32)))
+        cases.append(Case(case, p, y, float(gv), np.asarray(gg, dtype=np.float32), logits))
         checks.append(compare(f"{case}.value", np.float32(rv), np.float32(gv), tol))
         checks.append(compare(f"{case}.grad", rg, gg, tol))
         edge = ((p == 0) | (p == 1)) if bce else np.zeros(p.shape, bool)
@@ -36,7 +39,7 @@ def run(ctx: Context) -> StageResult:
             )
     if all(c.passed for c in checks):
         return result("loss", checks)
-    if bce:
+    if ctx.cfg.loss == "BCELoss":
         causes = diagnose(cases, tol)
     else:
         causes = criteria.diagnose(ctx.reference, cases, tol)

@@ -9,6 +9,8 @@ them all and answers an `unsupported` error when one is called, as a Rust port o
 --own-names gives the port's model its own module names (fc1=input_layer: `input_layer.weight`, layer
 `input_layer`); --no-bias removes layers' biases from it (computed as a zero bias). Parameters under other
 names are answered with a `structure` error listing the model's own, as burn_diff::layout does.
+--loss-on makes `loss` take logits z, as a port configured with `[port] loss_input = "logits"`:
+`with-logits` is BCE with logits (Burn's `with_logits(true)`), `sigmoid` the port's own loss on sigmoid(z).
 
 The same port in both places must give the same stage statuses; a difference is a transport bug.
 """
@@ -88,10 +90,12 @@ class Proxy:
         listed: bool = True,
         own: dict[str, str] | None = None,
         no_bias: tuple[str, ...] = (),
+        loss_on: str = "",
     ) -> None:
         from harness import _burn
 
         self.own = own or {}
+        self.loss_on = loss_on
         self.no_bias = {f"{layer}.bias" for layer in no_bias}
 
         self.port = _burn.Port(backend, fault, epochs)
@@ -174,7 +178,7 @@ class Proxy:
             acts = self._send(p.forward(self._receive(t, "params"), need("x")))
             return {"layers": list(acts)}, naming.flatten("act", acts)
         if method == "loss":
-            value, grad = p.loss(need("p"), need("y"))
+            value, grad = self.loss(need("p"), need("y"))
             return {"loss": float(value)}, {"grad": grad}
         if method == "backward":
             value, grads = p.backward(self._receive(t, "params"), need("x"), need("y"))
@@ -198,6 +202,20 @@ class Proxy:
         if method == "accuracy":
             return {"accuracy": float(p.accuracy(need("probs"), need("y")))}, {}
         raise Rejected("unsupported", f"unknown method '{method}'")
+
+    def loss(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        z, y = z.astype(np.float32), y.astype(np.float32)
+        if self.loss_on == "with-logits":
+            with np.errstate(over="ignore"):
+                value = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+                grad = (1 / (1 + np.exp(-z)) - y) / np.float32(len(z))
+            return float(value), grad.astype(np.float32)
+        if self.loss_on == "sigmoid":
+            with np.errstate(over="ignore"):  # float32 throughout, as a Burn sigmoid: exp(100) is inf, q is 0
+                q = (np.float32(1) / (np.float32(1) + np.exp(-z))).astype(np.float32)
+            value, grad = self.port.loss(q, y)
+            return value, (np.asarray(grad) * ((1 - q) * q)).astype(np.float32)
+        return self.port.loss(z, y)
 
     def train(self, args: dict[str, Any], t: dict[str, np.ndarray], rid: int, need: Any) -> Reply:
         def progress(epoch: int, loss: float) -> None:
@@ -261,12 +279,15 @@ def main() -> int:
     ap.add_argument("--unlisted", action="store_true", help="list every method in hello all the same")
     ap.add_argument("--own-names", default="", help="comma list REF=OWN of the model's own module names")
     ap.add_argument("--no-bias", default="", help="comma list of layers (reference names) without a bias")
+    ap.add_argument("--loss-on", default="", choices=["", "with-logits", "sigmoid"], help="loss on logits")
     a = ap.parse_args()
     without = tuple(m for m in a.without.split(",") if m)
     own = dict(pair.split("=", 1) for pair in a.own_names.split(",") if pair)
     no_bias = tuple(m for m in a.no_bias.split(",") if m)
     try:
-        proxy = Proxy(a.backend, a.fault, a.epochs, without, listed=not a.unlisted, own=own, no_bias=no_bias)
+        proxy = Proxy(
+            a.backend, a.fault, a.epochs, without, listed=not a.unlisted, own=own, no_bias=no_bias, loss_on=a.loss_on
+        )
     except (ImportError, ValueError) as e:
         sys.stderr.write(f"proxy port: {e}\n")
         return 2

@@ -232,7 +232,9 @@ pub trait Port: Send + Sync {
 
     /// The loss on the model's outputs `p` (row-major `[n, outputs]`, `outputs = p.len() / y.len()`:
     /// probabilities for the classifier, logits for a multiclass model) against targets `y` (labels,
-    /// or class indices as floats), and its gradient with respect to `p`, in the same layout.
+    /// or class indices as floats), and its gradient with respect to `p`, in the same layout. A
+    /// classifier whose loss takes logits (`[port] loss_input = "logits"` in harness.toml) gets
+    /// logits here.
     fn loss(&self, p: &[f32], y: &[f32]) -> Result<(f32, Vec<f32>)> {
         unsupported("loss")
     }

@@ -1,0 +1,68 @@
+"""A port whose loss takes logits (`[port] loss_input = "logits"`: a model that returns logits and Burn's
+BCE with logits) is fed logits, saturating ones included, and compared with the reference's BCELoss on
+their float32 sigmoid: BCE with logits is then a named cause, never a NaN false alarm from feeding a
+logits loss probabilities. The ports are the in-process Burn port behind the subprocess transport with
+its loss replaced (tests/fake_ports/proxy_port.py --loss-on)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.config import BUNDLED_DATA, RunConfig, load_port_loss_input
+from harness.errors import HarnessError
+from harness.pipeline import run_with
+from harness.stages.base import FAIL, PASS, Context
+from tests.needs import burn
+
+PROXY = Path(__file__).resolve().parent / "fake_ports" / "proxy_port.py"
+
+
+def _loss_stage(loss_on: str, loss_input: str):
+    cmd = shlex.join([sys.executable, str(PROXY), "--loss-on", loss_on])
+    ctx = Context(RunConfig(data=BUNDLED_DATA, port_cmd=cmd, loss_input=loss_input))
+    try:
+        [res] = run_with(ctx, ["loss"]).results
+    finally:
+        ctx.close()
+    return res
+
+
+def test_bce_with_logits_is_named_on_logits_without_a_nan_alarm() -> None:
+    burn()
+    res = _loss_stage("with-logits", "logits")
+    assert res.status == FAIL
+    assert [d["cause"] for d in res.diagnosis][:1] == ["loss.with_logits"], res.hint
+    assert res.hint.startswith("reproduced by BCE with logits on the pre-sigmoid output")
+    assert "non-finite" not in res.hint and "nan" not in res.hint.lower()
+    # Where sigmoid saturates the two differ: the checks that fail are the saturated cases only.
+    failed = {c.name.split(".")[0] for c in res.checks if not c.passed}
+    assert failed <= {"large", "saturated_wrong"} and "saturated_wrong" in failed, failed
+    assert all(np.isfinite(c.worst_got) for c in res.checks if c.worst_got is not None)
+
+
+def test_a_logits_port_whose_loss_is_the_references_on_sigmoid_passes() -> None:
+    # Negative control: the port takes logits and applies the reference's own BCELoss to sigmoid(z).
+    burn()
+    res = _loss_stage("sigmoid", "logits")
+    assert res.status == PASS, res.hint
+
+
+def test_a_logits_loss_fed_probabilities_is_told_so() -> None:
+    # Without the declaration the port is fed probabilities, which its loss takes as logits.
+    burn()
+    res = _loss_stage("with-logits", "probabilities")
+    assert res.status == FAIL and res.diagnosis[0]["cause"] == "loss.on_logits", res.hint
+
+
+def test_loss_input_is_checked(tmp_path: Path) -> None:
+    toml = tmp_path / "harness.toml"
+    toml.write_text('[port]\nloss_input = "logits"\n')
+    assert load_port_loss_input(file=toml) == "logits"
+    toml.write_text('[port]\nloss_input = "probs"\n')
+    with pytest.raises(HarnessError, match="loss_input must be one of probabilities, logits, got 'probs'"):
+        load_port_loss_input(file=toml)

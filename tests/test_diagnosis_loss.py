@@ -66,6 +66,12 @@ CASES = [
     ("BCE with logits on probabilities", LossOnlyPort(F.binary_cross_entropy_with_logits), "loss.on_logits", {}),
     ("targets inverted", LossOnlyPort(lambda p, y: F.binary_cross_entropy(p, 1 - y)), "loss.targets_inverted", {}),
     ("mean squared error", LossOnlyPort(F.mse_loss), "loss.mse", {}),
+    (
+        "label smoothing 0.1",
+        LossOnlyPort(lambda p, y: F.binary_cross_entropy(p, y * 0.9 + 0.05)),
+        "loss.label_smoothing",
+        {"e": 0.1},
+    ),
 ]
 
 

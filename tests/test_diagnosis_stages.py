@@ -82,6 +82,21 @@ def test_data(change: Callable, cause: str) -> None:
     assert res.status == "FAIL" and causes(res)[:1] == [cause], res.hint
 
 
+def test_data_columns_in_another_order() -> None:
+    # A reader that maps the header into a struct declared in another order: columns 2 and 5 swapped.
+    perm = [0, 1, 5, 3, 4, 2, *range(6, 20)]
+    res = stage("data", pandas_table(lambda x, y: (x[:, perm], y)))
+    assert res.status == "FAIL" and causes(res) == ["data.columns_reordered"], res.hint
+    assert (
+        res.diagnosis[0]["description"]
+        == "the feature columns in another order (2 moved: feature6 at 2, feature3 at 5)"
+    )
+    # Negative control: a column duplicated over another is no order (no permutation matches).
+    dup = [0, 1, 2, 3, 4, 2, *range(6, 20)]
+    res = stage("data", pandas_table(lambda x, y: (x[:, dup], y)))
+    assert "data.columns_reordered" not in causes(res), res.hint
+
+
 def _f16(x: np.ndarray) -> np.ndarray:
     """float16 by torch's rounding (beyond 65504: inf)."""
     return torch.from_numpy(x).to(torch.float16).to(torch.float64).numpy()
@@ -312,12 +327,48 @@ def backward_port(loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tor
         (lambda z, p, y: F.binary_cross_entropy(p, y, reduction="sum"), "backward.loss_sum"),
         (lambda z, p, y: F.mse_loss(p, y), "backward.mse"),
         (lambda z, p, y: F.binary_cross_entropy_with_logits(z, y), "backward.logits_loss"),
+        # A hand-written sigmoid: the same outputs, another gradient where float32 p rounds to 1.
+        (lambda z, p, y: F.binary_cross_entropy(1 / (1 + torch.exp(-z)), y), "backward.sigmoid_explicit"),
     ],
-    ids=["summed", "mse", "logits"],
+    ids=["summed", "mse", "logits", "sigmoid by hand"],
 )
 def test_backward(loss: Callable, cause: str) -> None:
     res = stage("backward", backward_port(loss))
     assert res.status == "FAIL" and causes(res)[:1] == [cause], res.hint
+
+
+def test_backward_names_a_training_path_that_differs_from_the_evaluation_one() -> None:
+    """The port's forward (evaluation mode) is the reference's, and so is its loss; its backward runs a
+    training-mode forward with a leaky first activation. Control: the same backward with a forward that
+    is leaky too (both paths the same, wrong) is no training-path cause."""
+
+    def backward_with(act1: Callable) -> Callable:
+        def backward(params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+            p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+            a1 = act1(F.linear(torch.tensor(x), p["fc1.weight"], p["fc1.bias"]))
+            a2 = torch.relu(F.linear(a1, p["fc2.weight"], p["fc2.bias"]))
+            v = F.binary_cross_entropy(
+                torch.sigmoid(F.linear(a2, p["fc3.weight"], p["fc3.bias"])).squeeze(1), torch.tensor(y)
+            )
+            v.backward()
+            return float(v.item()), {k: t.grad.numpy().copy() for k, t in p.items()}
+
+        return backward
+
+    def loss(p: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        t = torch.tensor(p, requires_grad=True)
+        v = F.binary_cross_entropy(t, torch.tensor(y))
+        v.backward()
+        return float(v.item()), t.grad.numpy()
+
+    leaky = lambda z: F.leaky_relu(z, 0.2)  # noqa: E731
+    faithful_forward = forward_port().forward
+    res = stage("backward", Port(backward=backward_with(leaky), forward=faithful_forward, loss=loss))
+    assert res.status == "FAIL" and causes(res) == ["backward.training_path"], res.hint
+    assert res.hint.startswith("reproduced by a training-mode forward that differs from the evaluation-mode one")
+    both = Port(backward=backward_with(leaky), forward=forward_port(act1=leaky).forward, loss=loss)
+    res = stage("backward", both)
+    assert res.status == "FAIL" and "backward.training_path" not in causes(res), res.hint
 
 
 def test_backward_unexplained() -> None:
@@ -494,6 +545,31 @@ def test_metrics_threshold_rules() -> None:
     assert dmetrics.diagnose(correct, other, 32, 2000, probs, y, 0.5) == []
     # Without probabilities (a multiclass model) the threshold rules are not tried.
     assert dmetrics.diagnose(correct, argmax, 32, 2000) == []
+
+
+@pytest.mark.parametrize("percent", [False, True], ids=["share", "percent"])
+def test_metrics_threshold_measured_on_a_probe(percent: bool) -> None:
+    """A port deciding at 0.3: its metric on the probe (probabilities 0..1, all labelled 1) shows where it
+    switches, and that threshold is named only because it also reproduces its accuracy on the reference's
+    predictions. Controls: a port at 0.5 measures nothing; a measured threshold that does not reproduce
+    the accuracy is not named."""
+    probs, y, correct = _metric_case()
+    scale = 100.0 if percent else 1.0
+
+    def accuracy(t: float):
+        return lambda p, labels: scale * float(np.mean((p > t) == (labels > 0.5)))
+
+    measured = dmetrics.probe_threshold(accuracy(0.3), 0.5)
+    assert measured is not None and abs(measured - 0.3) <= 1 / 2000, measured
+    got = accuracy(0.3)(probs, y)
+    if percent:  # percent and a threshold at once is a pair the catalogue does not try
+        return
+    found = dmetrics.diagnose(correct, got, 32, 2000, probs, y, 0.5, measured)
+    assert [c.cause for c in found] == ["metrics.threshold"]
+    assert found[0].description.startswith("a decision threshold of 0.3 instead of 0.5")
+    assert dmetrics.probe_threshold(accuracy(0.5), 0.5) is None
+    elsewhere = float(np.mean((probs > 0.7) == (y > 0.5)))
+    assert dmetrics.diagnose(correct, elsewhere, 32, 2000, probs, y, 0.5, measured) == []
 
 
 @pytest.mark.parametrize(

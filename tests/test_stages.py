@@ -191,3 +191,56 @@ def test_clipping_is_found_from_the_numbers_at_the_largest_gradient_step(faithfu
     assert opt.diagnosis and opt.diagnosis[0]["cause"] == "clip.norm_per_tensor", opt.hint
     threshold = next(iter(opt.diagnosis[0]["parameters"].values()))
     assert abs(threshold - 1.0) < 0.05, opt.diagnosis[0]
+
+
+def test_a_schedule_is_named_only_if_it_reproduces_the_resynchronized_epoch_starts(faithful_run) -> None:
+    """A cause fitted on the free run's band (a learning-rate schedule) must also reproduce the tight,
+    re-synchronized first step of every later epoch. Here the port's steps come from the reference's own
+    Adam with gradients clipped (a per-step cause): a LinearLR schedule does not reproduce them and is
+    refused; steps taken with that schedule's learning rates are accepted (the negative control)."""
+    import numpy as np
+
+    from harness.diagnosis import Cause
+    from harness.stages.train import _reproduces_epoch_starts
+
+    ctx, _ = faithful_run
+    ref, p, names = ctx.ref_trace, ctx.prepared, ctx.reference.param_names
+    bs, epochs = ctx.cfg.batch_size, len(ref.epoch_states)
+    linear = tuple(max(0.0, 1 - e / 14) for e in range(epochs + 1))
+    schedule = Cause("train.lr_schedule_linear", "LinearLR", {"total_iters": 14.0}, 0.5, "", lr_per_epoch=linear)
+
+    def starts(step) -> list[tuple]:
+        out = []
+        for e in range(1, epochs):
+            rows = ctx.orders[e][:bs]
+            _, g = ctx.reference.backward(ref.epoch_params[e - 1], p.x_train[rows], p.y_train[rows])
+            g = {k: g[k] for k in names}
+            got, _ = step(e, g)
+            out.append((None, g, None, np.concatenate([got[n].ravel() for n in names])))
+        return out
+
+    def clipped(e: int, g: dict) -> tuple:
+        norm = max(float(np.linalg.norm(v)) for v in g.values())
+        c = {k: v * min(1.0, 0.01 / norm) for k, v in g.items()}
+        return ctx.reference.optimizer_step(ref.epoch_params[e - 1], c, ref.epoch_states[e - 1])
+
+    def scheduled(e: int, g: dict) -> tuple:
+        return ctx.reference.optimizer_step(ref.epoch_params[e - 1], g, ref.epoch_states[e - 1], lr_factor=linear[e])
+
+    assert not _reproduces_epoch_starts(ctx, schedule, starts(clipped))
+    assert _reproduces_epoch_starts(ctx, schedule, starts(scheduled))
+
+
+def test_a_port_that_shuffles_on_its_own_is_told_by_the_orders_it_reports() -> None:
+    import numpy as np
+
+    from harness.stages.train import _orders_check
+
+    sent = np.stack([np.random.default_rng(e).permutation(10) for e in range(3)])
+    assert _orders_check(sent, sent.copy()).passed
+    own = sent.copy()
+    own[1] = own[1][::-1]
+    check = _orders_check(sent, own)
+    assert not check.passed
+    assert check.reason.startswith("the port trained in batch orders other than the ones it was sent: epoch 2 differs")
+    assert not _orders_check(sent, sent[:2]).passed

@@ -40,6 +40,10 @@ class Cause:
     max_error: float
     evidence: str
     size: int = 1
+    # What the cause does to the learning rate, as a factor per epoch, where that is all it changes (a
+    # schedule): the train stage replays the re-synchronized steps with it, which a cause fitted on the
+    # free run's looser band must reproduce too.
+    lr_per_epoch: tuple[float, ...] | None = None
 
     def sentence(self) -> str:
         fitted = ", ".join(f"{k} = {_num(v)}" for k, v in self.parameters.items())

@@ -50,6 +50,12 @@ LOSSES: dict[str, tuple[str, Loss]] = {
         lambda z, p, y: -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean(),
     ),
     "mse": ("mean squared error", lambda z, p, y: F.mse_loss(p, y)),
+    "sigmoid_explicit": (
+        "sigmoid written as 1 / (1 + exp(-z)): where float32 p rounds to 1 its gradient exp(-z) / (1 + exp(-z))^2 "
+        "stays positive, and BCELoss's 1 / max(p (1 - p), 1e-12) multiplies it (torch's sigmoid backward, p (1 - p), "
+        "is 0 there)",
+        lambda z, p, y: F.binary_cross_entropy(1 / (1 + torch.exp(-z)), y),
+    ),
 }
 
 

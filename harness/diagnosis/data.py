@@ -70,6 +70,21 @@ def _columns(names: Sequence[str], cols: np.ndarray) -> str:
     return ", ".join(picked[:4]) + (f" and {len(picked) - 4} more" if len(picked) > 4 else "")
 
 
+def _column_order(x: np.ndarray, got_x: np.ndarray, tol: Tolerance) -> np.ndarray | None:
+    """The permutation `perm` with got_x[:, j] == x[:, perm[j]] within `tol`, each of the port's columns
+    matching exactly one of the reference's; None when there is none, or it is the identity."""
+    perm = []
+    for j in range(got_x.shape[1]):
+        match = [k for k in range(x.shape[1]) if float(ratios(x[:, k], got_x[:, j], tol).max()) <= 1]
+        if len(match) != 1:
+            return None
+        perm.append(match[0])
+    order = np.array(perm)
+    if len(set(perm)) != len(perm) or np.array_equal(order, np.arange(len(perm))):
+        return None
+    return order
+
+
 def diagnose(
     x: np.ndarray,
     y: np.ndarray,
@@ -97,6 +112,18 @@ def diagnose(
             )
 
         found += [per_column(k, what, to) for k, (what, to) in PRECISION.items()]
+        perm = _column_order(x, got_x, tol)
+        if perm is not None:
+            moved = [(j, int(k)) for j, k in enumerate(perm) if j != k]
+            shown = ", ".join(f"{names[k] if k < len(names) else k} at {j}" for j, k in moved[:4])
+            found.append(
+                Candidate(
+                    "data.columns_reordered",
+                    f"the feature columns in another order ({len(moved)} moved: {shown}"
+                    f"{', ...' if len(moved) > 4 else ''})",
+                    lambda _: err(lambda a, b: (a[:, perm], b)),
+                )
+            )
         # A fixed number of decimals (a value written through a format string, or a decimal type): the
         # count is fitted over 1-6 and only a count that reproduces every number exactly is named.
         found.append(

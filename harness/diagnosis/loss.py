@@ -112,7 +112,8 @@ def candidates(cases: Sequence[Case], tol: Tolerance) -> list[Candidate]:
         ]
     else:
         inputs = [cand("loss.on_logits", "BCE with logits applied to the probabilities", lambda: with_logits)]
-    return inputs + [
+    return [
+        *inputs,
         cand(
             "loss.sum",
             "the loss summed over the batch instead of averaged",
@@ -147,6 +148,12 @@ def candidates(cases: Sequence[Case], tol: Tolerance) -> list[Candidate]:
             (Param("e", -12, -1),),
         ),
         cand("loss.targets_inverted", "the targets inverted (1 - y)", lambda: lambda p, y: bce(p, 1 - y)),
+        cand(
+            "loss.label_smoothing",
+            "label smoothing: targets y (1 - e) + e / 2",
+            lambda e: lambda p, y: bce(p, y * (1 - e) + e / 2),
+            (Param("e", -4, -0.3),),
+        ),
         cand("loss.mse", "mean squared error instead of BCE", lambda: torch.nn.functional.mse_loss),
     ]
 

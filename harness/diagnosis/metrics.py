@@ -98,6 +98,28 @@ THRESHOLD_RULES = {
 }
 
 
+# Probabilities of the threshold probe: 0 to 1 in steps of 1/2000, every row labelled 1.
+PROBE_POINTS = 2001
+
+
+def probe_threshold(accuracy: Callable[[np.ndarray, np.ndarray], float], threshold: float) -> float | None:
+    """The port's decision threshold, measured: its metric on probabilities spread evenly over [0, 1], all
+    labelled 1, counts the rows it calls positive (a share, or percent). The threshold lies between the
+    last probability it calls negative and the first it calls positive; None when that interval holds the
+    configured threshold, or the number is no count of these rows."""
+    probs = np.linspace(0, 1, PROBE_POINTS).astype(np.float32)
+    value = float(accuracy(probs, np.ones(PROBE_POINTS, np.float32)))
+    for scale in (1.0, 100.0):
+        count = value / scale * PROBE_POINTS
+        if 0 < round(count) < PROBE_POINTS and abs(count - round(count)) < 1e-6 * PROBE_POINTS:
+            k = PROBE_POINTS - round(count)  # rows called negative: probs[:k]
+            low, high = float(probs[k - 1]), float(probs[k])
+            if low <= threshold <= high:
+                return None
+            return round((low + high) / 2, 3)
+    return None
+
+
 def diagnose(
     correct: np.ndarray,
     got: float,
@@ -106,9 +128,12 @@ def diagnose(
     probs: np.ndarray | None = None,
     y: np.ndarray | None = None,
     threshold: float | None = None,
+    measured_threshold: float | None = None,
 ) -> list[Cause]:
     """`correct`: the reference's per-row verdict on its own predictions; `probs`, `y` and `threshold`
-    only for a probability output (the threshold rules)."""
+    only for a probability output (the threshold rules); `measured_threshold` the port's own, from
+    `probe_threshold`, replayed on the reference's predictions (a number measured, not fitted to this
+    one: it must reproduce the port's accuracy here too)."""
     correct = np.asarray(correct, dtype=bool)
     n = len(correct)
 
@@ -153,6 +178,16 @@ def diagnose(
             )
             for (t, (t_what, v)), (k, (c_what, rule)) in itertools.product(verdicts.items(), counts.items())
         ]
+        if measured_threshold is not None:
+            v = (probs > measured_threshold) == (y > 0.5)
+            found.append(
+                Candidate(
+                    "metrics.threshold",
+                    f"a decision threshold of {measured_threshold:g} instead of {threshold:g} (measured on a probe: "
+                    f"probabilities 0 to 1, all labelled 1)",
+                    lambda _, v=v: err(float(v.mean()), 1 / n),
+                )
+            )
     return explain(found, f"the port's accuracy on the reference's {n} predictions")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -349,6 +350,13 @@ def diagnose_boundary(
         ),
     ]
     causes = explain(found, f"epoch {e + 1}'s first {k} step losses, from the reference's state after epoch {e}")
+    n_epochs = len(ref.orders)
+    causes = [
+        replace(c, lr_per_epoch=tuple(c.parameters["factor"] if ep >= e else 1.0 for ep in range(n_epochs)))
+        if c.cause == "train.lr_changed"
+        else c
+        for c in causes
+    ]
     lr = next((c for c in causes if c.cause == "train.lr_changed"), None)
     if lr is None:
         return causes
@@ -451,7 +459,8 @@ def diagnose_schedule(
                 q = err(per_epoch)
                 seen.append((lrs, q))
             if q <= 1:
-                found.append(Cause(cause, what, params, q, f"all {len(got)} step losses of a whole run"))
+                evidence = f"all {len(got)} step losses of a whole run"
+                found.append(Cause(cause, what, params, q, evidence, lr_per_epoch=tuple(map(float, lrs))))
         if found:
             break
     return sorted(found, key=lambda c: c.max_error)

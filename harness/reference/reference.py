@@ -401,12 +401,15 @@ class Reference:
             opt.state[p] = entry
 
     def optimizer_step(
-        self, params: Params, grads: Params, state: dict | None, float32_adam: bool = False
+        self, params: Params, grads: Params, state: dict | None, float32_adam: bool = False, lr_factor: float = 1.0
     ) -> tuple[Params, dict]:
         """One optimizer step from explicit parameters, gradients and state; buffers pass through.
-        `float32_adam`: with Burn's Adam or AdamW arithmetic (adam_f32.py)."""
+        `float32_adam`: with Burn's Adam or AdamW arithmetic (adam_f32.py); `lr_factor` scales the
+        learning rate (a diagnosis replay of a schedule, never the reference)."""
         model = self.build(params)
         opt = self.make_optimizer(model, float32_adam)
+        for group in opt.param_groups:
+            group["lr"] = group["lr"] * lr_factor
         for name, p in model.named_parameters():
             p.grad = torch.from_numpy(np.array(grads[name], dtype=np.float32))
         self.load_optimizer_state(model, opt, state)

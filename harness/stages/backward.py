@@ -12,9 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from harness.compare import compare, compare_names
-from harness.diagnosis import Cause
+from harness.diagnosis import Cause, ratio
 from harness.diagnosis import buffers as buffers_dx
 from harness.diagnosis.backward import Case, diagnose
+from harness.errors import PortFailure
+from harness.port import PortError
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import per_tensor
 
@@ -54,6 +56,7 @@ def run(ctx: Context) -> StageResult:
     checks = []
     evidence: list[str] = []
     evidence_cases: list[Case] = []
+    ref_losses: list[float] = []
     cases = (
         ("initial", ctx.init),
         ("saturated", saturated_params(ctx, ctx.init, x)),
@@ -63,6 +66,7 @@ def run(ctx: Context) -> StageResult:
     for case, params in cases:
         rl, rg = ctx.reference.backward(params, x, y)
         gl, gg = ctx.port.backward(params, x, y)
+        ref_losses.append(float(rl))
         case_checks = [
             compare(f"{case}.loss", np.float32(rl), np.float32(gl), tol),
             compare_names(f"{case}.names", "gradient or buffer", list(rg), list(gg)),
@@ -88,12 +92,42 @@ def run(ctx: Context) -> StageResult:
         causes = diagnose(evidence_cases, tol)
     else:
         causes = _buffer_causes(ctx, evidence_cases, checks, tol)
+    if not causes and not checks[0].passed:
+        causes = _training_path(ctx, evidence_cases[0], ref_losses[0], tol)
     if causes:
         hint = "; ".join([causes[0].sentence(), *evidence])
     else:
         what = "running statistics" if worst.name.endswith(("running_mean", "running_var")) else "gradients"
         hint = "; ".join([f"no candidate cause reproduces the {what}", *evidence, f"worst: {worst.summary()}"])
     return result("backward", checks, hint, diagnosis=[c.to_dict() for c in causes], batch_rows=len(rows))
+
+
+def _training_path(ctx: Context, case: Case, ref_loss: float, tol) -> list[Cause]:
+    """The port's backward does not compute the loss of its own forward: its forward (evaluation mode) and
+    its loss method, applied to the same batch and weights, give the reference's loss, and its backward's
+    loss differs. Its training path (a forward written twice, a `train` flag that changes a layer) is then
+    where it diverges. Only for a model whose training and evaluation forwards agree in the reference (no
+    BatchNorm; dropout is off in backward), and a loss fed the model's last output."""
+    if ctx.reference.buffer_names or ctx.reference.takes_logits():
+        return []
+    try:
+        out = ctx.port.forward(case.params, case.x)
+        own, _ = ctx.port.loss(np.asarray(list(out.values())[-1], np.float32).ravel(), case.y)
+    except (PortFailure, PortError, AttributeError):  # evidence for a cause only: a port without it has none
+        return []
+    reproduces = ratio(np.float32(ref_loss), np.float32(own), tol)
+    if reproduces > 1 or ratio(np.float32(own), np.float32(case.loss), tol) <= 1:
+        return []
+    return [
+        Cause(
+            "backward.training_path",
+            f"a training-mode forward that differs from the evaluation-mode one (the port's own forward and loss "
+            f"give {own:.8g} on the first batch, the reference {ref_loss:.8g}; its backward {case.loss:.8g})",
+            {},
+            reproduces,
+            "the first batch's loss by the port's backward, and by its own forward and loss",
+        )
+    ]
 
 
 def _buffer_causes(ctx: Context, cases: list[Case], checks: list, tol) -> list[Cause]:

@@ -9,8 +9,9 @@ from scipy.stats import t as student_t
 from harness import progress
 from harness.compare import ArrayDiff, compare
 from harness.diagnosis import Cause
-from harness.diagnosis.metrics import diagnose, diagnose_regression
-from harness.errors import PortUnsupported
+from harness.diagnosis.metrics import diagnose, diagnose_regression, probe_threshold
+from harness.errors import PortFailure, PortUnsupported
+from harness.port import PortError
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import END_TO_END_ACCURACY_PP, MCNEMAR_ALPHA, SEED_SPREAD_ALPHA
 
@@ -68,6 +69,15 @@ def end_to_end_verdict(gap_pp: float, b: int, c: int, predictions: int, spread_p
     return ("inconclusive" if gap_rows <= noise else "fail"), allowed
 
 
+def _measured_threshold(ctx: Context) -> float | None:
+    """The port's decision threshold from its metric on a probe (harness/diagnosis/metrics.py); None when
+    the port's metric rejects the probe: it is evidence for a cause only, never a verdict of its own."""
+    try:
+        return probe_threshold(ctx.port.accuracy, ctx.cfg.threshold)
+    except (PortFailure, PortError):
+        return None
+
+
 def same_predictions(
     ctx: Context, ref_probs: np.ndarray, ref_acc: float
 ) -> tuple[float, list[ArrayDiff], list[str], list[Cause]]:
@@ -90,7 +100,7 @@ def same_predictions(
             port_acc,
             cfg.batch_size,
             len(p.y_train),
-            *((ref_probs, y, cfg.threshold) if probability else ()),
+            *((ref_probs, y, cfg.threshold, _measured_threshold(ctx)) if probability else ()),
         )
         if causes:
             hints.append(

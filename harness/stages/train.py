@@ -17,7 +17,7 @@ import numpy as np
 
 from harness import progress
 from harness.compare import ArrayDiff, Tolerance, compare, summary_stats
-from harness.diagnosis import Cause
+from harness.diagnosis import Cause, ratio
 from harness.diagnosis.train import diagnose_boundary, diagnose_loop, first_diverging_epoch, localize, localize_at
 from harness.reference.structure import Trace
 from harness.stages.base import Context, Stage, StageResult, result
@@ -113,7 +113,7 @@ def run(ctx: Context) -> StageResult:
     ref, port = ctx.ref_trace, ctx.port_trace
     envs = ctx.envelope_traces
     s = ctx.steps_per_epoch
-    checks = []
+    checks = [] if np.size(port.get("orders", [])) == 0 else [_orders_check(ctx.orders, np.asarray(port["orders"]))]
     step_loss = np.asarray(port["step_loss"])
     tl = ctx.tol("train.step_loss")
     ref_sl = ref.step_loss[:s].astype(np.float64)
@@ -229,7 +229,7 @@ def run(ctx: Context) -> StageResult:
     shadow = _shadow(ctx, checks, d_ref_env, d_loss, rest_of_epoch1)
     if shadow:
         checks = [c for c in checks if not c.name.startswith("envelope.")] + shadow
-    hint, causes = _diagnose(ctx, checks, step_loss)
+    hint, causes = _diagnose(ctx, checks, step_loss, starts)
     return result(
         "train",
         checks,
@@ -307,9 +307,69 @@ def boundary_epoch(
     return max(1, e)
 
 
-def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> tuple[str, list[Cause]]:
+def _orders_check(sent: np.ndarray, used: np.ndarray) -> ArrayDiff:
+    """The batch orders the port reports having used against the ones it was sent: a port that shuffles on
+    its own trains on other batches, and every later number differs for that reason alone."""
+    same_shape = used.shape == sent.shape
+    differ = (used != sent) if same_shape else np.ones(sent.shape, bool)
+    ok = same_shape and not differ.any()
+    if ok:
+        reason = ""
+    elif not same_shape:
+        reason = f"the port reports orders of shape {list(used.shape)}, it was sent {list(sent.shape)}"
+    else:
+        e = int(np.flatnonzero(differ.any(axis=1))[0])
+        reason = (
+            f"the port trained in batch orders other than the ones it was sent: epoch {e + 1} differs at "
+            f"{int(differ[e].sum())} of {sent.shape[1]} positions ({int(differ.any(axis=1).sum())} of "
+            f"{sent.shape[0]} epochs)"
+        )
+    return ArrayDiff(
+        "orders",
+        ok,
+        list(sent.shape),
+        {"rtol": 0.0, "atol": 0.0, "equal_nan": False, "why": "the batch orders the harness sent"},
+        count=int(sent.size),
+        mismatches=int(differ.sum()),
+        share=float(differ.mean()) if differ.size else 0.0,
+        reason=reason,
+        ratio=0.0 if ok else float("inf"),
+    )
+
+
+def _reproduces_epoch_starts(ctx: Context, cause: Cause, starts: list[tuple]) -> bool:
+    """Whether a cause that changes the learning rate (a schedule, fitted on the free run's band) also
+    reproduces the port's re-synchronized first step of every later epoch, to the tight tolerance those
+    steps are judged by: the reference's step from the same parameters, state and port gradients, with
+    the cause's learning rate. Causes that change something else are not judged here."""
+    if cause.lr_per_epoch is None:
+        return True
+    ref, tr, names = ctx.ref_trace, ctx.tol("train.resync"), ctx.reference.param_names
+    for e, (_, pg, _, got) in enumerate(starts, start=1):
+        want, _ = ctx.reference.optimizer_step(
+            ref.epoch_params[e - 1], pg, ref.epoch_states[e - 1], lr_factor=cause.lr_per_epoch[e]
+        )
+        flat = np.concatenate([want[n].ravel() for n in names])
+        if ratio(flat, got, tr) > 1:
+            return False
+    return True
+
+
+def _diagnose(
+    ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray, starts: list[tuple]
+) -> tuple[str, list[Cause]]:
     if all(c.passed for c in checks):
         return "", []
+    orders = next((c for c in checks if c.name == "orders" and not c.passed), None)
+    if orders is not None:
+        cause = Cause(
+            "train.orders_ignored",
+            "the port shuffles on its own: it trains in batch orders other than the ones it is given",
+            {},
+            0.0,
+            "the batch orders the port reports",
+        )
+        return f"{orders.reason}; use TrainRequest::orders when given", [cause]
     ref = ctx.ref_trace
     s = ctx.steps_per_epoch
     p = ctx.prepared
@@ -325,6 +385,8 @@ def _diagnose(ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray) -> t
         # The first epoch agrees and a later one does not: look at the boundary where it first diverges.
         e = boundary_epoch(ref, envs, step_loss, s, tol, checks)
         causes = diagnose_boundary(ctx.reference, p.x_train, p.y_train, ref, envs, step_loss, s, tol, e)
+    if any(c.name == "resync.epoch_starts" and not c.passed for c in checks):
+        causes = [c for c in causes if _reproduces_epoch_starts(ctx, c, starts)]
     if causes:
         return causes[0].sentence(), causes
     first = next(c for c in checks if not c.passed)

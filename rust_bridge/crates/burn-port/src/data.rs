@@ -1,5 +1,6 @@
 //! The port's CSV reading: the library's pandas-compatible reader, or, with the f32-parse fault,
-//! features deserialized straight into f32 fields (values rounded to float32 before any scaling).
+//! features deserialized straight into f32 fields (values rounded to float32 before any scaling);
+//! with the columns-swapped fault, two columns in each other's place.
 
 use std::path::Path;
 
@@ -22,6 +23,15 @@ pub fn load_csv(path: &Path, label: &str, faults: &Faults) -> Result<Table> {
         for dt in t.dtypes.iter_mut().filter(|dt| *dt == "float64") {
             *dt = "float32".into();
         }
+    }
+    if faults.has(Fault::ColumnsSwapped) && t.features.d > 5 {
+        // A struct that declares feature6 where feature3 is, and the other way round.
+        let d = t.features.d;
+        for row in t.features.data.chunks_mut(d) {
+            row.swap(2, 5);
+        }
+        t.feature_names.swap(2, 5);
+        t.dtypes.swap(2, 5);
     }
     Ok(t)
 }

@@ -45,6 +45,18 @@ pub enum Fault {
     ArgmaxAccuracy,
     /// `transform` indexes a vector it never filled: a panic.
     TransformPanics,
+    /// The second Linear layer built without a bias.
+    NoBias,
+    /// Sigmoid written by hand as 1 / (1 + exp(-z)).
+    SigmoidByHand,
+    /// Label smoothing 0.1 in the loss.
+    LabelSmoothing,
+    /// Two feature columns read in each other's place.
+    ColumnsSwapped,
+    /// Accuracy at a decision threshold of 0.7.
+    Threshold07,
+    /// The training loop shuffles with its own generator, ignoring the order it is given.
+    OwnShuffle,
 }
 
 /// What the catalogue says of a fault.
@@ -100,6 +112,12 @@ pub const ALL: &[Fault] = &[
     Fault::WeightedEpochLoss,
     Fault::ArgmaxAccuracy,
     Fault::TransformPanics,
+    Fault::NoBias,
+    Fault::SigmoidByHand,
+    Fault::LabelSmoothing,
+    Fault::ColumnsSwapped,
+    Fault::Threshold07,
+    Fault::OwnShuffle,
 ];
 
 impl Fault {
@@ -221,6 +239,43 @@ impl Fault {
                 "transform divides by a per-feature vector it allocated but never filled: index out of bounds",
                 "fill the divisors (one per feature) before indexing them, or index `scale` directly",
             ),
+            Fault::NoBias => (
+                "no-bias",
+                "weights",
+                "the second Linear layer built with LinearConfig::with_bias(false): the model has no fc2.bias",
+                "keep the bias (LinearConfig has one by default), as nn.Linear does",
+            ),
+            Fault::SigmoidByHand => (
+                "sigmoid-by-hand",
+                "backward",
+                "sigmoid written as 1 / (1 + exp(-z)): where float32 p rounds to 1 its gradient stays positive and \
+                 the loss's 1 / max(p (1 - p), 1e-12) blows it up",
+                "use burn::tensor::activation::sigmoid, whose backward is p (1 - p)",
+            ),
+            Fault::LabelSmoothing => (
+                "label-smoothing",
+                "loss",
+                "targets smoothed to y * 0.9 + 0.05 in the loss",
+                "train on the 0/1 targets as the reference does",
+            ),
+            Fault::ColumnsSwapped => (
+                "columns-swapped",
+                "data",
+                "the CSV read into a struct whose fields declare feature3 and feature6 in each other's place",
+                "read columns by header name, in the file's order",
+            ),
+            Fault::Threshold07 => (
+                "threshold-0.7",
+                "metrics",
+                "accuracy counts p > 0.7 as class 1",
+                "threshold at 0.5 as the reference does",
+            ),
+            Fault::OwnShuffle => (
+                "own-shuffle",
+                "train",
+                "the training loop shuffles with its own generator and ignores the batch order it is given",
+                "use the order the harness sends (TrainRequest::orders) when there is one",
+            ),
         };
         let outcome = if self == Fault::TransformPanics {
             "error"
@@ -259,6 +314,12 @@ impl Fault {
             Fault::WeightedEpochLoss => "train.epoch_loss_weighted",
             Fault::ArgmaxAccuracy => "metrics.argmax",
             Fault::TransformPanics => "",
+            Fault::NoBias => "weights.no_bias",
+            Fault::SigmoidByHand => "backward.sigmoid_explicit",
+            Fault::LabelSmoothing => "loss.label_smoothing",
+            Fault::ColumnsSwapped => "data.columns_reordered",
+            Fault::Threshold07 => "metrics.threshold",
+            Fault::OwnShuffle => "train.orders_ignored",
         }
     }
 }

@@ -49,6 +49,11 @@ fn stock(loss: Tensor<1>) -> Loss {
 /// The loss on probabilities `p` (`[N]`, autodiff) against 0/1 targets `y`, as this port computes it.
 pub fn bce_on_probabilities(p: Tensor<1>, y: Tensor<1>, faults: &Faults) -> Loss {
     let y = y.inner();
+    let y = if faults.has(Fault::LabelSmoothing) {
+        y * 0.9 + 0.05
+    } else {
+        y
+    };
     if faults.has(Fault::UnclampedBce) {
         // Burn 0.16's BinaryCrossEntropyLoss: no clamp, plain autodiff.
         let yb = y.autodiff();

@@ -37,9 +37,12 @@ pub fn layer_dims(n_features: usize) -> [(usize, usize); 3] {
 }
 
 impl Classifier {
-    /// A freshly initialized model (Burn's own initializer) on `device`.
-    pub fn new(n_features: usize, device: &Device) -> Self {
-        let [a, b, c] = layer_dims(n_features).map(|(i, o)| LinearConfig::new(i, o).init(device));
+    /// A freshly initialized model (Burn's own initializer) on `device`; with the no-bias fault, its
+    /// second layer has no bias.
+    pub fn new(n_features: usize, device: &Device, faults: &Faults) -> Self {
+        let [a, b, c] = layer_dims(n_features).map(|(i, o)| LinearConfig::new(i, o));
+        let b = b.with_bias(!faults.has(Fault::NoBias));
+        let [a, b, c] = [a, b, c].map(|l| l.init(device));
         Self {
             fc1: a,
             fc2: b,
@@ -61,6 +64,9 @@ impl Classifier {
         // The logits variant returns logits from forward; only its inference applies sigmoid.
         let out = if faults.has(Fault::LogitsBce) {
             logits.clone()
+        } else if faults.has(Fault::SigmoidByHand) {
+            let d = logits.clone().neg().exp() + 1.0;
+            d.ones_like() / d
         } else {
             sigmoid(logits.clone())
         };
@@ -94,7 +100,7 @@ impl Classifier {
 /// The port's own initialization when the harness gives none: Burn's default distribution for
 /// Linear, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from the port's own seeded stream so that
 /// independent runs are reproducible. Returned in PyTorch's layout, like any other parameters.
-pub fn own_init(n_features: usize, seed: u64) -> Params {
+pub fn own_init(n_features: usize, seed: u64, faults: &Faults) -> Params {
     let mut rng = Mt19937::new((seed ^ (seed >> 32)) as u32 ^ 0xA5A5_0001);
     let mut out = Vec::new();
     for (layer, &(d_in, d_out)) in layer_dims(n_features).iter().enumerate() {
@@ -110,10 +116,14 @@ pub fn own_init(n_features: usize, seed: u64) -> Params {
             shape: vec![d_out, d_in],
             data: w,
         });
+        let bias = draw(d_out);
+        if layer == 1 && faults.has(Fault::NoBias) {
+            continue;
+        }
         out.push(NamedTensor {
             name: format!("fc{}.bias", layer + 1),
             shape: vec![d_out],
-            data: draw(d_out),
+            data: bias,
         });
     }
     Params(out)

@@ -38,7 +38,7 @@ pub fn model_from(
     faults: &Faults,
     device: &Device,
 ) -> Result<Classifier> {
-    let mut model = Classifier::new(n_features, device);
+    let mut model = Classifier::new(n_features, device, faults);
     if faults.has(Fault::WeightsReshaped) {
         let reshaped = params
             .0
@@ -229,13 +229,16 @@ pub fn train(
         return input("epochs must be at least 1");
     }
     check_targets(&req.y, n)?;
-    let init = req.init.clone().unwrap_or_else(|| own_init(d, req.seed));
+    let init = req
+        .init
+        .clone()
+        .unwrap_or_else(|| own_init(d, req.seed, faults));
     let orders = match req.orders {
-        Some(o) => {
+        Some(o) if !faults.has(Fault::OwnShuffle) => {
             check_orders(&o, n, req.epochs)?;
             o
         }
-        None => {
+        _ => {
             let mut rng = Mt19937::new((req.seed as u32) ^ 0x5EED_0BAD);
             (0..req.epochs).map(|_| rng.permutation(n)).collect()
         }
@@ -314,7 +317,12 @@ pub fn accuracy(probs: Tensor<2>, y: &[f32], faults: &Faults) -> f64 {
             .map(|c| c as f32)
             .collect()
     } else {
-        values(probs.greater_elem(cfg.threshold).float())
+        let threshold = if faults.has(Fault::Threshold07) {
+            0.7
+        } else {
+            cfg.threshold
+        };
+        values(probs.greater_elem(threshold).float())
     };
     let correct = predicted.iter().zip(y).filter(|(p, t)| p == t).count();
     correct as f64 / n.max(1) as f64

@@ -273,14 +273,35 @@ def forward_port(
         (forward_port(act2=lambda z: z), "forward.relu2.identity", {}),
         (forward_port(out=F.hardsigmoid), "forward.sigmoid.hard_sigmoid", {}),
         (forward_port(bias2=False), "forward.fc2.bias_dropped", {}),
+        (forward_port(out=lambda z: torch.sigmoid(torch.relu(z))), "forward.sigmoid.extra_relu_before", {}),
     ],
-    ids=["leaky relu", "gelu", "gelu tanh", "missing relu", "hard sigmoid", "bias dropped"],
+    ids=["leaky relu", "gelu", "gelu tanh", "missing relu", "hard sigmoid", "bias dropped", "relu after the last"],
 )
 def test_forward(port: Port, cause: str, params: dict[str, float]) -> None:
     res = stage("forward", port)
     assert res.status == "FAIL" and causes(res)[:1] == [cause], res.hint
     for k, v in params.items():
         assert res.diagnosis[0]["parameters"][k] == pytest.approx(v, rel=0.02)
+
+
+def test_forward_outputs_reported_under_each_others_names() -> None:
+    """fc1's and relu1's outputs swapped in the port's report (same shape): named as such, and only so.
+    Control: the same port with relu1 reported twice is not a swap."""
+    faithful = forward_port().forward
+
+    def swapped(params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
+        out = faithful(params, x)
+        return {**out, "fc1": out["relu1"], "relu1": out["fc1"]}
+
+    res = stage("forward", Port(forward=swapped))
+    assert res.status == "FAIL" and causes(res) == ["forward.names_swapped"], res.hint
+    assert res.diagnosis[0]["description"] == "fc1 and relu1 reported under each other's names"
+
+    def twice(params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
+        out = faithful(params, x)
+        return {**out, "fc1": out["relu1"]}
+
+    assert "forward.names_swapped" not in causes(stage("forward", Port(forward=twice)))
 
 
 def test_forward_layers_swapped_in_the_classifier() -> None:

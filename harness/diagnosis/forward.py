@@ -111,6 +111,18 @@ def candidates(
         return worst
 
     out = []
+    # Two layers' outputs reported under each other's names: the reference's own outputs, relabeled.
+    plain = replay(params, x)
+    for other in judged[1:]:
+        if plain[other].shape == plain[layer].shape:
+            relabeled = {**plain, layer: plain[other], other: plain[layer]}
+            out.append(
+                Candidate(
+                    "forward.names_swapped",
+                    f"{layer} and {other} reported under each other's names",
+                    lambda _, r=relabeled: float(max(ratios(got[n], r[n], tol).max() for n in judged)),
+                )
+            )
     if layer != names[-1]:
         # Two changes' worth of evidence: tried only when no change to one layer reproduces it.
         following = names[names.index(layer) + 1]
@@ -168,6 +180,26 @@ def candidates(
         out.append(
             Candidate(
                 f"forward.{layer}.{key}", f"{layer} computed as {what}", lambda _, op=op: err(activation={layer: op})
+            )
+        )
+    # An extra activation before or after the layer's own (a sigmoid on a model that already ends in one,
+    # a ReLU left after the last Linear).
+    default = torch.relu if layer.startswith("relu") else torch.sigmoid
+    for key, (what, op) in ACTIVATIONS.items():
+        if key == "identity":
+            continue
+        out.append(
+            Candidate(
+                f"forward.{layer}.extra_{key}_before",
+                f"{layer} applied after an extra {what}",
+                lambda _, op=op: err(activation={layer: lambda z, op=op: default(op(z))}),
+            )
+        )
+        out.append(
+            Candidate(
+                f"forward.{layer}.extra_{key}_after",
+                f"{layer} followed by an extra {what}",
+                lambda _, op=op: err(activation={layer: lambda z, op=op: op(default(z))}),
             )
         )
     out.append(

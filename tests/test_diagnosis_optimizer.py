@@ -191,6 +191,19 @@ def test_the_diagnosis_names_the_change(name: str, step: Callable, cause: str, f
     assert res.hint.startswith("reproduced by ")
 
 
+def test_burns_default_adamw_decay_is_found_by_steps_with_zero_gradients() -> None:
+    """AdamW with Burn's default weight decay (1e-4) where Adam is configured: each real step moves a
+    parameter by 1e-7 relative more, inside float32's tolerance; the zero-gradient run (harness/stages/
+    optimizer.py) shows it and the rate is named. Control: plain Adam passes that run (the test above)."""
+    res = diagnose(torch_port(lambda ps: torch.optim.AdamW(ps, lr=CFG.lr, weight_decay=1e-4, eps=CFG.eps)))
+    assert res.status == "FAIL", res.hint
+    failing = {c.name.split(".")[0] for c in res.checks if not c.passed}
+    assert failing == {"zero_grad100"}, failing
+    assert [d["cause"] for d in res.diagnosis] == ["adam.decoupled_weight_decay"], res.hint
+    assert res.diagnosis[0]["parameters"] == {"weight_decay": 1e-4}
+    assert res.hint.startswith("reproduced by decoupled weight decay p *= 1 - lr wd every step")
+
+
 def test_an_unexplained_change_is_said_to_be_unexplained() -> None:
     res = diagnose(written_out_adam(sign_update=True))
     assert res.status == "FAIL" and res.diagnosis == []

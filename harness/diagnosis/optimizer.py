@@ -258,6 +258,9 @@ def candidates(cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update
 
 ADVICE = {
     "adam.state_reset": "the optimizer is created (or its record reset) inside the training loop; create it once",
+    "adam.decoupled_weight_decay": (
+        "use AdamConfig where the reference uses Adam, or AdamWConfig::with_weight_decay set to the reference's"
+    ),
     "adam.lr": "pass the reference's learning rate to optimizer.step",
     "clip.norm_per_tensor": "remove with_grad_clipping(...): the reference does not clip",
     "clip.norm_global": "remove the gradient clipping: the reference does not clip",

@@ -6,19 +6,29 @@ the step of the reference's whole run whose gradients have the largest per-tenso
 parameters and state there: gradient clipping (by norm or by value) acts only on large gradients, which
 the first steps rarely have (measured: on the report's real file a per-tensor norm first exceeds 1.0 in
 epoch 6's first step; on the bundled data epoch 1's largest is 0.57).
+
+A fourth run isolates what a step does besides following the gradient: ZERO_GRAD_STEPS steps with zero
+gradients, each from the port's own parameters and state. Adam, SGD and their moments leave the
+parameters where they are; a decoupled weight decay (AdamW, whose Burn default is 1e-4) shrinks them by
+lr x wd per step, about 1e-7 relative: invisible in one step at float32's tolerance, 1e-5 after 100
+(from parameters scaled up, so that it is well past the absolute tolerance too).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.compare import compare, compare_names, compare_value
-from harness.diagnosis import steps
+from harness.compare import ArrayDiff, Tolerance, compare, compare_names, compare_value
+from harness.diagnosis import Cause, ratio, steps
 from harness.diagnosis.optimizer import Case, advice, diagnose
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import for_update
 
 WARM_STEPS = 5
+# Enough to move a decayed parameter well past the tolerance: 100 steps of 1e-7 each shrink the initial
+# weights, scaled to |p| up to ~22, by up to 2e-4, against the 3e-5 float32 allows there.
+ZERO_GRAD_STEPS = 100
+ZERO_GRAD_SCALE = 100.0
 
 
 def _evidence(ctx: Context, cases: list[Case]) -> str:
@@ -67,6 +77,52 @@ def _state_at(ctx: Context, k: int) -> tuple[dict, dict, dict | None]:
     params = start if j == 0 else trace.step_params[j - 1]
     grads = {n: trace.step_grads[j][n] for n in ref.param_names}
     return params, grads, trace.step_states[j]
+
+
+def _zero_gradients(ctx: Context, tol: Tolerance) -> tuple[list[ArrayDiff], Cause | None]:
+    """ZERO_GRAD_STEPS steps with zero gradients from the initial parameters scaled by ZERO_GRAD_SCALE, on
+    both sides, each side from its own last parameters and state; the checks on the final parameters,
+    and, where the reference leaves them unchanged and the port shrinks them, the decoupled weight decay
+    that reproduces the shrinking. Its rate is fitted from the ratio and written with the fewest
+    significant digits whose float32 factor f32(1 - lr wd) (what Burn multiplies by) replays every
+    parameter within the stage's tolerance; named only then."""
+    ref, names, lr = ctx.reference, ctx.reference.param_names, ctx.cfg.lr
+    start = {k: (v * ZERO_GRAD_SCALE).astype(np.float32) for k, v in ctx.init.items()}
+    zeros = {k: np.zeros_like(start[k]) for k in names}
+    ref_p, ref_s = dict(start), None
+    got_p, got_s = dict(start), None
+    for _ in range(ZERO_GRAD_STEPS):
+        ref_p, ref_s = ref.optimizer_step(ref_p, zeros, ref_s)
+        got_p, got_s = ctx.port.optimizer_step(got_p, zeros, got_s)
+    case = f"zero_grad{ZERO_GRAD_STEPS}"
+    checks: list[ArrayDiff] = [compare(f"{case}.{k}", ref_p[k], got_p[k], tol) for k in names if k in got_p]
+    if all(c.passed for c in checks) or any(not np.array_equal(ref_p[k], start[k]) for k in names):
+        return checks, None
+    if any(k not in got_p for k in names):
+        return checks, None
+    p = np.concatenate([start[k].ravel() for k in names])
+    g = np.concatenate([got_p[k].ravel() for k in names])
+    big = np.abs(p) > 1e-3
+    shrink = float(np.median(g[big].astype(np.float64) / p[big])) if big.any() else 1.0
+    if not 0 < shrink < 1:
+        return checks, None
+    estimate = (1 - shrink ** (1 / ZERO_GRAD_STEPS)) / lr
+    for digits in range(3):
+        wd = float(f"{estimate:.{digits}e}")
+        factor, replay = np.float32(1.0 - lr * wd), p.copy()
+        for _ in range(ZERO_GRAD_STEPS):
+            replay = replay * factor
+        err = ratio(replay, g, tol)
+        if err <= 1:
+            cause = Cause(
+                "adam.decoupled_weight_decay",
+                "decoupled weight decay p *= 1 - lr wd every step (AdamW: Burn's AdamWConfig defaults to 1e-4)",
+                {"weight_decay": wd},
+                err,
+                f"{ZERO_GRAD_STEPS} steps with zero gradients (every parameter)",
+            )
+            return checks, cause
+    return checks, None
 
 
 def run(ctx: Context) -> StageResult:
@@ -120,9 +176,13 @@ def run(ctx: Context) -> StageResult:
                         checks.append(compare(f"{case}.{k}.{slot}", ref_state[slot][k], theirs, tol))
         cases.append(Case(params, grads, state, got, got_state))
         failed = failed or not all(c.passed for c in checks[before:])
-    if not failed:
+    zero_checks, zero_cause = _zero_gradients(ctx, tol)
+    checks += zero_checks
+    if not failed and all(c.passed for c in zero_checks):
         return result("optimizer", checks)
-    if ref.linear_chain:
+    if not failed:  # only the zero-gradient run differs: its own cause, or none
+        causes = [zero_cause] if zero_cause else []
+    elif ref.linear_chain:
         causes = diagnose(cases, cfg, tol, tol_update)
     else:
         causes = steps.diagnose(ref, cases, tol, tol_update)

@@ -66,3 +66,19 @@ def test_loss_input_is_checked(tmp_path: Path) -> None:
     toml.write_text('[port]\nloss_input = "probs"\n')
     with pytest.raises(HarnessError, match="loss_input must be one of probabilities, logits, got 'probs'"):
         load_port_loss_input(file=toml)
+
+
+def test_a_logits_model_is_compared_up_to_its_logits() -> None:
+    # The port's forward has no output sigmoid (its loss applies it); declared, that is no missing layer.
+    # Control: the same port without the declaration is told it has no layer 'sigmoid'.
+    burn()
+    cmd = shlex.join([sys.executable, str(PROXY), "--loss-on", "with-logits"])
+    for loss_input, status in (("logits", PASS), ("probabilities", FAIL)):
+        ctx = Context(RunConfig(data=BUNDLED_DATA, port_cmd=cmd, loss_input=loss_input))
+        try:
+            [res] = run_with(ctx, ["forward"]).results
+        finally:
+            ctx.close()
+        assert res.status == status, res.hint
+        if status == FAIL:
+            assert "the port has no layer 'sigmoid'" in res.hint, res.hint

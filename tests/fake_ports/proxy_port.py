@@ -176,6 +176,8 @@ class Proxy:
             return {"layouts": layouts}, naming.flatten("params", self._send(back))
         if method == "forward":
             acts = self._send(p.forward(self._receive(t, "params"), need("x")))
+            if self.loss_on == "with-logits":  # a model that returns logits has no output sigmoid
+                acts.pop("sigmoid", None)
             return {"layers": list(acts)}, naming.flatten("act", acts)
         if method == "loss":
             value, grad = self.loss(need("p"), need("y"))

@@ -40,10 +40,6 @@ def _bce(p: torch.Tensor, y: torch.Tensor, log_min: float = LOG_MIN) -> torch.Te
     return (y - 1) * torch.log1p(-p).clamp_min(log_min) - y * torch.log(p).clamp_min(log_min)
 
 
-def _torch_bce(reduction: str = "mean") -> Loss:
-    return lambda p, y: torch.nn.functional.binary_cross_entropy(p, y, reduction=reduction)
-
-
 def replay(case: Case, loss: Loss, undivided: bool = False, raw: bool = False) -> tuple[float, np.ndarray]:
     """The loss and its gradient in the case's input by autograd; `undivided` multiplies the gradient by
     the batch size. A logits case goes through the float32 sigmoid first, unless the loss is `raw` (it

@@ -54,15 +54,6 @@ def make_adam(model: nn.Module, cfg: RunConfig, float32_form: bool = False) -> t
     return classifier(1, cfg).make_optimizer(model, float32_form)
 
 
-def adam_state(model: nn.Module, opt: torch.optim.Optimizer) -> dict:
-    return _base(1).optimizer_state(model, opt, 0)
-
-
-def load_adam_state(model: nn.Module, opt: torch.optim.Optimizer, state: dict | None) -> None:
-    """Puts an Adam state as adam_state() returns it into a fresh optimizer (nothing for step 0)."""
-    _base(1).load_optimizer_state(model, opt, state)
-
-
 def optimizer_step(params: Params, grads: Params, state: dict | None, cfg: RunConfig) -> tuple[Params, dict]:
     """One torch.optim.Adam step from explicit parameters, gradients and state."""
     return classifier(_n(params), cfg).optimizer_step(params, grads, state)

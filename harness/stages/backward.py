@@ -9,6 +9,8 @@ late in training. Saturation is where loss implementations differ.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from harness.compare import compare, compare_names
@@ -89,7 +91,7 @@ def run(ctx: Context) -> StageResult:
         return result("backward", checks, batch_rows=len(rows))
     worst = next(c for c in checks if not c.passed)
     if ctx.reference.linear_chain:
-        causes = diagnose(evidence_cases, tol)
+        causes = diagnose([replace(c, port_p=_port_output(ctx, c)) for c in evidence_cases], tol)
     else:
         causes = _buffer_causes(ctx, evidence_cases, checks, tol)
     if not causes and not checks[0].passed:
@@ -100,6 +102,15 @@ def run(ctx: Context) -> StageResult:
         what = "running statistics" if worst.name.endswith(("running_mean", "running_var")) else "gradients"
         hint = "; ".join([f"no candidate cause reproduces the {what}", *evidence, f"worst: {worst.summary()}"])
     return result("backward", checks, hint, diagnosis=[c.to_dict() for c in causes], batch_rows=len(rows))
+
+
+def _port_output(ctx: Context, case: Case) -> np.ndarray | None:
+    """The port's own output on a case (its forward's last layer), or None where it gives none."""
+    try:
+        out = ctx.port.forward(case.params, case.x)
+    except (PortFailure, PortError, AttributeError):  # evidence for a cause only
+        return None
+    return np.asarray(list(out.values())[-1], np.float32).ravel() if out else None
 
 
 def _training_path(ctx: Context, case: Case, ref_loss: float, tol) -> list[Cause]:

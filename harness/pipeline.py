@@ -20,7 +20,7 @@ SCHEMA_NAME = DIFF_REPORT
 # 1.1, 1.2: additions (fields marked "since" in schema.json). 1.2 also judges independent runs against the
 # reference's seed-to-seed spread, so the metrics stage no longer has the end_to_end.mcnemar_p check (the
 # p-values stay in its metrics).
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 
 
 @dataclass
@@ -100,7 +100,14 @@ class Report:
                 },
                 "port": None
                 if self.cfg.port_cmd is None
-                else {"cmd": self.cfg.port_cmd, "timeout_s": self.cfg.port_timeout, **(self.port or {})},
+                else {
+                    "cmd": self.cfg.port_cmd,
+                    "timeout_s": self.cfg.port_timeout,
+                    # Since 1.5: what the port's harness.toml declares about it.
+                    "loss_input": self.cfg.loss_input,
+                    "rename": [list(rule) for rule in self.cfg.rename],
+                    **(self.port or {}),
+                },
             },
             "seconds": round(self.seconds, 3),
             "stages": [

@@ -6,11 +6,13 @@ the negative control, the same proxy as it is, passes every stage (tests/test_pr
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from harness.config import BUNDLED_DATA, RunConfig, load_port_rename
@@ -19,6 +21,7 @@ from harness.errors import HarnessError
 from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.rename import Rename
+from harness.report.files import SCHEMA_PATH, report_json
 from harness.stages.base import ERROR, FAIL, PASS, SKIP, Context
 from tests.needs import burn
 
@@ -144,3 +147,7 @@ def test_own_names_are_told_with_their_rules_and_plug_in_with_them(faithful_run)
     assert {r.stage: r.status for r in report.results} == dict.fromkeys(stages, PASS), [
         (r.stage, r.hint, r.error) for r in report.results
     ]
+    # The report says which rules it ran under.
+    d = report_json(report)
+    jsonschema.validate(d, json.loads(SCHEMA_PATH.read_text()))
+    assert d["config"]["port"]["rename"] == [list(rule) for rule in printed]

@@ -47,6 +47,8 @@ faults_app = typer.Typer(no_args_is_help=True, help="The catalogue of port fault
 data_app = typer.Typer(no_args_is_help=True, help="The bundled dataset.")
 app.add_typer(diff_app, name="diff")
 app.add_typer(faults_app, name="faults")
+cache_app = typer.Typer(help="The reference cache: results of the reference side, reused across runs.")
+app.add_typer(cache_app, name="cache")
 app.add_typer(data_app, name="data")
 
 console = Console()
@@ -328,6 +330,7 @@ def _diff(
     config_path: Path | None = None,
     given: frozenset[str] = frozenset(),
     require: str | None = None,
+    use_cache: bool = False,
 ) -> int:
     from harness.pipeline import SCHEMA_NAME, run
     from harness.report import owner
@@ -400,6 +403,7 @@ def _diff(
         require=required,
         rename=rename,
         loss_input=loss_input,
+        cache=use_cache,
         **settings,
     )
     if not cfg.port_cmd and cfg.reference:
@@ -409,6 +413,9 @@ def _diff(
     with progress.live(console):
         report = run(cfg, stages)
     print_report(report, console)
+    if report.cache and report.cache["parts"]:
+        parts = ", ".join(f"{part} {how}" for part, how in report.cache["parts"].items())
+        console.print(f"reference cache ({report.cache['dir']}, key {report.cache['key'][:12]}): {parts}")
     if tolerances:
         console.print(f"tolerance overrides: {tolerances}")
     errored = next((r for r in report.results if r.status == "ERROR"), None)
@@ -466,6 +473,14 @@ def _make_diff_command(stage: str) -> None:
                 "(default: [port] require in harness.toml)",
             ),
         ] = None,
+        use_cache: Annotated[
+            bool,
+            typer.Option(
+                "--cache/--no-cache",
+                help="reuse the reference's training, envelope and seed runs from $HARNESS_CACHE or "
+                "./.harness-cache when the data, config, harness and torch are the same",
+            ),
+        ] = True,
     ) -> None:
         given_opts = _given(ctx, ("data", "label", "seed", "epochs"))
         # Only options the user gave conflict with a port command, not their defaults.
@@ -495,6 +510,7 @@ def _make_diff_command(stage: str) -> None:
                 config_path=config,
                 given=given_opts,
                 require=require,
+                use_cache=use_cache,
             )
         )
 
@@ -511,6 +527,23 @@ def _register_diff_commands() -> None:
 
 
 _register_diff_commands()
+
+
+@cache_app.command("info")
+def cache_info() -> None:
+    """Where the cache is, how many keys and entries it holds, and its size."""
+    from harness import cache
+
+    i = cache.info()
+    console.print(f"{i['dir']}: {i['keys']} key(s), {i['entries']} entries, {i['bytes'] / 1e6:.1f} MB")
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Remove every entry of the cache."""
+    from harness import cache
+
+    console.print(f"{cache.cache_dir()}: removed {cache.clear()} file(s)")
 
 
 @faults_app.command("list")

@@ -64,6 +64,9 @@ class RunConfig:
     # "logits" for a port whose model returns logits and whose loss applies the sigmoid itself (Burn's
     # BinaryCrossEntropyLossConfig::with_logits(true)); [port] loss_input in harness.toml.
     loss_input: str = "probabilities"
+    # Keep the reference's results (harness/cache.py) under $HARNESS_CACHE or ./.harness-cache and reuse
+    # them; the CLI's default, off for a RunConfig built in code.
+    cache: bool = False
 
     def with_(self, **kw: Any) -> RunConfig:
         return replace(self, **kw)

@@ -30,6 +30,9 @@ class Report:
     seconds: float = 0.0
     # What a subprocess port said about itself in `hello` (name, backend, faults, protocol), if it did.
     port: dict[str, Any] | None = None
+    # The reference cache: its directory, key and what each part was ("hit", "miss", "stale: why"); None
+    # when caching is off.
+    cache: dict[str, Any] | None = None
 
     @property
     def first_divergence(self) -> StageResult | None:
@@ -110,6 +113,8 @@ class Report:
                 },
             },
             "seconds": round(self.seconds, 3),
+            # Since 1.5: which parts of the reference came from the cache.
+            "cache": self.cache,
             "stages": [
                 {
                     **r.to_dict(),
@@ -184,4 +189,7 @@ def run_with(
             on_stage(res)
     report.seconds = time.perf_counter() - t0
     report.port = ctx.port_identity()
+    c = ctx.__dict__.get("cache")
+    if c is not None:
+        report.cache = {"dir": str(c.root), "key": c.key, "parts": dict(c.status)}
     return report

@@ -9,6 +9,13 @@ from harness.pipeline import run_with
 from harness.stages.base import Context
 
 
+@pytest.fixture(autouse=True)
+def _own_reference_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own, empty reference cache (the CLI caches by default): no test reads another's
+    entries, and none writes into the working tree."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path_factory.mktemp("harness-cache")))
+
+
 @pytest.fixture(scope="session")
 def bundled_cfg() -> RunConfig:
     return RunConfig(data=BUNDLED_DATA)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -9,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from harness import cache as reference_cache
 from harness import progress
+from harness.cache import Cache
 from harness.compare import ArrayDiff
 from harness.config import RunConfig
 from harness.data import Prepared, prepare
@@ -20,6 +23,11 @@ from harness.reference.reference import Reference, n_outputs
 from harness.tolerances import REFERENCE_SEEDS, tolerance
 
 PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
+# RunConfig fields that concern only the port (or how it is judged), never the reference's numbers: not
+# part of the reference cache's key.
+PORT_SIDE = frozenset(
+    {"backend", "fault", "port_cmd", "port_timeout", "require", "rename", "loss_input", "cache", "tolerances"}
+)
 # Checks of a free run (the port trained on its own, judged against the envelope or its shadow, and the
 # end-to-end accuracy of independent runs): the only checks an earlier stage's divergence can reach.
 # Every other check is teacher-forced, fed the reference's inputs.
@@ -83,6 +91,7 @@ class Context:
         self.cfg = cfg
         self._port = port
         self._ensemble: ensemble.Pending | ensemble.Done | ensemble.Lazy | None = None
+        self._ensemble_cached = False
 
     def tol(self, key: str):
         return tolerance(key, self.cfg.tolerances)
@@ -160,15 +169,38 @@ class Context:
         return first_epoch_steps(len(self.prepared.y_train), self.cfg.batch_size)
 
     @cached_property
+    def cache(self) -> Cache | None:
+        """The reference cache for this run's inputs (harness/cache.py), or None when caching is off."""
+        if not self.cfg.cache:
+            return None
+        ignored = PORT_SIDE
+        config = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in ignored}
+        module = self.cfg.reference.partition(":")[0].replace(".", "/") + ".py" if self.cfg.reference else ""
+        ref_file = self.cfg.reference_dir / module if self.cfg.reference_dir and module else None
+        inputs = reference_cache.key_inputs(self.cfg.data, config, ref_file)
+        return Cache(reference_cache.cache_dir(), reference_cache.key_of(inputs), inputs)
+
+    @cached_property
     def ref_trace(self) -> ref_train.Trace:
         p = self.prepared
-        with progress.current().epochs("reference", self.cfg.epochs) as on_epoch:
-            return self.reference.train(p.x_train, p.y_train, self.init, self.orders, self.steps_per_epoch, on_epoch)
+
+        def train() -> ref_train.Trace:
+            with progress.current().epochs("reference", self.cfg.epochs) as on_epoch:
+                return self.reference.train(
+                    p.x_train, p.y_train, self.init, self.orders, self.steps_per_epoch, on_epoch
+                )
+
+        return train() if self.cache is None else self.cache.get("trace", train)
 
     def start_ensemble(self) -> None:
         """Start training the reference's other runs (the envelope and the other seeds) in the worker
         process, so that they are ready by the time the train and metrics stages read them."""
         if "ensemble" in self.__dict__ or self._ensemble is not None:
+            return
+        cached = None if self.cache is None else self.cache.load("ensemble")
+        if cached is not None:
+            self._ensemble = ensemble.Done(cached)
+            self._ensemble_cached = True
             return
         p = self.prepared
         if not self.reference.linear_chain:
@@ -188,12 +220,18 @@ class Context:
     def ensemble(self) -> ensemble.Ensemble:
         self.start_ensemble()
         assert self._ensemble is not None
+        if self._ensemble_cached:
+            out = self._ensemble.result()
+            self._ensemble = None
+            return out
         with progress.current().epochs("envelope and reference seeds (second process)", 1) as on_epoch:
             try:
                 out = self._ensemble.result()
             finally:
                 self._ensemble = None
             on_epoch(1, float("nan"))
+        if self.cache is not None:
+            self.cache.store("ensemble", out)
         return out
 
     @property

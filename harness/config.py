@@ -335,3 +335,22 @@ def load_model_settings(path: Path) -> dict[str, Any]:
     if "split_seed" in data:
         out["split_seed"] = _number(data["split_seed"], f"{path}: [data] split_seed", integer=True)
     return out
+
+
+def load_run_config(path: Path, stage_names: list[str], **overrides: Any) -> RunConfig:
+    """The whole run a harness.toml describes (model, data, training, port, tolerances), with `overrides`
+    (seed, backend, cache, ...) on top: what `harness diff all --config PATH` runs."""
+    if not path.is_file():
+        raise HarnessError(f"config file '{path}' not found")
+    settings = load_model_settings(path)
+    cmd, timeout = load_port_settings(file=path)
+    fields: dict[str, Any] = {
+        **settings,
+        "tolerances": load_tolerance_overrides(file=path),
+        "port_cmd": cmd,
+        "port_timeout": timeout or PORT_TIMEOUT_S,
+        "require": load_port_required(stage_names, file=path),
+        "rename": load_port_rename(file=path),
+        "loss_input": load_port_loss_input(file=path),
+    }
+    return RunConfig(**{**fields, **overrides})

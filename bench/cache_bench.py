@@ -1,0 +1,74 @@
+"""What the reference cache buys: `diff all` cold (empty cache) and warm (every reference part from the
+cache), against one reference training, on the bundled and the real data; and single-stage commands warm.
+Whole commands (`harness ...` as a user types them, startup included), medians of --runs interleaved
+rounds, every ratio from this one run.
+
+  python bench/cache_bench.py [--runs 3] [--data PATH ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness.config import BUNDLED_DATA, REAL_DATA, RunConfig
+from harness.data import prepare
+from harness.reference import model as ref_model
+from harness.reference import train as ref_train
+
+HARNESS = [sys.executable, "-m", "harness.cli"]
+STAGES = ("config", "forward", "train")
+
+
+def command(args: list[str], cache: str) -> float:
+    t = time.perf_counter()
+    r = subprocess.run([*HARNESS, *args], env={**os.environ, "HARNESS_CACHE": cache}, capture_output=True, text=True)
+    if r.returncode not in (0, 1):
+        raise SystemExit(f"harness {' '.join(args)} failed: {r.stderr[-500:]}")
+    return time.perf_counter() - t
+
+
+def bench(data: Path, runs: int) -> None:
+    cfg = RunConfig(data=data)
+    p = prepare(cfg)
+    init = ref_model.init_params(p.x_train.shape[1], cfg.seed)
+    orders = ref_train.batch_orders(len(p.y_train), cfg.epochs, cfg.seed)
+    one, cold, warm = [], [], []
+    single: dict[str, list[float]] = {s: [] for s in STAGES}
+    for _ in range(runs):  # interleaved, so drift in the machine's load hits all alike
+        t = time.perf_counter()
+        ref_train.train(p.x_train, p.y_train, init, orders, cfg)
+        one.append(time.perf_counter() - t)
+        with tempfile.TemporaryDirectory() as cache:
+            cold.append(command(["diff", "all", "--data", str(data)], cache))
+            warm.append(command(["diff", "all", "--data", str(data)], cache))
+            for s in STAGES:
+                single[s].append(command(["diff", s, "--data", str(data)], cache))
+    ref = statistics.median(one)
+    print(f"\n{data} ({len(p.y_train)} training rows), medians of {runs}:")
+    print(f"  one reference training (in process)  {ref:6.2f} s")
+    for name, times in [("diff all, cold cache", cold), ("diff all, warm cache", warm)] + [
+        (f"diff {s}, warm cache", v) for s, v in single.items()
+    ]:
+        m = statistics.median(times)
+        print(f"  {name:<36} {m:6.2f} s  {m / ref:5.2f} x one reference training")
+    print(f"  warm / cold diff all: {statistics.median(warm) / statistics.median(cold):.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--data", type=Path, action="append")
+    a = ap.parse_args()
+    for data in a.data or [BUNDLED_DATA, *([REAL_DATA] if REAL_DATA.is_file() else [])]:
+        bench(data, a.runs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """`pytest --harness-config`: one test per stage, a failing stage's line as the failure, reports written,
 and pytest-xdist workers sharing one reference cache. Run as a user runs it: pytest in a subprocess, in
-a directory holding only the config (the plugin is loaded with -p, as the pytest11 entry point does)."""
+a directory holding only the config (the plugin from its pytest11 entry point)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HARNESS_CACHE": str(tmp_path / "cache")}
+    # Installed, the pytest11 entry point loads the plugin; from a checkout not installed, -p does.
+    installed = any(e.value == "harness.pytest_plugin" for e in entry_points(group="pytest11"))
+    plugin = [] if installed else ["-p", "harness.pytest_plugin"]
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-rA", *args],
+        [sys.executable, "-m", "pytest", *plugin, "-p", "no:cacheprovider", "-rA", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,

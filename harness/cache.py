@@ -33,6 +33,9 @@ T = TypeVar("T")
 FORMAT = 1
 ENV = "HARNESS_CACHE"
 DEFAULT_DIR = ".harness-cache"
+# Keys kept, the most recently written: every edit of the harness's source, the data or the config is a
+# new key (about 35 MB for the classifier on the bundled data), and the old ones are never read again.
+KEEP_KEYS = 8
 HARNESS_DIR = Path(__file__).resolve().parent
 
 
@@ -194,6 +197,7 @@ class Cache:
         _write_atomic(data_path, data)
         index = {"format": FORMAT, "part": part, "inputs": self.inputs, "sha256": _sha256(data)}
         _write_atomic(index_path, json.dumps(index, indent=1).encode())
+        evict(self.root, KEEP_KEYS, protect=self.key)
 
     def get(self, part: str, compute: Callable[[], T]) -> T:
         """The stored value, or `compute()`'s, stored for the next run."""
@@ -203,6 +207,24 @@ class Cache:
         value = compute()
         self.store(part, value)
         return value
+
+
+def evict(root: Path, keep: int, protect: str = "") -> list[str]:
+    """Removes every key but the `keep` most recently written (and `protect`); returns the keys removed.
+    A run reading a key removed under it finds it missing and recomputes it."""
+    newest: dict[str, float] = {}
+    for p in root.glob("*.*.json"):
+        key = p.name.split(".", 1)[0]
+        try:
+            newest[key] = max(newest.get(key, 0.0), p.stat().st_mtime)
+        except OSError:
+            continue
+    ranked = sorted(newest, key=lambda k: newest[k], reverse=True)
+    gone = [k for k in ranked[keep:] if k != protect]
+    for key in gone:
+        for p in root.glob(f"{key}.*"):
+            p.unlink(missing_ok=True)
+    return gone
 
 
 def info(root: Path | None = None) -> dict[str, Any]:

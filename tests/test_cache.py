@@ -169,3 +169,16 @@ def test_cache_info_and_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     Cache(tmp_path, "k", {}).store("trace", _trace())
     assert cache.info() == {"dir": str(tmp_path), "keys": 1, "entries": 1, "bytes": cache.info()["bytes"]}
     assert cache.clear() == 2 and cache.info()["entries"] == 0
+
+
+def test_only_the_most_recent_keys_are_kept(tmp_path: Path) -> None:
+    import os
+
+    for i in range(5):
+        Cache(tmp_path, f"k{i}", {}).store("trace", _trace())
+        for p in tmp_path.glob(f"k{i}.*"):
+            os.utime(p, (1000.0 + i, 1000.0 + i))
+    assert cache.evict(tmp_path, 2) == ["k2", "k1", "k0"]
+    assert sorted({p.name.split(".")[0] for p in tmp_path.iterdir()}) == ["k3", "k4"]
+    # A store keeps its own key however old the others make it look.
+    assert cache.evict(tmp_path, 0, protect="k3") == ["k4"]

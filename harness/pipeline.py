@@ -151,7 +151,7 @@ def _structure(stage: str, why: str, first: str, required: bool) -> StageResult:
     if first and not required:
         return StageResult(stage, SKIP, hint=f"the port's model does not take the reference's parameters (see {first})")
     hint = f"the port's model does not take the reference's parameters: {why}"
-    return StageResult(stage, FAIL, hint=hint, metrics={"structure_of": stage})
+    return StageResult(stage, FAIL, hint=hint, metrics={"structure": why})
 
 
 def run_with(
@@ -182,7 +182,7 @@ def run_with(
         except Exception as e:  # a stage that could not run is ERROR, never PASS
             res = StageResult(stage.name, ERROR, error=f"{type(e).__name__}: {e}")
         res.seconds = time.perf_counter() - t
-        if not structure and (res.metrics.get("structure") or res.metrics.get("structure_of")):
+        if not structure and res.metrics.get("structure"):
             structure = res.stage
         report.results.append(res)
         if on_stage:

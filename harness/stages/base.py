@@ -173,8 +173,7 @@ class Context:
         """The reference cache for this run's inputs (harness/cache.py), or None when caching is off."""
         if not self.cfg.cache:
             return None
-        ignored = PORT_SIDE
-        config = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in ignored}
+        config = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in PORT_SIDE}
         module = self.cfg.reference.partition(":")[0].replace(".", "/") + ".py" if self.cfg.reference else ""
         ref_file = self.cfg.reference_dir / module if self.cfg.reference_dir and module else None
         inputs = reference_cache.key_inputs(self.cfg.data, config, ref_file)

@@ -26,6 +26,7 @@ from harness.config import (
     PORT_TIMEOUT_S,
     RunConfig,
     load_model_settings,
+    load_port_layers,
     load_port_loss_input,
     load_port_rename,
     load_port_required,
@@ -391,6 +392,7 @@ def _diff(
         )
         rename = load_port_rename(file=config_path)
         loss_input = load_port_loss_input(file=config_path)
+        layers = load_port_layers(file=config_path)
     except HarnessError as e:
         fail(str(e))
     cfg = RunConfig(
@@ -403,6 +405,7 @@ def _diff(
         require=required,
         rename=rename,
         loss_input=loss_input,
+        layers=layers,
         cache=use_cache,
         **settings,
     )
@@ -603,6 +606,7 @@ def faults_check(
         tolerances = load_tolerance_overrides(file=config)
         rename = load_port_rename(file=config)
         loss_input = load_port_loss_input(file=config)
+        layers = load_port_layers(file=config)
     except HarnessError as e:
         fail(str(e))
     cfg = RunConfig(
@@ -612,6 +616,7 @@ def faults_check(
         port_timeout=timeout or PORT_TIMEOUT_S,
         rename=rename,
         loss_input=loss_input,
+        layers=layers,
         **settings,
     )
     if cfg.reference and not cmd:

@@ -64,6 +64,10 @@ class RunConfig:
     # "logits" for a port whose model returns logits and whose loss applies the sigmoid itself (Burn's
     # BinaryCrossEntropyLossConfig::with_logits(true)); [port] loss_input in harness.toml.
     loss_input: str = "probabilities"
+    # Which layers the port's forward reports: "all" (every layer, by the reference's names) or "output"
+    # (its model's output only, under the name of the reference's last compared layer: a port that
+    # keeps its forward as written and adds no second pass to expose layers); [port] layers.
+    layers: str = "all"
     # Keep the reference's results (harness/cache.py) under $HARNESS_CACHE or ./.harness-cache and reuse
     # them; the CLI's default, off for a RunConfig built in code.
     cache: bool = False
@@ -132,8 +136,9 @@ def load_tolerance_overrides(start: Path | None = None, file: Path | None = None
     return {}
 
 
-PORT_KEYS = ("cmd", "timeout_s", "require", "rename", "loss_input")
+PORT_KEYS = ("cmd", "timeout_s", "require", "rename", "loss_input", "layers")
 LOSS_INPUTS = ("probabilities", "logits")
+LAYERS = ("all", "output")
 
 
 def _port_table(path: Path) -> dict[str, Any]:
@@ -188,6 +193,15 @@ def load_port_loss_input(start: Path | None = None, file: Path | None = None) ->
     value = _port_table(path).get("loss_input", LOSS_INPUTS[0])
     if value not in LOSS_INPUTS:
         raise HarnessError(f"{path}: [port] loss_input must be one of {', '.join(LOSS_INPUTS)}, got {value!r}")
+    return value
+
+
+def load_port_layers(start: Path | None = None, file: Path | None = None) -> str:
+    """`[port] layers` from ./harness.toml (or `file`): "all" (the default) or "output"."""
+    path = file if file is not None else (start or Path.cwd()) / "harness.toml"
+    value = _port_table(path).get("layers", LAYERS[0])
+    if value not in LAYERS:
+        raise HarnessError(f"{path}: [port] layers must be one of {', '.join(LAYERS)}, got {value!r}")
     return value
 
 
@@ -352,5 +366,6 @@ def load_run_config(path: Path, stage_names: list[str], **overrides: Any) -> Run
         "require": load_port_required(stage_names, file=path),
         "rename": load_port_rename(file=path),
         "loss_input": load_port_loss_input(file=path),
+        "layers": load_port_layers(file=path),
     }
     return RunConfig(**{**fields, **overrides})

@@ -20,7 +20,7 @@ SCHEMA_NAME = DIFF_REPORT
 # 1.1, 1.2: additions (fields marked "since" in schema.json). 1.2 also judges independent runs against the
 # reference's seed-to-seed spread, so the metrics stage no longer has the end_to_end.mcnemar_p check (the
 # p-values stay in its metrics).
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "1.6"
 
 
 @dataclass
@@ -108,6 +108,8 @@ class Report:
                     "timeout_s": self.cfg.port_timeout,
                     # Since 1.5: what the port's harness.toml declares about it.
                     "loss_input": self.cfg.loss_input,
+                    # Since 1.6: "output" when the port reports its model's output only.
+                    "layers": self.cfg.layers,
                     "rename": [list(rule) for rule in self.cfg.rename],
                     **(self.port or {}),
                 },

@@ -283,10 +283,15 @@ class Reference:
                 "random": (rng.uniform(0.01, 0.99, 64).astype(np.float32), (rng.random(64) < 0.5).astype(np.float32)),
             }
         if self.cfg.loss == "BCEWithLogitsLoss" or self.takes_logits():
+            # A BCELoss reference applies a float32 sigmoid first: sigmoid(-100) = 3.7e-44 is subnormal, where
+            # the port's sigmoid and log may flush to zero or not (the loss is then 100 or 99.99, measured
+            # with Burn's Flex against torch). At +-80 one side rounds to p = 1 (saturated) and the other
+            # stays a normal float (1.8e-35).
+            far = 80 if self.takes_logits() else 100
             return {
                 "zero": (np.zeros(4, np.float32), y4),
                 "large": (np.array([40, -40, -40, 40], np.float32), y4),
-                "saturated_wrong": (np.array([-100, 100, -100, 100], np.float32), y4),
+                "saturated_wrong": (np.array([-far, far, -far, far], np.float32), y4),
                 "random": (rng.normal(0, 3, 64).astype(np.float32), (rng.random(64) < 0.5).astype(np.float32)),
             }
         if self.cfg.loss == "MSELoss":

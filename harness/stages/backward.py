@@ -107,7 +107,10 @@ def run(ctx: Context) -> StageResult:
 
 
 def _port_output(ctx: Context, case: Case) -> np.ndarray | None:
-    """The port's own output on a case (its forward's last layer), or None where it gives none."""
+    """The port's own output on a case (its forward's last layer), or None where it gives none, or where it
+    is no probability (a port whose model returns logits: its sigmoid is inside its loss)."""
+    if ctx.reference.takes_logits():
+        return None
     try:
         out = ctx.port.forward(case.params, case.x)
     except (PortFailure, PortError, AttributeError):  # evidence for a cause only

@@ -26,7 +26,7 @@ PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
 # RunConfig fields that concern only the port (or how it is judged), never the reference's numbers: not
 # part of the reference cache's key.
 PORT_SIDE = frozenset(
-    {"backend", "fault", "port_cmd", "port_timeout", "require", "rename", "loss_input", "cache", "tolerances"}
+    {"backend", "fault", "port_cmd", "port_timeout", "require", "rename", "loss_input", "layers", "cache", "tolerances"}
 )
 # Checks of a free run (the port trained on its own, judged against the envelope or its shadow, and the
 # end-to-end accuracy of independent runs): the only checks an earlier stage's divergence can reach.

@@ -22,12 +22,20 @@ def run(ctx: Context) -> StageResult:
         # A model that returns logits has no output sigmoid: its loss applies it (the loss stage compares
         # that), so the forward is compared up to the logits.
         ref.pop(last)
+    outputs_only = ctx.cfg.layers == "output"
+    if outputs_only:
+        # `[port] layers = "output"`: the port's forward as written, its model's output alone; the layers
+        # before it are not localized.
+        last = list(ref)[-1]
+        ref = {last: ref[last]}
     tol = ctx.tol("forward")
     names = compare_names(NAMES_CHECK, "layer", list(ref), list(got))
     checks = [names] + [compare(layer, ref[layer], got[layer], tol) for layer in ref if layer in got]
     first = next((c for c in checks[1:] if not c.passed), None)
+    unlocalized = 'the port reports its model\'s output only ([port] layers = "output")' if outputs_only else ""
     if first is None:
-        return result("forward", checks, names.reason, samples=len(x), first_divergent_layer=None)
+        hint = "; ".join(h for h in (names.reason, unlocalized) if h)
+        return result("forward", checks, hint, samples=len(x), first_divergent_layer=None)
     layer = first.name
     if ctx.reference.linear_chain:
         causes = diagnose(params, x, got, layer, tol)
@@ -45,6 +53,8 @@ def run(ctx: Context) -> StageResult:
             f"first divergent layer: {layer}{kind}, every earlier layer within tolerance; no candidate cause "
             f"reproduces it ({seen})"
         )
+    if outputs_only:
+        hint = f"{hint} ({unlocalized}: an earlier layer may be where it starts)"
     if not names.passed:
         hint = f"{names.reason}; {hint}"
     return result(

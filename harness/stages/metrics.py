@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.stats import binom, binomtest
 from scipy.stats import t as student_t
@@ -69,11 +71,37 @@ def end_to_end_verdict(gap_pp: float, b: int, c: int, predictions: int, spread_p
     return ("inconclusive" if gap_rows <= noise else "fail"), allowed
 
 
+def port_metric(ctx: Context) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The port's metric as a function of probabilities. A port whose model returns logits (`[port]
+    loss_input = "logits"`) takes its outputs: the logit of each probability, which keeps every row on
+    its side of the threshold (p > 0.5 exactly when the logit is > 0)."""
+    if not ctx.reference.takes_logits():
+        return ctx.port.accuracy
+    return lambda probs, y: ctx.port.accuracy(logits_of(probs), y)
+
+
+def logits_of(probs: np.ndarray) -> np.ndarray:
+    """float32 logits of probabilities, clipped to +-100 where p is 0 or 1 (the sigmoid of either rounds
+    back to p in float32)."""
+    p = np.asarray(probs, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        z = np.log(p) - np.log1p(-p)
+    return np.clip(z, -100.0, 100.0).astype(np.float32)
+
+
+def probabilities_of(ctx: Context, outputs: np.ndarray) -> np.ndarray:
+    """A logits port's predictions as float32 probabilities (the sigmoid the reference's model applies)."""
+    if not ctx.reference.takes_logits():
+        return outputs
+    z = np.asarray(outputs, dtype=np.float32)
+    return (1 / (1 + np.exp(-z.astype(np.float64)))).astype(np.float32)
+
+
 def _measured_threshold(ctx: Context) -> float | None:
     """The port's decision threshold from its metric on a probe (harness/diagnosis/metrics.py); None when
     the port's metric rejects the probe: it is evidence for a cause only, never a verdict of its own."""
     try:
-        return probe_threshold(ctx.port.accuracy, ctx.cfg.threshold)
+        return probe_threshold(port_metric(ctx), ctx.cfg.threshold)
     except (PortFailure, PortError):
         return None
 
@@ -85,7 +113,7 @@ def same_predictions(
     port's number, the check, the hint's parts and the causes that reproduce the port's number."""
     cfg, p = ctx.cfg, ctx.prepared
     y, ref = p.y_test, ctx.reference
-    port_acc = ctx.port.accuracy(ref_probs, y)
+    port_acc = port_metric(ctx)(ref_probs, y)
     checks = [
         compare(
             "same_predictions.accuracy", np.float64(ref_acc), np.float64(port_acc), ctx.tol("metrics.same_predictions")
@@ -178,7 +206,7 @@ def _end_to_end(
         pp, pa = ctx.port.evaluate(own["final"], x, y)
         accs_port.append(pa)
         ref_right = ref.correct(ref_probs_by_seed[seed], y)
-        port_right = ref.correct(np.asarray(pp), y)
+        port_right = ref.correct(probabilities_of(ctx, np.asarray(pp)), y)
         flips.append(int((ref_right != port_right).sum()))
         pvals.append(mcnemar_p(ref_right, port_right))
         b, c = discordant(ref_right, port_right)

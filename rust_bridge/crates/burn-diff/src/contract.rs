@@ -274,7 +274,7 @@ pub trait Port: Send + Sync {
 }
 
 /// The default answer of a [`Port`] method the port does not implement.
-fn unsupported<T>(method: &str) -> Result<T> {
+pub(crate) fn unsupported<T>(method: &str) -> Result<T> {
     Err(PortError::Unsupported(format!(
         "{method} is not implemented by this port"
     )))

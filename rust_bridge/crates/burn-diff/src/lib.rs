@@ -17,6 +17,8 @@ pub mod backend;
 pub mod contract;
 pub mod error;
 pub mod layout;
+#[cfg(feature = "learner")]
+pub mod learner;
 pub mod optim;
 pub mod prep;
 pub mod protocol;

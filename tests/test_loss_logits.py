@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.config import BUNDLED_DATA, RunConfig, load_port_loss_input
+from harness.config import BUNDLED_DATA, RunConfig, load_port_layers, load_port_loss_input
 from harness.errors import HarnessError
 from harness.pipeline import run_with
 from harness.stages.base import FAIL, PASS, Context
@@ -82,3 +82,55 @@ def test_a_logits_model_is_compared_up_to_its_logits() -> None:
         assert res.status == status, res.hint
         if status == FAIL:
             assert "the port has no layer 'sigmoid'" in res.hint, res.hint
+
+
+def _stage(stage: str, *proxy_args: str, **cfg: object):
+    cmd = shlex.join([sys.executable, str(PROXY), *proxy_args])
+    ctx = Context(RunConfig(**{"data": BUNDLED_DATA, "port_cmd": cmd, **cfg}))
+    try:
+        [res] = run_with(ctx, [stage]).results
+    finally:
+        ctx.close()
+    return res
+
+
+def test_a_forward_reported_as_written_is_compared_on_its_output() -> None:
+    """`[port] layers = "output"`: the port's forward reports its model's output alone (no second pass to
+    expose layers); it is compared there, and a wrong layer before it still fails there."""
+    burn()
+    logits = ("--loss-on", "with-logits", "--output-only")
+    res = _stage("forward", *logits, loss_input="logits", layers="output")
+    assert res.status == PASS, res.hint
+    assert [c.name for c in res.checks] == ["layer names", "fc3"]
+    # Negative control: the ReLU after fc2 left out; only the output shows it, and the hint says the layers
+    # before it were not reported.
+    res = _stage("forward", *logits, "--fault", "missing-relu", loss_input="logits", layers="output")
+    assert res.status == FAIL and res.metrics["first_divergent_layer"] == "fc3", res.hint
+    assert 'reports its model\'s output only ([port] layers = "output")' in res.hint
+    # Control: without the declaration the missing layers are a divergence of their own.
+    res = _stage("forward", *logits, loss_input="logits")
+    assert res.status == FAIL and "the port has no layer 'fc1'" in res.hint, res.hint
+
+
+def test_layers_is_checked(tmp_path: Path) -> None:
+    toml = tmp_path / "harness.toml"
+    toml.write_text('[port]\nlayers = "output"\n')
+    assert load_port_layers(file=toml) == "output"
+    toml.write_text('[port]\nlayers = "last"\n')
+    with pytest.raises(HarnessError, match="layers must be one of all, output, got 'last'"):
+        load_port_layers(file=toml)
+
+
+def test_a_logits_ports_metric_reads_logits() -> None:
+    """The metric stage gives a logits port's metric logits (the logit of each probability, on the same side
+    of the threshold), and reads its predictions as logits. A port that thresholds its logits passes; one
+    that counts p > 0.7 is named from the probe, through the logits."""
+    burn()
+    logits = ("--loss-on", "with-logits")
+    res = _stage("metrics", *logits, "--epochs", "2", loss_input="logits", epochs=2, seeds=1)
+    assert res.status == PASS, res.hint
+    res = _stage(
+        "metrics", *logits, "--epochs", "2", "--fault", "threshold-0.7", loss_input="logits", epochs=2, seeds=1
+    )
+    assert res.status == FAIL and res.diagnosis[0]["cause"] == "metrics.threshold", res.hint
+    assert res.diagnosis[0]["description"].startswith("a decision threshold of 0.7 instead of 0.5"), res.diagnosis[0]

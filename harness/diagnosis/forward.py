@@ -96,7 +96,8 @@ def candidates(
     params: Params, x: np.ndarray, got: dict[str, np.ndarray], layer: str, tol: Tolerance
 ) -> list[Candidate]:
     names = [n for pair in layer_names(params) for n in pair]
-    judged = names[names.index(layer) :]
+    # The layers the port reports (a logits model has no sigmoid; `[port] layers = "output"` only the last).
+    judged = [n for n in names[names.index(layer) :] if n in got]
 
     def err(**change: dict) -> float:
         rep = replay(params, x, **change)
@@ -215,5 +216,6 @@ def candidates(
 
 def diagnose(params: Params, x: np.ndarray, got: dict[str, np.ndarray], layer: str, tol: Tolerance) -> list[Cause]:
     names = [n for pair in layer_names(params) for n in pair]
-    judged = names[names.index(layer) :]
+    # The layers the port reports (a logits model has no sigmoid; `[port] layers = "output"` only the last).
+    judged = [n for n in names[names.index(layer) :] if n in got]
     return explain(candidates(params, x, got, layer, tol), f"{len(x)} samples, layers {', '.join(judged)}")

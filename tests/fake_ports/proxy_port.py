@@ -91,9 +91,11 @@ class Proxy:
         own: dict[str, str] | None = None,
         no_bias: tuple[str, ...] = (),
         loss_on: str = "",
+        output_only: bool = False,
     ) -> None:
         from harness import _burn
 
+        self.output_only = output_only
         self.own = own or {}
         self.loss_on = loss_on
         self.no_bias = {f"{layer}.bias" for layer in no_bias}
@@ -178,6 +180,8 @@ class Proxy:
             acts = self._send(p.forward(self._receive(t, "params"), need("x")))
             if self.loss_on == "with-logits":  # a model that returns logits has no output sigmoid
                 acts.pop("sigmoid", None)
+            if self.output_only:  # the model's forward as written: its output alone
+                acts = dict(list(acts.items())[-1:])
             return {"layers": list(acts)}, naming.flatten("act", acts)
         if method == "loss":
             value, grad = self.loss(need("p"), need("y"))
@@ -200,9 +204,15 @@ class Proxy:
             return self.train(args, t, rid, need)
         if method == "evaluate":
             probs, acc = p.evaluate(self._receive(t, "params"), need("x"), need("y"))
+            if self.loss_on == "with-logits":  # a logits model predicts logits
+                probs = dict(p.forward(self._receive(t, "params"), need("x")))["fc3"]
             return {"accuracy": float(acc)}, {"probs": probs}
         if method == "accuracy":
-            return {"accuracy": float(p.accuracy(need("probs"), need("y")))}, {}
+            outputs = need("probs")
+            if self.loss_on == "with-logits":  # its metric reads logits: the sigmoid first
+                with np.errstate(over="ignore"):
+                    outputs = (1 / (1 + np.exp(-outputs.astype(np.float64)))).astype(np.float32)
+            return {"accuracy": float(p.accuracy(outputs, need("y")))}, {}
         raise Rejected("unsupported", f"unknown method '{method}'")
 
     def loss(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -282,13 +292,22 @@ def main() -> int:
     ap.add_argument("--own-names", default="", help="comma list REF=OWN of the model's own module names")
     ap.add_argument("--no-bias", default="", help="comma list of layers (reference names) without a bias")
     ap.add_argument("--loss-on", default="", choices=["", "with-logits", "sigmoid"], help="loss on logits")
+    ap.add_argument("--output-only", action="store_true", help="forward reports the model's output alone")
     a = ap.parse_args()
     without = tuple(m for m in a.without.split(",") if m)
     own = dict(pair.split("=", 1) for pair in a.own_names.split(",") if pair)
     no_bias = tuple(m for m in a.no_bias.split(",") if m)
     try:
         proxy = Proxy(
-            a.backend, a.fault, a.epochs, without, listed=not a.unlisted, own=own, no_bias=no_bias, loss_on=a.loss_on
+            a.backend,
+            a.fault,
+            a.epochs,
+            without,
+            listed=not a.unlisted,
+            own=own,
+            no_bias=no_bias,
+            loss_on=a.loss_on,
+            output_only=a.output_only,
         )
     except (ImportError, ValueError) as e:
         sys.stderr.write(f"proxy port: {e}\n")

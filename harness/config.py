@@ -187,22 +187,23 @@ def load_port_rename(start: Path | None = None, file: Path | None = None) -> tup
     return tuple(rules.items())
 
 
-def load_port_loss_input(start: Path | None = None, file: Path | None = None) -> str:
-    """`[port] loss_input` from ./harness.toml (or `file`): "probabilities" (the default) or "logits"."""
+def _port_choice(key: str, choices: tuple[str, ...], start: Path | None, file: Path | None) -> str:
+    """`[port] <key>` from ./harness.toml (or `file`), one of `choices`; the first when absent."""
     path = file if file is not None else (start or Path.cwd()) / "harness.toml"
-    value = _port_table(path).get("loss_input", LOSS_INPUTS[0])
-    if value not in LOSS_INPUTS:
-        raise HarnessError(f"{path}: [port] loss_input must be one of {', '.join(LOSS_INPUTS)}, got {value!r}")
+    value = _port_table(path).get(key, choices[0])
+    if value not in choices:
+        raise HarnessError(f"{path}: [port] {key} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def load_port_loss_input(start: Path | None = None, file: Path | None = None) -> str:
+    """`[port] loss_input`: "probabilities" (the default) or "logits"."""
+    return _port_choice("loss_input", LOSS_INPUTS, start, file)
 
 
 def load_port_layers(start: Path | None = None, file: Path | None = None) -> str:
-    """`[port] layers` from ./harness.toml (or `file`): "all" (the default) or "output"."""
-    path = file if file is not None else (start or Path.cwd()) / "harness.toml"
-    value = _port_table(path).get("layers", LAYERS[0])
-    if value not in LAYERS:
-        raise HarnessError(f"{path}: [port] layers must be one of {', '.join(LAYERS)}, got {value!r}")
-    return value
+    """`[port] layers`: "all" (the default) or "output"."""
+    return _port_choice("layers", LAYERS, start, file)
 
 
 def load_port_settings(start: Path | None = None, file: Path | None = None) -> tuple[str | None, float | None]:

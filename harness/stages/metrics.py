@@ -81,8 +81,8 @@ def port_metric(ctx: Context) -> Callable[[np.ndarray, np.ndarray], float]:
 
 
 def logits_of(probs: np.ndarray) -> np.ndarray:
-    """float32 logits of probabilities, clipped to +-100 where p is 0 or 1 (the sigmoid of either rounds
-    back to p in float32)."""
+    """float32 logits of probabilities, +-100 where p is 0 or 1 (a metric reads which side of its
+    threshold a logit lies on, and the logit is monotone in p)."""
     p = np.asarray(probs, dtype=np.float64)
     with np.errstate(divide="ignore"):
         z = np.log(p) - np.log1p(-p)

@@ -69,6 +69,26 @@ def test_a_required_stage_the_port_lacks_fails(faithful_run) -> None:
     assert report.exit_code == 1
 
 
+def test_a_loop_that_takes_no_injected_order_skips_lockstep_and_is_judged_free(faithful_run) -> None:
+    """A port whose training builds its own model and DataLoader answers `unsupported` when sent an
+    initialization or a batch order: the lockstep train stage is SKIP with its reason, and the metric
+    stage's independent runs (the port's own init and shuffling) still judge it; required, it FAILs."""
+    burn()
+    for require, status, code in (((), SKIP, 0), (("train",), FAIL, 1)):
+        ctx = Context(RunConfig(data=BUNDLED_DATA, port_cmd=proxy("--own-loop"), require=require))
+        share_reference(faithful_run[0], ctx)
+        try:
+            report = run_with(ctx, ["train", "metrics"])
+        finally:
+            ctx.close()
+        train, metrics = report.results
+        assert train.status == status, train.hint
+        assert "the training loop builds its own model and DataLoader" in train.hint, train.hint
+        assert metrics.status == PASS, metrics.hint
+        assert metrics.metrics["end_to_end"]["verdict"] == "pass", metrics.metrics["end_to_end"]
+        assert report.exit_code == code
+
+
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=600, cwd=cwd

@@ -92,10 +92,12 @@ class Proxy:
         no_bias: tuple[str, ...] = (),
         loss_on: str = "",
         output_only: bool = False,
+        own_loop: bool = False,
     ) -> None:
         from harness import _burn
 
         self.output_only = output_only
+        self.own_loop = own_loop
         self.own = own or {}
         self.loss_on = loss_on
         self.no_bias = {f"{layer}.bias" for layer in no_bias}
@@ -233,6 +235,8 @@ class Proxy:
         def progress(epoch: int, loss: float) -> None:
             _write({"id": rid, "event": "progress", "epoch": epoch, "loss": loss})
 
+        if self.own_loop and (args["has_init"] or args["has_orders"]):
+            raise Rejected("unsupported", "the training loop builds its own model and DataLoader")
         out = dict(
             self.port.train(
                 need("x"),
@@ -293,6 +297,7 @@ def main() -> int:
     ap.add_argument("--no-bias", default="", help="comma list of layers (reference names) without a bias")
     ap.add_argument("--loss-on", default="", choices=["", "with-logits", "sigmoid"], help="loss on logits")
     ap.add_argument("--output-only", action="store_true", help="forward reports the model's output alone")
+    ap.add_argument("--own-loop", action="store_true", help="train takes no injected init or batch order")
     a = ap.parse_args()
     without = tuple(m for m in a.without.split(",") if m)
     own = dict(pair.split("=", 1) for pair in a.own_names.split(",") if pair)
@@ -308,6 +313,7 @@ def main() -> int:
             no_bias=no_bias,
             loss_on=a.loss_on,
             output_only=a.output_only,
+            own_loop=a.own_loop,
         )
     except (ImportError, ValueError) as e:
         sys.stderr.write(f"proxy port: {e}\n")

@@ -26,9 +26,7 @@ from harness.config import (
     PORT_TIMEOUT_S,
     RunConfig,
     load_model_settings,
-    load_port_layers,
-    load_port_loss_input,
-    load_port_rename,
+    load_port_declarations,
     load_port_required,
     load_port_settings,
     load_tolerance_overrides,
@@ -390,9 +388,7 @@ def _diff(
             if require is not None
             else load_port_required(STAGE_NAMES, file=config_path)
         )
-        rename = load_port_rename(file=config_path)
-        loss_input = load_port_loss_input(file=config_path)
-        layers = load_port_layers(file=config_path)
+        declared = load_port_declarations(file=config_path)
     except HarnessError as e:
         fail(str(e))
     cfg = RunConfig(
@@ -403,10 +399,8 @@ def _diff(
         port_cmd=cmd,
         port_timeout=timeout,
         require=required,
-        rename=rename,
-        loss_input=loss_input,
-        layers=layers,
         cache=use_cache,
+        **declared,
         **settings,
     )
     if not cfg.port_cmd and cfg.reference:
@@ -604,9 +598,7 @@ def faults_check(
     _readable_data(settings["data"], settings["label"], settings.get("task", "binary"))
     try:
         tolerances = load_tolerance_overrides(file=config)
-        rename = load_port_rename(file=config)
-        loss_input = load_port_loss_input(file=config)
-        layers = load_port_layers(file=config)
+        declared = load_port_declarations(file=config)
     except HarnessError as e:
         fail(str(e))
     cfg = RunConfig(
@@ -614,9 +606,7 @@ def faults_check(
         tolerances=tolerances,
         port_cmd=cmd,
         port_timeout=timeout or PORT_TIMEOUT_S,
-        rename=rename,
-        loss_input=loss_input,
-        layers=layers,
+        **declared,
         **settings,
     )
     if cfg.reference and not cmd:

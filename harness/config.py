@@ -206,6 +206,16 @@ def load_port_layers(start: Path | None = None, file: Path | None = None) -> str
     return _port_choice("layers", LAYERS, start, file)
 
 
+def load_port_declarations(start: Path | None = None, file: Path | None = None) -> dict[str, Any]:
+    """What ./harness.toml (or `file`) declares about the port beyond its command, as RunConfig fields:
+    `rename`, `loss_input`, `layers`."""
+    return {
+        "rename": load_port_rename(start, file),
+        "loss_input": load_port_loss_input(start, file),
+        "layers": load_port_layers(start, file),
+    }
+
+
 def load_port_settings(start: Path | None = None, file: Path | None = None) -> tuple[str | None, float | None]:
     """`[port] cmd = "..."` and `[port] timeout_s = N` from ./harness.toml (or `file`); (None, None) when
     absent. In a config file given by path, a relative program path is relative to that file."""
@@ -365,8 +375,6 @@ def load_run_config(path: Path, stage_names: list[str], **overrides: Any) -> Run
         "port_cmd": cmd,
         "port_timeout": timeout or PORT_TIMEOUT_S,
         "require": load_port_required(stage_names, file=path),
-        "rename": load_port_rename(file=path),
-        "loss_input": load_port_loss_input(file=path),
-        "layers": load_port_layers(file=path),
+        **load_port_declarations(file=path),
     }
     return RunConfig(**{**fields, **overrides})

@@ -1,5 +1,7 @@
 """Diffs as pytest tests: `pytest --harness-config path/to/harness.toml` collects one test per stage of
-each configured model and seed (`--harness-seeds 0,1,2`), named `harness[<config>-seed<N>]::<stage>`.
+each configured model, seed (`--harness-seeds 0,1,2`) and backend (`--harness-backends flex,ndarray`),
+named `harness[<config>-seed<N>-<backend>]::<stage>`. A backend goes to the harness's own port as
+`backend`, and to a port command as ` --backend NAME` appended (as `faults check` appends `--fault`).
 
 A stage that passes is a pass, SKIP is a skip with its reason, FAIL and ERROR fail with the stage's
 first failing check, its hint (the named cause) and the path of the run's JSON and HTML reports, which
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 
-_RUNS: dict[tuple[str, int], Any] = {}
+_RUNS: dict[tuple[str, int, str], Any] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,6 +32,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a harness.toml whose diff is collected as one test per stage (repeatable)",
     )
     group.addoption("--harness-seeds", default="", metavar="N,...", help="seeds to run (default: the config's)")
+    group.addoption(
+        "--harness-backends", default="", metavar="NAME,...", help="Burn backends to run (default: the config's)"
+    )
     group.addoption("--harness-reports", default="", metavar="DIR", help="where each run's JSON and HTML go")
 
 
@@ -40,33 +45,41 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     from harness.stages import STAGE_NAMES
 
     seeds = [int(s) for s in str(config.getoption("harness_seeds")).split(",") if s.strip()] or [None]
+    backends = [b.strip() for b in str(config.getoption("harness_backends")).split(",") if b.strip()] or [None]
     for path in paths:
         for seed in seeds:
-            name = _run_name(path, seed)
-            run = HarnessRun.from_parent(session, name=name, nodeid=name, toml=Path(path), seed=seed)
-            items.extend(
-                HarnessStage.from_parent(run, name=stage, nodeid=f"{name}::{stage}", stage=stage)
-                for stage in STAGE_NAMES
-            )
+            for backend in backends:
+                name = _run_name(path, seed, backend)
+                run = HarnessRun.from_parent(
+                    session, name=name, nodeid=name, toml=Path(path), seed=seed, backend=backend
+                )
+                items.extend(
+                    HarnessStage.from_parent(run, name=stage, nodeid=f"{name}::{stage}", stage=stage)
+                    for stage in STAGE_NAMES
+                )
 
 
-def _run_name(path: str, seed: int | None) -> str:
-    return f"harness[{Path(path).parent.name or Path(path).stem}" + ("" if seed is None else f"-seed{seed}") + "]"
+def _run_name(path: str, seed: int | None, backend: str | None = None) -> str:
+    parts = [Path(path).parent.name or Path(path).stem]
+    parts += [] if seed is None else [f"seed{seed}"]
+    parts += [] if backend is None else [backend]
+    return f"harness[{'-'.join(parts)}]"
 
 
 class HarnessRun(pytest.Collector):
     """One configured model at one seed: its `diff all`, computed on first use in this process."""
 
-    def __init__(self, *, toml: Path, seed: int | None, **kw: Any) -> None:
+    def __init__(self, *, toml: Path, seed: int | None, backend: str | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.config_path = toml.resolve()
         self.seed = seed
+        self.backend = backend
 
     def collect(self) -> list[pytest.Item]:  # items are added by pytest_collection_modifyitems
         return []
 
     def report(self) -> Any:
-        key = (str(self.config_path), -1 if self.seed is None else self.seed)
+        key = (str(self.config_path), -1 if self.seed is None else self.seed, self.backend or "")
         if key not in _RUNS:
             _RUNS[key] = self._run()
         return _RUNS[key]
@@ -86,6 +99,9 @@ class HarnessRun(pytest.Collector):
             cfg = load_run_config(self.config_path, STAGE_NAMES, **overrides)
         except HarnessError as e:
             return e
+        if self.backend is not None:
+            cmd = f"{cfg.port_cmd} --backend {self.backend}" if cfg.port_cmd else None
+            cfg = cfg.with_(backend=self.backend, port_cmd=cmd)
         report = run(cfg)
         out = self.config.getoption("harness_reports")
         if not out:

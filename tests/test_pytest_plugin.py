@@ -15,7 +15,7 @@ import pytest
 
 from harness.config import BUNDLED_DATA
 from harness.stages import STAGE_NAMES
-from tests.needs import burn
+from tests.needs import backend, burn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,3 +68,32 @@ def test_a_failing_stage_fails_with_its_line(tmp_path: Path) -> None:
 def test_without_the_option_nothing_is_collected(tmp_path: Path) -> None:
     r = _pytest(tmp_path, "--collect-only", "-q")
     assert "harness[" not in r.stdout and r.returncode == 5, r.stdout
+
+
+def test_backends_multiply_the_tests(tmp_path: Path) -> None:
+    toml = _config(tmp_path)
+    r = _pytest(
+        tmp_path,
+        "--harness-config",
+        str(toml),
+        "--harness-seeds",
+        "0,1",
+        "--harness-backends",
+        "flex,ndarray",
+        "--collect-only",
+        "-q",
+    )
+    runs = set(re.findall(r"harness\[([\w-]+)\]::config", r.stdout))
+    assert runs == {"model-seed0-flex", "model-seed0-ndarray", "model-seed1-flex", "model-seed1-ndarray"}, r.stdout
+
+
+@pytest.mark.slow
+def test_a_backend_reaches_the_port(tmp_path: Path) -> None:
+    burn()
+    backend("ndarray")
+    toml = _config(tmp_path)
+    out = tmp_path / "out"
+    r = _pytest(tmp_path, "--harness-config", str(toml), "--harness-backends", "ndarray", "--harness-reports", str(out))
+    assert r.returncode == 0, r.stdout[-3000:]
+    report = (out / "harness-model-ndarray.json").read_text()
+    assert '"backend": "ndarray"' in report, report[:2000]

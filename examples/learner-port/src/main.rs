@@ -17,7 +17,7 @@ mod training;
 use std::path::Path;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: learner-port [--fault NAME[,NAME...]|all] [--list-faults] train DATA.csv LABEL [DIR] | serve";
+const USAGE: &str = "usage: learner-port [--fault NAME[,NAME...]|all] [--backend flex] [--list-faults] train DATA.csv LABEL [DIR] | serve";
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +33,16 @@ fn main() -> ExitCode {
         }
         faults = args.remove(i + 1);
         args.remove(i);
+    }
+    // The harness's backend axis appends `--backend NAME`; this port runs on Flex, the backend its
+    // Learner gets.
+    if let Some(i) = args.iter().position(|a| a == "--backend") {
+        let backend = args.get(i + 1).cloned().unwrap_or_default();
+        if backend != "flex" {
+            eprintln!("learner-port: runs on the flex backend only, not '{backend}'");
+            return ExitCode::from(2);
+        }
+        args.drain(i..i + 2);
     }
     if let Err(e) = bugs::switch_on(&faults) {
         eprintln!("learner-port: {e}");

@@ -526,6 +526,52 @@ def _register_diff_commands() -> None:
 _register_diff_commands()
 
 
+@app.command()
+def watch(
+    config: ConfigOpt = None,
+    port_cmd: Annotated[str | None, typer.Option("--port-cmd", help="the port command (default: [port] cmd)")] = None,
+    build: Annotated[str | None, typer.Option("--build", help="the build command (default: [port] build)")] = None,
+    interval: Annotated[float, typer.Option("--interval", min=0.1, help="seconds between looks for changes")] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="build and diff once, exit with the diff's code")] = False,
+) -> None:
+    """Rebuild the port and re-run the stages that failed, whenever a file it is built from changes
+    (`[port] build` and `[port] watch` in harness.toml); the reference side comes from the cache."""
+    from harness.config import load_port_build, load_run_config
+    from harness.pipeline import run
+    from harness.report.terminal import print_report
+    from harness.stages import STAGE_NAMES
+    from harness.stages.base import ERROR, FAIL
+    from harness.watch import Build, loop
+
+    path = config if config is not None else Path("harness.toml")
+    if not path.is_file():
+        fail(f"watch needs a harness.toml: '{path}' not found (--config PATH)")
+    try:
+        build_cmd, paths = load_port_build(path)
+    except HarnessError as e:
+        fail(str(e))
+    build_cmd = build if build is not None else build_cmd
+    builder = Build(build_cmd, path.resolve().parent) if build_cmd else None
+    overrides: dict[str, Any] = {"cache": True, **({"port_cmd": port_cmd} if port_cmd else {})}
+
+    def diff(stages: list[str] | None) -> tuple[int, list[str]]:
+        try:  # read again each cycle: the file may have changed too
+            cfg = load_run_config(path, STAGE_NAMES, **overrides)
+        except HarnessError as e:
+            console.print(f"[red]{e}[/]")
+            return 2, []
+        with progress.live(console):
+            report = run(cfg, stages)
+        print_report(report, console)
+        return report.exit_code, [r.stage for r in report.results if r.status in (FAIL, ERROR)]
+
+    try:
+        code = loop(builder, paths, diff, console.print, interval, 1 if once else None)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
 @cache_app.command("info")
 def cache_info() -> None:
     """Where the cache is, how many keys and entries it holds, and its size."""

@@ -136,7 +136,7 @@ def load_tolerance_overrides(start: Path | None = None, file: Path | None = None
     return {}
 
 
-PORT_KEYS = ("cmd", "timeout_s", "require", "rename", "loss_input", "layers")
+PORT_KEYS = ("cmd", "timeout_s", "require", "rename", "loss_input", "layers", "build", "watch")
 LOSS_INPUTS = ("probabilities", "logits")
 LAYERS = ("all", "output")
 
@@ -214,6 +214,25 @@ def load_port_declarations(start: Path | None = None, file: Path | None = None) 
         "loss_input": load_port_loss_input(start, file),
         "layers": load_port_layers(start, file),
     }
+
+
+def load_port_build(file: Path) -> tuple[str | None, list[Path]]:
+    """`[port] build` (the command that rebuilds the port, run in the file's directory; None when absent)
+    and `[port] watch` (files and directories whose changes start a rebuild, relative to the file; the
+    file's directory by default), for `harness watch`."""
+    port = _port_table(file)
+    base = file.resolve().parent
+    build = port.get("build")
+    if build is not None and (not isinstance(build, str) or not build.strip()):
+        raise HarnessError(f"{file}: [port] build must be a non-empty command")
+    watch = port.get("watch", ["."])
+    if not isinstance(watch, list) or not all(isinstance(w, str) and w for w in watch):
+        raise HarnessError(f"{file}: [port] watch must be a list of paths")
+    paths = [(base / w).resolve() for w in watch]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise HarnessError(f"{file}: [port] watch: '{missing[0]}' does not exist")
+    return build, paths
 
 
 def load_port_settings(start: Path | None = None, file: Path | None = None) -> tuple[str | None, float | None]:

@@ -435,7 +435,115 @@ pub fn loss_and_grad(
 
 #[cfg(test)]
 mod tests {
-    use super::own_orders;
+    use burn::data::dataloader::batcher::Batcher;
+    use burn::module::Module;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::AdamConfig;
+    use burn::tensor::{Device, Tensor, TensorData};
+    use burn::train::{RegressionOutput, TrainOutput, TrainStep};
+
+    use super::{own_orders, Lockstep};
+    use crate::contract::TrainRequest;
+    use crate::tensor::Matrix;
+
+    /// A port's model as burn-train wants it: a Linear regression with its own TrainStep.
+    #[derive(Module, Debug)]
+    struct Tiny {
+        fc: Linear,
+    }
+
+    #[derive(Clone, Debug)]
+    struct Row(Vec<f32>, f32);
+
+    struct Rows;
+
+    impl Batcher<Row, (Tensor<2>, Tensor<2>)> for Rows {
+        fn batch(&self, items: Vec<Row>, device: &Device) -> (Tensor<2>, Tensor<2>) {
+            let (n, d) = (items.len(), items[0].0.len());
+            let x: Vec<f32> = items.iter().flat_map(|r| r.0.clone()).collect();
+            let y: Vec<f32> = items.iter().map(|r| r.1).collect();
+            (
+                Tensor::from_data(TensorData::new(x, [n, d]), device),
+                Tensor::from_data(TensorData::new(y, [n, 1]), device),
+            )
+        }
+    }
+
+    impl TrainStep for Tiny {
+        type Input = (Tensor<2>, Tensor<2>);
+        type Output = RegressionOutput;
+
+        fn step(&self, (x, y): (Tensor<2>, Tensor<2>)) -> TrainOutput<RegressionOutput> {
+            let out = self.fc.forward(x);
+            let loss = (out.clone() - y.clone()).powi_scalar(2).mean();
+            TrainOutput::new(self, loss.backward(), RegressionOutput::new(loss, out, y))
+        }
+    }
+
+    fn lockstep() -> Lockstep<Tiny, Row, Rows> {
+        Lockstep {
+            model: Box::new(|d, device| Tiny {
+                fc: LinearConfig::new(d, 1).init(device),
+            }),
+            item: Box::new(|x, y| Row(x.to_vec(), y)),
+            batcher: Rows,
+            optimizer: Box::new(|| AdamConfig::new().with_epsilon(1e-8).init()),
+            lr: Box::new(|| 1e-2.into()),
+            batch_size: 4,
+            loss: Box::new(|out: &RegressionOutput| out.loss.clone()),
+        }
+    }
+
+    fn data(n: usize, d: usize) -> (Matrix, Vec<f32>) {
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0)
+            .collect();
+        let y = (0..n).map(|i| (i % 3) as f32 - 1.0).collect();
+        (Matrix::new(x, n, d).unwrap(), y)
+    }
+
+    #[test]
+    fn training_takes_the_order_and_init_and_records_what_its_own_steps_give() {
+        let (device, lock) = (Device::flex(), lockstep());
+        let (x, y) = data(10, 3);
+        let init = super::torch_params(&(lock.model)(3, &device)).unwrap();
+        let orders = vec![vec![9, 1, 5, 3, 0, 2, 8, 4, 6, 7], (0..10).rev().collect()];
+        let req = TrainRequest {
+            x: x.clone(),
+            y: y.clone(),
+            init: Some(init.clone()),
+            orders: Some(orders.clone()),
+            epochs: 2,
+            seed: 0,
+            record_steps: 2,
+            dropout: false,
+        };
+        let mut epochs = Vec::new();
+        let trace = lock
+            .train(req, &mut |e, _| epochs.push(e), &device)
+            .unwrap();
+        assert_eq!(trace.orders, orders);
+        assert_eq!(trace.init, init);
+        assert_eq!(epochs, vec![1, 2]);
+        // 10 rows in batches of 4: 3 steps an epoch, the last of 2 rows.
+        assert_eq!(trace.step_loss.len(), 6);
+        assert_eq!(trace.step_grads.len(), 2);
+        // The first step is the port's backward on the order's first 4 rows, from the init...
+        let rows = &orders[0][..4];
+        let first = Matrix::new(x.rows(rows), 4, 3).unwrap();
+        let ys: Vec<f32> = rows.iter().map(|&i| y[i]).collect();
+        let (loss, grads) = lock.backward(&init, &first, &ys, &device).unwrap();
+        assert_eq!(loss, trace.step_loss[0]);
+        assert_eq!(grads, trace.step_grads[0]);
+        // ... and its update is one optimizer step from those gradients, with a fresh optimizer.
+        let (params, state) = lock.optimizer_step(&init, &grads, None, &device).unwrap();
+        assert_eq!(params, trace.step_params[0]);
+        assert_eq!(state.step, 1);
+        // Another order gives another first step: the order is the one used.
+        let other = Matrix::new(x.rows(&[0, 1, 2, 3]), 4, 3).unwrap();
+        let ys: Vec<f32> = [0, 1, 2, 3].iter().map(|&i| y[i]).collect();
+        assert_ne!(lock.backward(&init, &other, &ys, &device).unwrap().1, grads);
+    }
 
     #[test]
     fn own_orders_are_permutations_that_change_with_the_seed_and_the_epoch() {

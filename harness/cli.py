@@ -126,15 +126,18 @@ def _safe_output(path: Path, head: str, *legacy: str) -> None:
         fail(str(e))
 
 
-def _runnable(cmd: str) -> None:
-    """Before any work: the port command names a program that exists (the stages would otherwise each
-    fail on it after the reference's share of the work)."""
+def _runnable(cmd: str, what: str = "port command", cwd: Path | None = None) -> None:
+    """Before any work: the command names a program that exists (the stages would otherwise each fail on
+    it after the reference's share of the work); a relative path is taken from `cwd` (default: here)."""
     try:
         argv = shlex.split(cmd)
     except ValueError as e:
-        fail(f"cannot parse the port command {cmd!r}: {e}")
-    if not argv or shutil.which(argv[0]) is None:
-        fail(f"port command {cmd!r}: program {argv[0] if argv else ''!r} not found or not executable")
+        fail(f"cannot parse the {what} {cmd!r}: {e}")
+    program = argv[0] if argv else ""
+    if program and "/" in program and cwd is not None:
+        program = str(cwd / program)
+    if not program or shutil.which(program) is None:
+        fail(f"{what} {cmd!r}: program {argv[0] if argv else ''!r} not found or not executable")
 
 
 def _config_file(
@@ -550,7 +553,13 @@ def watch(
         build_cmd, paths = load_port_build(path)
     except HarnessError as e:
         fail(str(e))
+    if not math.isfinite(interval):
+        fail(f"--interval must be a finite number of seconds, got {interval:g}")
     build_cmd = build if build is not None else build_cmd
+    if build_cmd:
+        _runnable(build_cmd, "build command", path.resolve().parent)
+    if port_cmd:
+        _runnable(port_cmd)
     builder = Build(build_cmd, path.resolve().parent) if build_cmd else None
     overrides: dict[str, Any] = {"cache": True, **({"port_cmd": port_cmd} if port_cmd else {})}
 

@@ -147,6 +147,8 @@ def _port_table(path: Path) -> dict[str, Any]:
         return {}
     try:
         doc: Any = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise HarnessError(f"cannot read {path}: {e}") from e
     except tomllib.TOMLDecodeError as e:
         raise HarnessError(f"cannot parse {path}: {e}") from e
     port = doc.get("port", {})

@@ -19,25 +19,6 @@ from harness.pipeline import Report, run_with
 from harness.port import available_faults
 from harness.stages.base import Context
 
-REFERENCE_ATTRS = (
-    "prepared",
-    "n_features",
-    "reference",
-    "forward_params",
-    "init",
-    "orders",
-    "steps_per_epoch",
-    "ref_trace",
-    "reference_seeds",
-    "ensemble",
-)
-
-
-def share_reference(src: Context, dst: Context) -> None:
-    for name in REFERENCE_ATTRS:
-        if name in src.__dict__:
-            dst.__dict__[name] = src.__dict__[name]
-
 
 def port_catalogue(cmd: str) -> list[dict[str, Any]]:
     """A port command's own faults: `CMD --list-faults` prints one per line, tab-separated: name, the
@@ -130,7 +111,7 @@ def detection_matrix(
             )
             ctx = Context(faulty)
             if base is not None:
-                share_reference(base, ctx)
+                ctx.adopt_reference(base)
             try:
                 report = run_with(ctx)
             finally:

@@ -24,7 +24,7 @@ from tests.needs import burn
 # Options by what a bad value is for them. Paths read or written, and names that must exist.
 INPUT_PATHS = {"--data", "--init", "--config"}
 OUTPUT_PATHS = {"--json", "--junit", "--html", "--out"}
-NAMES = {"--framework", "--backend", "--fault", "--label", "--only", "--port-cmd", "--require"}
+NAMES = {"--framework", "--backend", "--fault", "--label", "--only", "--port-cmd", "--require", "--build"}
 # A valid value for each required argument, so that the option under test is the only bad one.
 REQUIRED_ARGUMENTS = {"check": ["labels"]}
 UNKNOWN = "no-such-name-xyz"

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from harness.config import BUNDLED_DATA, RunConfig
-from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.stages.base import Context
 
@@ -123,7 +122,7 @@ def _reference() -> Context:
 
 def diagnose(step: Callable[[Params, Params, dict | None], tuple[Params, dict]]):
     ctx = Context(CFG, port=OptimizerOnlyPort(step))
-    share_reference(_reference(), ctx)
+    ctx.adopt_reference(_reference())
     return run_with(ctx, ["optimizer"]).results[0]
 
 

@@ -900,14 +900,13 @@ class _WrappedCounterPort:
 
 
 def test_train_resync_at_epoch_starts_names_a_late_component(faithful_run) -> None:
-    from harness.faults import share_reference
 
     base, report = faithful_run
     faithful_train = next(r for r in report.results if r.stage == "train")
     starts = next(c for c in faithful_train.checks if c.name == "resync.epoch_starts")
     assert starts.passed and starts.shape[0] == base.cfg.epochs - 1
     ctx = Context(base.cfg, port=_WrappedCounterPort(base.port))
-    share_reference(base, ctx)
+    ctx.adopt_reference(base)
     res = run_with(ctx, ["train"]).results[0]
     failed = [c.name for c in res.checks if not c.passed]
     assert failed == ["resync.epoch_starts"], failed

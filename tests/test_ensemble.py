@@ -10,7 +10,6 @@ import pytest
 
 from harness.config import BUNDLED_DATA, RunConfig
 from harness.data import prepare
-from harness.faults import REFERENCE_ATTRS
 from harness.pipeline import run_with
 from harness.reference import ensemble
 from harness.reference import model as ref_model
@@ -50,7 +49,7 @@ def test_worker_process_gives_the_same_numbers_as_this_process(monkeypatch: pyte
 def test_a_worker_that_fails_is_an_error_with_one_line(faithful_run, monkeypatch: pytest.MonkeyPatch) -> None:
     base, _ = faithful_run
     ctx = Context(base.cfg)
-    for name in REFERENCE_ATTRS:
+    for name in Context.REFERENCE_SIDE:
         if name != "ensemble" and name in base.__dict__:
             ctx.__dict__[name] = base.__dict__[name]
     monkeypatch.setattr(sys, "executable", "/bin/false")

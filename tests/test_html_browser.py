@@ -58,14 +58,14 @@ def reports(request: pytest.FixtureRequest) -> dict[str, Any]:
     from harness.port import IMPORT_ERROR
 
     if IMPORT_ERROR is None:
-        from harness.faults import _row, share_reference
+        from harness.faults import _row
         from harness.pipeline import run_with
         from harness.report.files import report_json
         from harness.stages.base import Context
 
         base, faithful = request.getfixturevalue("faithful_run")
         ctx = Context(base.cfg.with_(fault=FAULT))
-        share_reference(base, ctx)
+        ctx.adopt_reference(base)
         broken = run_with(ctx)
         from harness.port import available_faults
 

@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.stages.base import Context
 from harness.stages.metrics import end_to_end_verdict, seed_spread_pp
@@ -58,7 +57,7 @@ def test_faithful_independent_runs_pass_and_a_misaligned_port_fails(faithful_run
     e2e = metrics.metrics["end_to_end"]
     assert len(metrics.metrics["accuracy_ref_seeds"]) == 1 + REFERENCE_SEEDS and e2e["seed_spread_pp"] > 0
     ctx = Context(base.cfg, port=_MisalignedPort(base.port))
-    share_reference(base, ctx)
+    ctx.adopt_reference(base)
     bad = run_with(ctx, ["metrics"]).results[0]
     assert bad.status == "FAIL"
     check = next(c for c in bad.checks if c.name == "end_to_end.accuracy_gap_pp")

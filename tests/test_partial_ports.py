@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from harness.config import BUNDLED_DATA, RunConfig
-from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.stages.base import FAIL, PASS, SKIP, Context
 from tests.needs import burn
@@ -37,7 +36,7 @@ def test_an_inference_only_port_passes_and_says_what_it_skipped(faithful_run, li
     burn()
     cmd = proxy("--without", TRAINING, *([] if listed else ["--unlisted"]))
     ctx = Context(RunConfig(data=BUNDLED_DATA, port_cmd=cmd))
-    share_reference(faithful_run[0], ctx)
+    ctx.adopt_reference(faithful_run[0])
     try:
         report = run_with(ctx)
     finally:
@@ -58,7 +57,7 @@ def test_an_inference_only_port_passes_and_says_what_it_skipped(faithful_run, li
 def test_a_required_stage_the_port_lacks_fails(faithful_run) -> None:
     burn()
     ctx = Context(RunConfig(data=BUNDLED_DATA, port_cmd=proxy("--without", TRAINING), require=("train",)))
-    share_reference(faithful_run[0], ctx)
+    ctx.adopt_reference(faithful_run[0])
     try:
         report = run_with(ctx, ["optimizer", "train"])
     finally:
@@ -76,7 +75,7 @@ def test_a_loop_that_takes_no_injected_order_skips_lockstep_and_is_judged_free(f
     burn()
     for require, status, code in (((), SKIP, 0), (("train",), FAIL, 1)):
         ctx = Context(RunConfig(data=BUNDLED_DATA, port_cmd=proxy("--own-loop"), require=require))
-        share_reference(faithful_run[0], ctx)
+        ctx.adopt_reference(faithful_run[0])
         try:
             report = run_with(ctx, ["train", "metrics"])
         finally:

@@ -18,7 +18,6 @@ import pytest
 from harness.config import BUNDLED_DATA, RunConfig, load_port_rename
 from harness.diagnosis import structure
 from harness.errors import HarnessError
-from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.rename import Rename
 from harness.report.files import SCHEMA_PATH, report_json
@@ -94,7 +93,7 @@ def test_rename_rules_apply_in_order_and_bad_ones_are_one_line(tmp_path: Path) -
 
 def _run(faithful_run, stages: list[str], *args: str, rename: tuple[tuple[str, str], ...] = ()):
     ctx = Context(RunConfig(data=BUNDLED_DATA, port_cmd=proxy(*args), rename=rename))
-    share_reference(faithful_run[0], ctx)
+    ctx.adopt_reference(faithful_run[0])
     try:
         return run_with(ctx, stages)
     finally:

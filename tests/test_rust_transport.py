@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from harness.config import BUNDLED_DATA, RunConfig
-from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.port import available_faults
 from harness.stages.base import Context
@@ -56,9 +55,9 @@ def test_every_fault_gives_the_same_statuses_over_both_transports() -> None:
             shared = Context(cfg.with_(epochs=epochs))
             assert set(statuses(shared).values()) == {"PASS"}  # computes the reference side to share
         inproc = Context(cfg.with_(fault=fault, epochs=epochs))
-        share_reference(shared, inproc)
+        inproc.adopt_reference(shared)
         sub = Context(cfg.with_(epochs=epochs, port_cmd=serve("--fault", fault or "none", "--epochs", str(epochs))))
-        share_reference(shared, sub)
+        sub.adopt_reference(shared)
         a, b = statuses(inproc), statuses(sub)
         assert a == b, f"fault {fault or 'none'}: in-process {a}, subprocess {b}"
         if fault:

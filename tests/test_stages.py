@@ -11,7 +11,6 @@ import jsonschema
 import pytest
 
 from harness import port as port_module
-from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.port import available_faults
 from harness.report.files import SCHEMA_PATH, report_json
@@ -52,7 +51,7 @@ assert set(FAST_FAULTS) <= set(FAULTS), set(FAST_FAULTS) - set(FAULTS)
 def test_fault_fails_first_at_its_stage_with_a_hint(faithful_run, fault: str) -> None:
     base, _ = faithful_run
     ctx = Context(base.cfg.with_(fault=fault))
-    share_reference(base, ctx)
+    ctx.adopt_reference(base)
     report = run_with(ctx)
     first = report.first_divergence
     assert report.exit_code == 1
@@ -77,7 +76,7 @@ def test_fault_fails_first_at_its_stage_with_a_hint(faithful_run, fault: str) ->
 def test_a_port_that_panics_is_an_error_at_its_stage(faithful_run, fault: str) -> None:
     base, _ = faithful_run
     ctx = Context(base.cfg.with_(fault=fault))
-    share_reference(base, ctx)
+    ctx.adopt_reference(base)
     report = run_with(ctx)
     errored = [r for r in report.results if r.status == "ERROR"]
     assert report.exit_code == 2
@@ -89,7 +88,7 @@ def test_a_port_that_panics_is_an_error_at_its_stage(faithful_run, fault: str) -
 def test_failing_element_is_named_with_minimum_tolerance(faithful_run) -> None:
     base, _ = faithful_run
     ctx = Context(base.cfg.with_(fault="missing-relu"))
-    share_reference(base, ctx)
+    ctx.adopt_reference(base)
     report = run_with(ctx, ["forward"])
     bad = report.results[0].first_failure
     assert bad is not None and bad.name == "relu2"
@@ -108,7 +107,7 @@ def test_same_hint_from_a_different_route(faithful_run) -> None:
     found = {}
     for fault in ("adam-eps", "user-port"):
         ctx = Context(base.cfg.with_(fault=fault))
-        share_reference(base, ctx)
+        ctx.adopt_reference(base)
         found[fault] = run_with(ctx, ["optimizer"]).results[0]
     eps, user = found["adam-eps"], found["user-port"]
     assert eps.diagnosis[0]["cause"] == "adam.eps"
@@ -126,7 +125,7 @@ def test_stage_that_cannot_run_is_error_and_exit_2(faithful_run, monkeypatch: py
     base, _ = faithful_run
     monkeypatch.setattr(port_module, "_burn", None)
     ctx = Context(base.cfg)
-    share_reference(base, ctx)
+    ctx.adopt_reference(base)
     report = run_with(ctx, ["config", "loss"])
     assert [r.status for r in report.results] == ["ERROR", "ERROR"]
     assert "extension" in report.results[0].error
@@ -139,7 +138,7 @@ def test_user_port_reproduces_the_reports_symptoms(faithful_run) -> None:
 
     base, _ = faithful_run
     ctx = Context(base.cfg.with_(fault="user-port"))
-    share_reference(base, ctx)
+    ctx.adopt_reference(base)
     report = run_with(ctx, ["train", "metrics"])
     train, metrics = report.results
     assert not np.isfinite(train.metrics["epoch_loss_port"]).all()
@@ -154,7 +153,7 @@ def test_faults_check_rejects_a_diagnosis_that_misses_the_cause(faithful_run) ->
 
     base, _ = faithful_run
     ctx = Context(base.cfg.with_(fault="missing-relu"))
-    share_reference(base, ctx)
+    ctx.adopt_reference(base)
     report = run_with(ctx, ["forward"])
     assert _row("missing-relu", "forward", report, "fail", CAUSES["missing-relu"])["ok"]
     assert not _row("missing-relu", "forward", report, "fail", "forward.relu2.gelu")["ok"]
@@ -166,11 +165,10 @@ def test_the_shadow_does_not_forgive_a_loop_that_differs_late_in_epoch_one(faith
     a port that clips gradients differs only where clipping engages, after the first re-synchronized
     steps, and leaves the envelope at epoch 3. Every step of epoch 1 is then re-synchronized, clipping
     shows there, and the divergence stays a divergence."""
-    from harness.faults import share_reference
 
     base, _ = faithful_run
     ctx = Context(base.cfg.with_(fault="grad-clip"))
-    share_reference(base, ctx)
+    ctx.adopt_reference(base)
     train = run_with(ctx, ["train"]).results[0]
     assert train.status == "FAIL" and train.metrics["shadowed"] is False
     assert any(c.name.startswith("envelope.") and not c.passed for c in train.checks)
@@ -184,7 +182,7 @@ def test_clipping_is_found_from_the_numbers_at_the_largest_gradient_step(faithfu
     steps (test_faithful_port_passes_every_stage)."""
     base, _ = faithful_run
     ctx = Context(base.cfg.with_(fault="grad-clip"))
-    share_reference(base, ctx)
+    ctx.adopt_reference(base)
     opt = run_with(ctx, ["optimizer"]).results[0]
     failing = {c.name.split(".")[0] for c in opt.checks if not c.passed}
     assert opt.status == "FAIL" and failing and "step1" not in failing and "step6" not in failing, failing

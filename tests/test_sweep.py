@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from harness.config import BUNDLED_DATA, REAL_DATA, RunConfig
-from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.stages.base import Context
 from tests.needs import backend
@@ -34,7 +33,7 @@ def test_the_faithful_port_passes_diff_all(which: str, seed: int) -> None:
         ctx = Context(RunConfig(data=data, seed=seed, backend=name))
         if first is not None:
             # The reference side does not depend on the port's backend: computed once per seed.
-            share_reference(first, ctx)
+            ctx.adopt_reference(first)
         try:
             report = run_with(ctx)
         finally:

@@ -87,6 +87,20 @@ class Context:
     """Everything stages share, computed once on first use. Data flows one way: the reference's
     inputs are handed to the port stage by stage (teacher forcing)."""
 
+    # The reference side's results: the same for every port run on one configuration.
+    REFERENCE_SIDE = (
+        "prepared",
+        "n_features",
+        "reference",
+        "forward_params",
+        "init",
+        "orders",
+        "steps_per_epoch",
+        "ref_trace",
+        "reference_seeds",
+        "ensemble",
+    )
+
     def __init__(self, cfg: RunConfig, port: Port | None = None) -> None:
         self.cfg = cfg
         self._port = port
@@ -95,6 +109,13 @@ class Context:
 
     def tol(self, key: str):
         return tolerance(key, self.cfg.tolerances)
+
+    def adopt_reference(self, src: Context) -> None:
+        """Take the reference-side results `src` has already computed (its cached properties), for a run of
+        another port on the same configuration (`faults check`, tests)."""
+        for name in self.REFERENCE_SIDE:
+            if name in vars(src):
+                vars(self)[name] = vars(src)[name]
 
     @cached_property
     def port(self) -> Port:

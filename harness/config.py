@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.losses import LOSSES
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data" / "demo_training_data.csv"
 REAL_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "demo_training_data.csv"
@@ -84,8 +85,7 @@ class RunConfig:
         else:
             out.update(beta1=self.beta1, beta2=self.beta2, eps=self.eps, weight_decay=self.weight_decay)
         out.update(clip_norm=None, batch_size=self.batch_size, epochs=self.epochs, loss=self.loss)
-        if self.loss == "CrossEntropyLoss":
-            out["label_smoothing"] = self.label_smoothing
+        out.update({o: getattr(self, o) for o in LOSSES[self.loss].options})
         if self.task == "binary":
             out["threshold"] = self.threshold
         out.update(
@@ -267,12 +267,6 @@ def load_port_settings(start: Path | None = None, file: Path | None = None) -> t
 
 TASKS = ("binary", "multiclass", "regression")
 # The losses each task accepts, and the keyword arguments each loss and optimizer takes from the file.
-LOSSES = {
-    "BCELoss": ("binary", ()),
-    "BCEWithLogitsLoss": ("binary", ()),
-    "CrossEntropyLoss": ("multiclass", ("label_smoothing",)),
-    "MSELoss": ("regression", ()),
-}
 OPTIMIZERS = {
     "Adam": ("lr", "betas", "eps", "weight_decay"),
     "AdamW": ("lr", "betas", "eps", "weight_decay"),
@@ -327,9 +321,9 @@ def load_model_settings(path: Path) -> dict[str, Any]:
     name = loss["name"]
     if name not in LOSSES:
         raise HarnessError(f"{path}: [model.loss] name must be one of {', '.join(LOSSES)}, got {name!r}")
-    if LOSSES[name][0] != task:
-        raise HarnessError(f"{path}: {name} is a {LOSSES[name][0]} loss; the task is {task}")
-    loss = _table(model, "loss", path, ("name", *LOSSES[name][1])) if "loss" in model else loss
+    if LOSSES[name].task != task:
+        raise HarnessError(f"{path}: {name} is a {LOSSES[name].task} loss; the task is {task}")
+    loss = _table(model, "loss", path, ("name", *LOSSES[name].options)) if "loss" in model else loss
     out["loss"] = name
     if "label_smoothing" in loss:
         ls = _number(loss["label_smoothing"], f"{path}: [model.loss] label_smoothing")

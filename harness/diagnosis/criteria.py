@@ -47,7 +47,7 @@ def diagnose(reference: Reference, cases: list[Case], tol: Tolerance) -> list[Ca
         return lambda _: _error(fn, cases, k, tol)
 
     found: list[Candidate] = []
-    if cfg.loss == "CrossEntropyLoss":
+    if reference.loss_spec.class_targets:
         a = cfg.label_smoothing
         found += [
             Candidate(
@@ -84,7 +84,7 @@ def diagnose(reference: Reference, cases: list[Case], tol: Tolerance) -> list[Ca
             return own(p.squeeze(1), y) * len(y)
 
         found.append(Candidate("loss.sum", "the loss summed over the batch instead of averaged", err(summed)))
-    if cfg.loss == "CrossEntropyLoss" and a == 0:
+    if reference.loss_spec.class_targets and a == 0:
         found = [c for c in found if c.cause != "loss.no_label_smoothing"]
     return explain(found, f"{len(cases)} cases (value and gradient)")
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from harness.config import RunConfig
 from harness.errors import HarnessError
+from harness.losses import LOGIT, LOSSES, PROBABILITY, VALUE, LossSpec
 from harness.reference.structure import Params, Trace
 
 DROPOUT = (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)
@@ -241,15 +242,19 @@ class Reference:
 
     # -- loss ----------------------------------------------------------------------------------------
 
+    @property
+    def loss_spec(self) -> LossSpec:
+        """The configured loss's spec (harness/losses.py)."""
+        return LOSSES[self.cfg.loss]
+
     def criterion(self) -> nn.Module:
-        if self.cfg.loss == "CrossEntropyLoss":
-            return nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
-        return getattr(nn, self.cfg.loss)()
+        spec = self.loss_spec
+        return getattr(nn, spec.name)(**{o: getattr(self.cfg, o) for o in spec.options})
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
         """The loss on the model's [n, outputs] output: squeezed to [n] for a one-output model (as the
-        user's script does), class indices as int64 targets for CrossEntropyLoss."""
-        if self.cfg.loss == "CrossEntropyLoss":
+        user's script does), class indices as int64 targets for a loss over classes."""
+        if self.loss_spec.class_targets:
             return criterion(out, y.long())
         return criterion(out.squeeze(1), y.to(out.dtype))
 
@@ -267,13 +272,14 @@ class Reference:
     def takes_logits(self) -> bool:
         """Whether the loss stage feeds the port logits where the reference's loss takes probabilities: a
         BCELoss reference and a port whose loss is on the pre-sigmoid output (`[port] loss_input`)."""
-        return self.cfg.loss == "BCELoss" and self.cfg.loss_input == "logits"
+        return self.loss_spec.output == PROBABILITY and self.cfg.loss_input == "logits"
 
     def loss_suite(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The loss stage's edge cases for this loss: flat outputs (logits, see `takes_logits`) and targets."""
         rng = np.random.default_rng(0)
         y4 = np.array([1, 0, 1, 0], dtype=np.float32)
-        if self.cfg.loss == "BCELoss" and not self.takes_logits():
+        output = self.loss_spec.output
+        if output == PROBABILITY and not self.takes_logits():
             e = np.float32(1e-7)
             return {
                 "perfect": (np.array([1, 0, 1, 0], dtype=np.float32), y4),
@@ -282,7 +288,7 @@ class Reference:
                 "near_edges": (np.array([1 - e, e, e, 1 - e], dtype=np.float32), y4),
                 "random": (rng.uniform(0.01, 0.99, 64).astype(np.float32), (rng.random(64) < 0.5).astype(np.float32)),
             }
-        if self.cfg.loss == "BCEWithLogitsLoss" or self.takes_logits():
+        if output == LOGIT or self.takes_logits():
             # A BCELoss reference applies a float32 sigmoid first: sigmoid(-100) = 3.7e-44 is subnormal, where
             # the port's sigmoid and log may flush to zero or not (the loss is then 100 or 99.99, measured
             # with Burn's Flex against torch). At +-80 one side rounds to p = 1 (saturated) and the other
@@ -294,7 +300,7 @@ class Reference:
                 "saturated_wrong": (np.array([-far, far, -far, far], np.float32), y4),
                 "random": (rng.normal(0, 3, 64).astype(np.float32), (rng.random(64) < 0.5).astype(np.float32)),
             }
-        if self.cfg.loss == "MSELoss":
+        if output == VALUE:
             return {
                 "exact": (np.array([1.5, -2, 0, 3], np.float32), np.array([1.5, -2, 0, 3], np.float32)),
                 "random": (rng.normal(0, 2, 64).astype(np.float32), rng.normal(0, 2, 64).astype(np.float32)),
@@ -538,7 +544,7 @@ class Reference:
             return float(np.mean((pred.astype(np.float64) - y) ** 2))
         if self.cfg.task == "multiclass":
             return float((pred.reshape(len(y), -1).argmax(axis=1) == y).mean())
-        if self.cfg.loss == "BCEWithLogitsLoss":
+        if self.loss_spec.output == LOGIT:
             pred = 1 / (1 + np.exp(-pred.astype(np.float64)))
         return float(((pred > self.cfg.threshold).astype(np.float32) == y).mean())
 
@@ -551,7 +557,7 @@ class Reference:
         pred = np.asarray(pred, dtype=np.float32)
         if self.cfg.task == "multiclass":
             return pred.reshape(len(y), -1).argmax(axis=1) == y
-        if self.cfg.loss == "BCEWithLogitsLoss":
+        if self.loss_spec.output == LOGIT:
             pred = 1 / (1 + np.exp(-pred.astype(np.float64)))
         return (pred > self.cfg.threshold) == (y > 0.5)
 

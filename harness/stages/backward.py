@@ -18,6 +18,7 @@ from harness.diagnosis import Cause, ratio
 from harness.diagnosis import buffers as buffers_dx
 from harness.diagnosis.backward import Case, diagnose
 from harness.errors import PortFailure
+from harness.losses import PROBABILITY
 from harness.port import PortError
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import per_tensor
@@ -64,7 +65,7 @@ def run(ctx: Context) -> StageResult:
         ("saturated", saturated_params(ctx, ctx.init, x)),
         ("saturated_flipped", saturated_params(ctx, ctx.init, x, -1.0)),
     )
-    bce = ctx.cfg.loss == "BCELoss"
+    bce = ctx.reference.loss_spec.output == PROBABILITY
     for case, params in cases:
         rl, rg = ctx.reference.backward(params, x, y)
         gl, gg = ctx.port.backward(params, x, y)

@@ -11,6 +11,7 @@ import numpy as np
 from harness.compare import compare
 from harness.diagnosis import criteria
 from harness.diagnosis.loss import ADVICE, Case, diagnose
+from harness.losses import PROBABILITY
 from harness.stages.base import Context, Stage, StageResult, result
 
 
@@ -20,7 +21,7 @@ def run(ctx: Context) -> StageResult:
     evidence = []
     cases: list[Case] = []
     logits = ctx.reference.takes_logits()
-    bce = ctx.cfg.loss == "BCELoss" and not logits
+    bce = ctx.reference.loss_spec.output == PROBABILITY and not logits
     for case, (p, y) in ctx.reference.loss_suite().items():
         rv, rg = ctx.reference.loss_and_grad(p, y, logits)
         gv, gg = ctx.port.loss(p, y)
@@ -39,7 +40,7 @@ def run(ctx: Context) -> StageResult:
             )
     if all(c.passed for c in checks):
         return result("loss", checks)
-    if ctx.cfg.loss == "BCELoss":
+    if ctx.reference.loss_spec.output == PROBABILITY:  # BCE on probabilities: its own catalogue
         causes = diagnose(cases, tol)
     else:
         causes = criteria.diagnose(ctx.reference, cases, tol)

@@ -13,6 +13,7 @@ from harness.compare import ArrayDiff, compare
 from harness.diagnosis import Cause
 from harness.diagnosis.metrics import diagnose, diagnose_regression, probe_threshold
 from harness.errors import PortFailure, PortUnsupported
+from harness.losses import PROBABILITY
 from harness.port import PortError
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import END_TO_END_ACCURACY_PP, MCNEMAR_ALPHA, SEED_SPREAD_ALPHA
@@ -122,7 +123,7 @@ def same_predictions(
     hints = []
     causes = []
     if not checks[0].passed:
-        probability = cfg.loss == "BCELoss"
+        probability = ref.loss_spec.output == PROBABILITY
         causes = diagnose(
             ref.correct(ref_probs, y),
             port_acc,

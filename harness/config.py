@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.losses import LOSSES
+from harness.specs import LOSSES, OPTIMIZERS
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data" / "demo_training_data.csv"
 REAL_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "demo_training_data.csv"
@@ -80,7 +80,7 @@ class RunConfig:
         """What the reference uses, in the names the port's effective_config reports (the model's own
         layer hyperparameters are added by harness/reference/reference.py)."""
         out: dict[str, Any] = {"optimizer": self.optimizer, "lr": self.lr}
-        if self.optimizer == "SGD":
+        if not OPTIMIZERS[self.optimizer].adaptive:
             out.update(momentum=self.momentum, nesterov=self.nesterov, weight_decay=self.weight_decay)
         else:
             out.update(beta1=self.beta1, beta2=self.beta2, eps=self.eps, weight_decay=self.weight_decay)
@@ -266,14 +266,6 @@ def load_port_settings(start: Path | None = None, file: Path | None = None) -> t
 
 
 TASKS = ("binary", "multiclass", "regression")
-# The losses each task accepts, and the keyword arguments each loss and optimizer takes from the file.
-OPTIMIZERS = {
-    "Adam": ("lr", "betas", "eps", "weight_decay"),
-    "AdamW": ("lr", "betas", "eps", "weight_decay"),
-    "SGD": ("lr", "momentum", "nesterov", "weight_decay"),
-}
-# torch's defaults where they differ between optimizers (AdamW decays by default).
-OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {"AdamW": {"weight_decay": 0.01}, "SGD": {"lr": 1e-3}}
 
 
 def _table(doc: dict[str, Any], key: str, path: Path, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -334,7 +326,8 @@ def load_model_settings(path: Path) -> dict[str, Any]:
     if not isinstance(opt, dict) or opt.get("name") not in OPTIMIZERS:
         raise HarnessError(f"{path}: [model.optimizer] name must be one of {', '.join(OPTIMIZERS)}")
     oname = opt["name"]
-    opt = {**OPTIMIZER_DEFAULTS.get(oname, {}), **_table(model, "optimizer", path, ("name", *OPTIMIZERS[oname]))}
+    spec = OPTIMIZERS[oname]
+    opt = {**dict(spec.defaults), **_table(model, "optimizer", path, ("name", *spec.options))}
     out["optimizer"] = oname
     for k in ("lr", "eps", "weight_decay", "momentum"):
         if k in opt:

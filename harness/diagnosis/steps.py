@@ -19,6 +19,7 @@ from harness.config import RunConfig
 from harness.diagnosis import Candidate, Cause, Param, explain, ratio
 from harness.diagnosis.optimizer import Case
 from harness.reference.reference import Reference
+from harness.specs import OPTIMIZERS
 from harness.tolerances import for_update
 
 
@@ -28,7 +29,7 @@ def _error(reference: Reference, cfg: RunConfig, cases: list[Case], tol: Toleran
     Burn computes it was 0.96 of the tolerance from torch's Adam with L2 on the digits model's step 6)."""
     ref = reference.with_cfg(cfg)
     errors = [_worst(ref, cases, tol, tol_update, False)]
-    if cfg.optimizer in ("Adam", "AdamW") and errors[0] > 1:
+    if OPTIMIZERS[cfg.optimizer].adaptive and errors[0] > 1:
         errors.append(_worst(ref, cases, tol, tol_update, True))
     return min(errors)
 
@@ -67,7 +68,7 @@ def diagnose(reference: Reference, cases: list[Case], tol: Tolerance, tol_update
         )
 
     found = [fitted("lr", -6, 0, cfg.lr)]
-    if cfg.optimizer in ("Adam", "AdamW"):
+    if OPTIMIZERS[cfg.optimizer].adaptive:
         found += [
             fitted("eps", -12, -1, cfg.eps),
             fitted("beta1", 0.0, 0.9999, cfg.beta1, linear=True),
@@ -92,7 +93,7 @@ def diagnose(reference: Reference, cases: list[Case], tol: Tolerance, tol_update
             Candidate("optimizer.no_weight_decay", "weight decay left out", err(lambda _: cfg.with_(weight_decay=0.0))),
             fitted("weight_decay", -7, 1, cfg.weight_decay),
         ]
-    if cfg.optimizer == "SGD":
+    if not OPTIMIZERS[cfg.optimizer].adaptive:
         found.append(fitted("momentum", 0.0, 0.999, cfg.momentum, linear=True))
         found.append(
             Candidate(

@@ -19,6 +19,7 @@ from harness.compare import Tolerance
 from harness.diagnosis import Candidate, Cause, Param, explain, ratios
 from harness.reference.reference import Reference
 from harness.reference.structure import Trace
+from harness.specs import OPTIMIZERS
 from harness.tolerances import envelope_allowed
 
 AGGREGATIONS = {
@@ -176,7 +177,7 @@ def diagnose_loop(
         """AMSGrad (the largest second moment so far in the denominator): it departs from Adam only once a
         gradient's second moment falls, often late in the first epoch (measured on the bundled data: step
         152), so the whole epoch is replayed and judged as a free run is."""
-        if not envelope or cfg.optimizer not in ("Adam", "AdamW"):
+        if not envelope or not OPTIMIZERS[cfg.optimizer].adaptive:
             return float("inf")
         return whole_epoch_err(reference.train(x, y, ref.init, ref.orders[:1], amsgrad=True).step_loss)
 
@@ -326,7 +327,7 @@ def diagnose_boundary(
 
     every = e == 1  # a change at the first boundary is a change at every boundary, as far as is seen
     # What a fresh optimizer forgets: SGD without momentum keeps no state, so a reset changes nothing.
-    state = "moments and step count" if cfg.optimizer in ("Adam", "AdamW") else "momentum buffer"
+    state = "moments and step count" if OPTIMIZERS[cfg.optimizer].adaptive else "momentum buffer"
     found = [
         Candidate(
             "train.order_reused",

@@ -27,6 +27,7 @@ from harness.errors import HarnessError
 from harness.reference import batched
 from harness.reference.batched import Member
 from harness.reference.structure import Params, Trace, nudge
+from harness.specs import OPTIMIZERS
 from harness.tolerances import ENVELOPE_DITHERED
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def train_torch(
 
     cfg = reference.cfg
     envelope = [Run(*_record(reference.train(x, y, init, orders, float64=True)), "float64")]
-    adam = cfg.optimizer in ("Adam", "AdamW")
+    adam = OPTIMIZERS[cfg.optimizer].adaptive
     if adam:
         t = reference.train(x, y, init, orders, float32_adam=True)
         envelope.append(Run(*_record(t), f"float32 {cfg.optimizer}"))

@@ -32,12 +32,11 @@ from torch import nn
 
 from harness.config import RunConfig
 from harness.errors import HarnessError
-from harness.losses import LOGIT, LOSSES, PROBABILITY, VALUE, LossSpec
 from harness.reference.structure import Params, Trace
+from harness.specs import LOGIT, LOSSES, OPTIMIZERS, PROBABILITY, VALUE, LossSpec
 
 DROPOUT = (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)
 # Optimizer state entries that are tensors per parameter (the slots the port reports), by optimizer.
-SLOTS = {"Adam": ("exp_avg", "exp_avg_sq"), "AdamW": ("exp_avg", "exp_avg_sq"), "SGD": ("momentum_buffer",)}
 
 
 def load_builder(spec: str, directory: Path | None) -> Callable[..., nn.Module]:
@@ -358,7 +357,8 @@ class Reference:
         """The configured optimizer; `float32_adam`: Adam or AdamW with Burn's float32 arithmetic (adam_f32.py);
         `amsgrad`: torch's AMSGrad variant of Adam or AdamW (a diagnosis candidate, never the reference)."""
         c = self.cfg
-        if float32_adam and c.optimizer == "AdamW":
+        spec = OPTIMIZERS[c.optimizer]
+        if float32_adam and spec.decoupled:
             from harness.reference.adam_f32 import Float32AdamW
 
             return Float32AdamW(
@@ -370,12 +370,11 @@ class Reference:
             return Float32Adam(
                 model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps, weight_decay=c.weight_decay
             )
-        if c.optimizer == "SGD":
+        if not spec.adaptive:
             return torch.optim.SGD(
                 model.parameters(), lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay
             )
-        kind = torch.optim.AdamW if c.optimizer == "AdamW" else torch.optim.Adam
-        return kind(
+        return getattr(torch.optim, spec.name)(
             model.parameters(),
             lr=c.lr,
             betas=(c.beta1, c.beta2),
@@ -386,9 +385,10 @@ class Reference:
 
     @property
     def slots(self) -> tuple[str, ...]:
-        if self.cfg.optimizer == "SGD" and not self.cfg.momentum:
+        spec = OPTIMIZERS[self.cfg.optimizer]
+        if not spec.adaptive and not self.cfg.momentum:
             return ()
-        return SLOTS[self.cfg.optimizer]
+        return spec.slots
 
     def optimizer_state(self, model: nn.Module, opt: torch.optim.Optimizer, steps: int) -> dict:
         """{"step": t, slot: {param name: array}} in torch's slot names; empty slots before the first step."""
@@ -407,7 +407,7 @@ class Reference:
             return
         for name, p in model.named_parameters():
             entry: dict[str, Any] = {slot: torch.from_numpy(state[slot][name].copy()) for slot in self.slots}
-            if self.cfg.optimizer != "SGD":
+            if OPTIMIZERS[self.cfg.optimizer].adaptive:
                 entry["step"] = torch.tensor(float(state["step"]))
             opt.state[p] = entry
 

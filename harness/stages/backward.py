@@ -18,8 +18,8 @@ from harness.diagnosis import Cause, ratio
 from harness.diagnosis import buffers as buffers_dx
 from harness.diagnosis.backward import Case, diagnose
 from harness.errors import PortFailure
-from harness.losses import PROBABILITY
 from harness.port import PortError
+from harness.specs import PROBABILITY
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import per_tensor
 

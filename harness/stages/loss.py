@@ -11,7 +11,7 @@ import numpy as np
 from harness.compare import compare
 from harness.diagnosis import criteria
 from harness.diagnosis.loss import ADVICE, Case, diagnose
-from harness.losses import PROBABILITY
+from harness.specs import PROBABILITY
 from harness.stages.base import Context, Stage, StageResult, result
 
 

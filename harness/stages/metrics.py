@@ -13,8 +13,8 @@ from harness.compare import ArrayDiff, compare
 from harness.diagnosis import Cause
 from harness.diagnosis.metrics import diagnose, diagnose_regression, probe_threshold
 from harness.errors import PortFailure, PortUnsupported
-from harness.losses import PROBABILITY
 from harness.port import PortError
+from harness.specs import PROBABILITY
 from harness.stages.base import Context, Stage, StageResult, result
 from harness.tolerances import END_TO_END_ACCURACY_PP, MCNEMAR_ALPHA, SEED_SPREAD_ALPHA
 

@@ -1,0 +1,76 @@
+"""The losses and optimizers a reference may train with, one spec each. A new loss is one entry here (and
+its edge suite in harness/reference/reference.py when its outputs are of a new kind); a new optimizer one
+entry and its construction in the reference. Config validation, the reference, the stages and the
+diagnoses read the specs, not the names. No torch here: the configuration imports it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# What the model's output is, as the loss and the metric read it.
+PROBABILITY = "probability"  # one probability per row, after the model's own sigmoid
+LOGIT = "logit"  # one pre-sigmoid logit per row
+CLASS_LOGITS = "class_logits"  # one logit per class, targets are class indices
+VALUE = "value"  # a regression output
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """One torch.nn loss: its class name, the task it serves, the `[model.loss]` options it takes (each a
+    RunConfig field passed to the constructor by name) and what the model's output is to it."""
+
+    name: str
+    task: str
+    output: str
+    options: tuple[str, ...] = ()
+
+    @property
+    def class_targets(self) -> bool:
+        """Targets are class indices (int64), the output one logit per class."""
+        return self.output == CLASS_LOGITS
+
+
+LOSSES: dict[str, LossSpec] = {
+    s.name: s
+    for s in (
+        LossSpec("BCELoss", "binary", PROBABILITY),
+        LossSpec("BCEWithLogitsLoss", "binary", LOGIT),
+        LossSpec("CrossEntropyLoss", "multiclass", CLASS_LOGITS, ("label_smoothing",)),
+        LossSpec("MSELoss", "regression", VALUE),
+    )
+}
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One torch.optim optimizer: its class name, the `[model.optimizer]` keys it takes, torch's defaults
+    where they differ between optimizers, its state slots (torch's names) and whether it is Adam's
+    family (adaptive moments and a step count; `decoupled`: weight decay applied to the weights, AdamW)."""
+
+    name: str
+    options: tuple[str, ...]
+    slots: tuple[str, ...]
+    adaptive: bool
+    decoupled: bool = False
+    defaults: tuple[tuple[str, object], ...] = ()
+
+
+ADAM_SLOTS = ("exp_avg", "exp_avg_sq")
+
+OPTIMIZERS: dict[str, OptimizerSpec] = {
+    s.name: s
+    for s in (
+        OptimizerSpec("Adam", ("lr", "betas", "eps", "weight_decay"), ADAM_SLOTS, adaptive=True),
+        OptimizerSpec(
+            "AdamW",
+            ("lr", "betas", "eps", "weight_decay"),
+            ADAM_SLOTS,
+            adaptive=True,
+            decoupled=True,
+            defaults=(("weight_decay", 0.01),),
+        ),
+        OptimizerSpec(
+            "SGD", ("lr", "momentum", "nesterov", "weight_decay"), ("momentum_buffer",), False, defaults=(("lr", 1e-3),)
+        ),
+    )
+}

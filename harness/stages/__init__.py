@@ -1,31 +1,37 @@
-"""The stages, in pipeline order. Each is one file and one registration here."""
+"""The stages, in pipeline order. Each is one file, named for its stage, and one registration here: its
+name in STAGE_NAMES. The names are read without importing the stages (the configuration checks stage names
+in harness.toml without torch); STAGES imports them on first use."""
 
-from harness.stages import (
-    backward,
-    config,
-    data,
-    forward,
-    loss,
-    metrics,
-    optimizer,
-    scaler,
-    split,
-    train,
-    weights,
-)
-from harness.stages.base import Stage
+from __future__ import annotations
 
-STAGES: list[Stage] = [
-    config.STAGE,
-    data.STAGE,
-    split.STAGE,
-    scaler.STAGE,
-    weights.STAGE,
-    forward.STAGE,
-    loss.STAGE,
-    backward.STAGE,
-    optimizer.STAGE,
-    train.STAGE,
-    metrics.STAGE,
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.stages.base import Stage
+
+    STAGES: list[Stage]
+
+STAGE_NAMES = [
+    "config",
+    "data",
+    "split",
+    "scaler",
+    "weights",
+    "forward",
+    "loss",
+    "backward",
+    "optimizer",
+    "train",
+    "metrics",
 ]
-STAGE_NAMES = [s.name for s in STAGES]
+
+
+def __getattr__(name: str) -> Any:
+    if name != "STAGES":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    stages = [importlib.import_module(f"{__name__}.{n}").STAGE for n in STAGE_NAMES]
+    # A stage's module is named for it: the registration above cannot name a stage its file does not.
+    assert [s.name for s in stages] == STAGE_NAMES, [s.name for s in stages]
+    globals()["STAGES"] = stages
+    return stages

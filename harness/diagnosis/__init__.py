@@ -89,7 +89,9 @@ def _num(v: float) -> str:
 
 def ratios(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> np.ndarray:
     """|got - ref| / (atol + rtol |ref|) per element (inf where a side is not finite and they differ,
-    or the shapes differ)."""
+    or the shapes differ). Unlike a check (harness/compare.py, where NaN against NaN passes only with
+    equal_nan), a NaN here matches a NaN whatever the tolerance says: a candidate reproduces the port when
+    its replay gives the port's numbers, and a port's NaN (an unclamped log, say) is one of them."""
     r, g = np.asarray(ref, dtype=np.float64), np.asarray(got, dtype=np.float64)
     if r.shape != g.shape:
         return np.array([math.inf])

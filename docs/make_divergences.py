@@ -12,7 +12,6 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.config import BUNDLED_DATA, RunConfig
-from harness.faults import share_reference
 from harness.pipeline import run_with
 from harness.port import available_faults
 from harness.report.terminal import print_report
@@ -46,7 +45,7 @@ def main() -> None:
         },
     ]:
         ctx = Context(base.cfg.with_(fault=f["name"]))
-        share_reference(base, ctx)
+        ctx.adopt_reference(base)
         report = run_with(ctx)
         buf = io.StringIO()
         print_report(report, Console(file=buf, width=140, color_system=None))

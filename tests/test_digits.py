@@ -72,7 +72,7 @@ def test_every_digits_fault_is_caught_at_its_stage_with_its_cause() -> None:
 
     rows, ok = detection_matrix(_cfg(), 1, [], Console(file=io.StringIO()))
     bad = [
-        (r["fault"], r["first_stage"], r["expected_stage"], r["diagnosis"], r["hint"][:200])
+        (r["fault"], r["first_stage"], r["expected_stage"], r["diagnosis"], r["hint"][:200], r["errors"][:2])
         for r in rows
         if not r["ok"]
     ]

@@ -52,6 +52,10 @@ class RunConfig:
     optimizer: str = "Adam"
     momentum: float = 0.0
     nesterov: bool = False
+    # Each sample's shape as the model takes it, from the row's features in file order (C order): (1, 8, 8)
+    # for 8x8 grey images, so the model's input is [n, 1, 8, 8]; () for a flat feature row, [n, d].
+    # [data] sample_shape in harness.toml. The data stages see the table; the model stages the samples.
+    sample_shape: tuple[int, ...] = ()
     # Rows the StandardScaler is fitted on: "all" (the user's script: before the split), "train", or
     # "none" (no scaler).
     scaler: str = "all"
@@ -347,7 +351,7 @@ def load_model_settings(path: Path) -> dict[str, Any]:
             out[k] = _number(train[k], f"{path}: [train] {k}", integer=True, positive=True)
     if "seed" in train:
         out["seed"] = _number(train["seed"], f"{path}: [train] seed", integer=True)
-    data = _table(doc, "data", path, ("path", "label", "scaler", "test_size", "split_seed"))
+    data = _table(doc, "data", path, ("path", "label", "scaler", "test_size", "split_seed", "sample_shape"))
     if "path" in data:
         if not isinstance(data["path"], str):
             raise HarnessError(f"{path}: [data] path must be a string")
@@ -367,6 +371,11 @@ def load_model_settings(path: Path) -> dict[str, Any]:
         out["test_size"] = float(ts)
     if "split_seed" in data:
         out["split_seed"] = _number(data["split_seed"], f"{path}: [data] split_seed", integer=True)
+    if "sample_shape" in data:
+        shape = data["sample_shape"]
+        if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+            raise HarnessError(f"{path}: [data] sample_shape must be a list of positive integers, got {shape!r}")
+        out["sample_shape"] = tuple(shape)
     return out
 
 

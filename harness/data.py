@@ -100,6 +100,11 @@ def prepare(cfg: RunConfig) -> Prepared:
     """The user's script: scaler fit on ALL rows, then train_test_split(0.2, random_state=42). A config may
     fit the scaler on the training rows only, or use none (cfg.scaler)."""
     table = load_table(cfg.data, cfg.label, cfg.task)
+    if cfg.sample_shape and int(np.prod(cfg.sample_shape)) != table.features.shape[1]:
+        raise HarnessError(
+            f"[data] sample_shape {list(cfg.sample_shape)} holds {int(np.prod(cfg.sample_shape))} values per sample; "
+            f"{cfg.data.name} has {table.features.shape[1]} feature columns"
+        )
     n = len(table.labels)
     n_test = int(np.ceil(cfg.test_size * n))
     if not 0 < n_test < n:

@@ -120,6 +120,10 @@ class Context:
     @cached_property
     def port(self) -> Port:
         port = self._own_port()
+        if self.cfg.sample_shape:
+            from harness.samples import ShapedPort
+
+            port = ShapedPort(port, self.cfg.sample_shape)
         if not self.cfg.rename:
             return port
         from harness.rename import Rename, RenamedPort

@@ -18,7 +18,10 @@ from harness.transport import naming
 from harness.transport.frames import Frame, json_float
 from harness.transport.process import PortProcess
 
-PROTOCOL = 1
+PROTOCOL = 2
+# Protocol 2 added batches with a per-sample shape ([n, C, H, W]); a protocol-1 port still serves every
+# model whose input is a feature row [n, d], and is refused, by name, the first batch it cannot read.
+COMPATIBLE = (1, 2)
 Params = dict[str, np.ndarray]
 
 
@@ -100,8 +103,10 @@ class SubprocessPort:
 
     def _check_hello(self, answer: _Answer) -> dict[str, Any]:
         version = answer.field("protocol")
-        if version != PROTOCOL:
-            raise PortVersionError(f"the port speaks protocol {version}, this harness speaks {PROTOCOL}")
+        if version not in COMPATIBLE:
+            raise PortVersionError(
+                f"the port speaks protocol {version}, this harness speaks {' or '.join(map(str, COMPATIBLE))}"
+            )
         hello = dict(answer.result)
         for key in ("faults", "methods"):
             value = hello.get(key, [])
@@ -211,8 +216,19 @@ class SubprocessPort:
             raise PortProtocolError(f"'roundtrip' result 'layouts' must be an object, got {layouts!r}")
         return a.group("params", self._names), {k: [int(d) for d in v] for k, v in layouts.items()}
 
+    def _batch(self, x: np.ndarray) -> np.ndarray:
+        """A model input for the wire: a protocol-1 port reads `[n, d]` only."""
+        x = np.asarray(x)
+        version = self.start().hello.get("protocol")
+        if x.ndim > 2 and version == 1:
+            raise PortVersionError(
+                f"the port speaks protocol 1, which carries feature rows [n, d] only; this model takes "
+                f"samples of shape {list(x.shape[1:])} (protocol 2): rebuild the port against this harness's burn-diff"
+            )
+        return x
+
     def forward(self, params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
-        a = self._call("forward", tensors={**self._params("params", params), "x": _array(x)})
+        a = self._call("forward", tensors={**self._params("params", params), "x": self._batch(x)})
         layers = a.field("layers")
         if not isinstance(layers, list):
             raise PortProtocolError(f"'forward' result 'layers' must be a list, got {layers!r}")
@@ -223,7 +239,7 @@ class SubprocessPort:
         return a.as_f32("loss"), a.tensor("grad")
 
     def backward(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        a = self._call("backward", tensors={**self._params("params", params), "x": _array(x), "y": _array(y)})
+        a = self._call("backward", tensors={**self._params("params", params), "x": self._batch(x), "y": _array(y)})
         return a.as_f32("loss"), a.group("grads", self._names)
 
     def optimizer_step(self, params: Params, grads: Params, state: dict | None) -> tuple[Params, dict]:
@@ -257,7 +273,7 @@ class SubprocessPort:
             epochs = int(cfg.get("epochs", 0)) or None
             if epochs is None:
                 raise PortProtocolError("the port's effective_config has no 'epochs'; pass epochs explicitly")
-        tensors: dict[str, np.ndarray] = {"x": _array(x), "y": _array(y)}
+        tensors: dict[str, np.ndarray] = {"x": self._batch(x), "y": _array(y)}
         if params is not None:
             tensors.update(self._params("init", params))
         if orders is not None:
@@ -293,7 +309,7 @@ class SubprocessPort:
         }
 
     def evaluate(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-        a = self._call("evaluate", tensors={**self._params("params", params), "x": _array(x), "y": _array(y)})
+        a = self._call("evaluate", tensors={**self._params("params", params), "x": self._batch(x), "y": _array(y)})
         return a.tensor("probs"), a.as_float("accuracy")
 
     def accuracy(self, probs: np.ndarray, y: np.ndarray) -> float:

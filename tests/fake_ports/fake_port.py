@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from safetensors.numpy import save
 
-MODES = ("crash", "garbage", "hang", "protocol2", "panic", "wrong-id", "deaf", "scripted", "bad-error")
+MODES = ("crash", "garbage", "hang", "protocol3", "protocol1", "panic", "wrong-id", "deaf", "scripted", "bad-error")
 METHODS = ["hello", "loss", "optimizer_step", "train", "evaluate", "shutdown"]
 
 
@@ -107,7 +107,8 @@ def main(mode: str) -> int:
                 sys.stdout.buffer.flush()
                 src.read()
                 return 0
-            version = 2 if mode == "protocol2" else args["protocol"]
+            # protocol3: a port from a future harness; protocol1: one built before samples had shapes.
+            version = {"protocol3": 3, "protocol1": 1}.get(mode, args["protocol"])
             ok(
                 rid,
                 {
@@ -115,7 +116,7 @@ def main(mode: str) -> int:
                     "name": f"fake-{mode}",
                     "backend": "fake",
                     "faults": ["a", "b"],
-                    "methods": METHODS if mode == "scripted" else [],
+                    "methods": METHODS if mode in ("scripted", "protocol1") else [],
                 },
             )
             if mode == "deaf":
@@ -145,7 +146,7 @@ def main(mode: str) -> int:
             write_frame({"id": rid, "ok": False, "error": {"kind": "oops", "message": "?"}})
         elif mode == "wrong-id":
             ok(rid + 1)
-        elif mode == "scripted":
+        elif mode in ("scripted", "protocol1"):
             scripted(rid, method, args)
 
 

@@ -70,9 +70,14 @@ pub fn gradients_except<M: ModuleSnapshot + Clone>(
         if skip.contains(&id) {
             continue;
         }
+        // Every parameter rank burn-nn's layers have: 1 (biases, norms), 2 (Linear, Embedding, the
+        // recurrent gates), 3 (Conv1d), 4 (Conv2d), 5 (Conv3d).
         match t.shape.len() {
             1 => out.register::<1>(id.into(), to_burn(t, &device)?),
             2 => out.register::<2>(id.into(), to_burn(t, &device)?),
+            3 => out.register::<3>(id.into(), to_burn(t, &device)?),
+            4 => out.register::<4>(id.into(), to_burn(t, &device)?),
+            5 => out.register::<5>(id.into(), to_burn(t, &device)?),
             r => {
                 return shape(format!(
                     "'{}': rank {r} parameters are not supported",
@@ -176,6 +181,9 @@ pub fn gradients_to_torch_except<M: ModuleSnapshot + Clone>(
         let values = match dims.len() {
             1 => grads.get::<1>(id.into()).map(values),
             2 => grads.get::<2>(id.into()).map(values),
+            3 => grads.get::<3>(id.into()).map(values),
+            4 => grads.get::<4>(id.into()).map(values),
+            5 => grads.get::<5>(id.into()).map(values),
             r => {
                 return shape(format!(
                     "'{}': rank {r} parameters are not supported",

@@ -10,8 +10,9 @@ use serde_json::Value;
 use crate::error::{input, shape, PortError, Result};
 use crate::tensor::{Matrix, Matrix64, NamedTensor, Params};
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u64 = 1;
+/// The protocol version this crate speaks. 2: model inputs and activations carry each sample's
+/// shape (`[n, C, H, W]`, `[n, T, E]`), not only `[n, d]`.
+pub const PROTOCOL_VERSION: u64 = 2;
 /// Every frame starts with these bytes.
 pub const MAGIC: &[u8; 4] = b"BDIF";
 const MAX_HEADER: u32 = 64 << 20;
@@ -120,13 +121,15 @@ impl Payload {
             .collect()
     }
 
-    /// A 2-D float32 tensor.
+    /// A float32 batch: `[n, d]`, or `[n, ...dims]` for samples with a shape of their own.
     pub fn matrix(&self, name: &str) -> Result<Matrix> {
         let (s, v) = self.f32s(name)?;
-        match s[..] {
-            [n, d] => Matrix::new(v, n, d),
-            _ => shape(format!("'{name}' must be 2-D, got shape {s:?}")),
+        if s.len() < 2 {
+            return shape(format!(
+                "'{name}' must be a batch ([n, d] or [n, ...]), got shape {s:?}"
+            ));
         }
+        Matrix::with_shape(v, &s)
     }
 
     /// A 2-D float64 tensor.
@@ -138,9 +141,9 @@ impl Payload {
         }
     }
 
-    /// Adds a float32 matrix.
+    /// Adds a float32 batch, with its whole shape.
     pub fn put_matrix(&mut self, name: impl Into<String>, m: &Matrix) {
-        self.put_f32(name, vec![m.n, m.d], &m.data);
+        self.put_f32(name, m.shape(), &m.data);
     }
 
     /// Adds every tensor of `params` under `prefix/`.
@@ -281,6 +284,25 @@ mod tests {
         assert_eq!(q.params("state/exp_avg").unwrap().0[0].data, vec![0.5; 4]);
         assert_eq!(q.indices("orders").unwrap(), vec![2, 0, 1]);
         assert_eq!(q.vec_f64("mean").unwrap(), vec![0.25, -1e300]);
+    }
+
+    #[test]
+    fn a_batch_travels_with_its_sample_shape() {
+        let images =
+            Matrix::with_shape((0..16).map(|v| v as f32).collect(), &[2, 1, 2, 4]).unwrap();
+        let mut p = Payload::default();
+        p.put_matrix("x", &images);
+        p.put_matrix("rows", &Matrix::new(vec![0.0; 6], 2, 3).unwrap());
+        p.put_f32("flat", vec![3], &[0.0; 3]);
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &serde_json::json!({}), &p).unwrap();
+        let (_, back) = read_frame(&mut buf.as_slice()).unwrap().unwrap();
+        let x = back.matrix("x").unwrap();
+        assert_eq!((x.shape(), x.d), (vec![2, 1, 2, 4], 8));
+        assert_eq!(x, images);
+        assert_eq!(back.matrix("rows").unwrap().shape(), vec![2, 3]);
+        let e = back.matrix("flat").unwrap_err().to_string();
+        assert!(e.contains("must be a batch"), "{e}");
     }
 
     #[test]

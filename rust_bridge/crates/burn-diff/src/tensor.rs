@@ -1,5 +1,6 @@
 //! Framework-free values that cross the contract: named tensors in PyTorch's layout and naming,
-//! and plain row-major matrices.
+//! and plain row-major batches of samples (a feature table, or images and sequences with their
+//! per-sample shape).
 
 use crate::error::{shape, Result};
 
@@ -80,15 +81,65 @@ impl Params {
     }
 }
 
-/// A row-major `[n, d]` float32 matrix.
+/// A row-major float32 batch of `n` samples of `d` values each: `[n, d]` for a feature table, or
+/// `[n, ...dims]` for samples with a shape of their own (`[n, C, H, W]` images, `[n, T, E]`
+/// sequences), where `d` is the product of `dims`. The values are in PyTorch's (C) order either
+/// way; [`Matrix::shape`] gives the whole shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Matrix {
     /// Row-major values.
     pub data: Vec<f32>,
-    /// Rows.
+    /// Samples (rows).
     pub n: usize,
-    /// Columns.
+    /// Values per sample.
     pub d: usize,
+    /// Each sample's shape (`[d]` for a feature row, `[C, H, W]` for an image).
+    pub dims: Vec<usize>,
+}
+
+impl Matrix {
+    /// A batch with its whole shape `[n, ...dims]`, checked: `data` must fill it, and it needs a
+    /// sample axis.
+    pub fn with_shape(data: Vec<f32>, shape: &[usize]) -> Result<Self> {
+        let Some((&n, dims)) = shape.split_first() else {
+            return self::shape("a batch needs a sample axis, got a scalar shape []".to_string());
+        };
+        let d = if dims.is_empty() {
+            1
+        } else {
+            dims.iter().product()
+        };
+        let dims = if dims.is_empty() {
+            vec![1]
+        } else {
+            dims.to_vec()
+        };
+        if data.len() != n * d {
+            return self::shape(format!(
+                "batch data has {} values, its shape {shape:?} needs {}",
+                data.len(),
+                n * d
+            ));
+        }
+        Ok(Self { data, n, d, dims })
+    }
+
+    /// The whole shape, `[n, ...dims]`.
+    pub fn shape(&self) -> Vec<usize> {
+        std::iter::once(self.n)
+            .chain(self.dims.iter().copied())
+            .collect()
+    }
+
+    /// The given samples, in the given order, as a batch of the same per-sample shape.
+    pub fn select(&self, idx: &[usize]) -> Self {
+        Self {
+            data: self.rows(idx),
+            n: idx.len(),
+            d: self.d,
+            dims: self.dims.clone(),
+        }
+    }
 }
 
 /// A row-major `[n, d]` float64 matrix (raw features, before scaling).
@@ -103,9 +154,9 @@ pub struct Matrix64 {
 }
 
 macro_rules! matrix_impl {
-    ($t:ident, $e:ty) => {
+    ($t:ident, $e:ty, $($dims:ident)?) => {
         impl $t {
-            /// A matrix, checked: `data` must hold `n * d` values.
+            /// A matrix `[n, d]`, checked: `data` must hold `n * d` values.
             pub fn new(data: Vec<$e>, n: usize, d: usize) -> Result<Self> {
                 if data.len() != n * d {
                     return shape(format!(
@@ -113,7 +164,7 @@ macro_rules! matrix_impl {
                         data.len()
                     ));
                 }
-                Ok(Self { data, n, d })
+                Ok(Self { data, n, d, $($dims: vec![d])? })
             }
 
             /// The given rows, in the given order, row-major.
@@ -127,8 +178,23 @@ macro_rules! matrix_impl {
         }
     };
 }
-matrix_impl!(Matrix, f32);
-matrix_impl!(Matrix64, f64);
+matrix_impl!(Matrix, f32, dims);
+matrix_impl!(Matrix64, f64,);
+
+/// Class indices from the contract's float targets: each must be a whole number in `0..classes`.
+pub fn class_indices(y: &[f32], classes: usize) -> Result<Vec<i64>> {
+    y.iter()
+        .map(|&v| {
+            if v.fract() == 0.0 && v >= 0.0 && (v as usize) < classes {
+                Ok(v as i64)
+            } else {
+                crate::error::input(format!(
+                    "targets must be class indices in 0..{classes}, found {v}"
+                ))
+            }
+        })
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {
@@ -161,6 +227,28 @@ mod tests {
             .to_string();
         assert!(e.contains("'fc1.weight' has shape [2, 4]"), "{e}");
         assert!(model.check_like(&model, "params").is_ok());
+    }
+
+    #[test]
+    fn a_batch_keeps_its_sample_shape() {
+        let m = Matrix::with_shape((0..24).map(|v| v as f32).collect(), &[2, 3, 2, 2]).unwrap();
+        assert_eq!((m.n, m.d, m.dims.clone()), (2, 12, vec![3, 2, 2]));
+        assert_eq!(m.shape(), vec![2, 3, 2, 2]);
+        let picked = m.select(&[1]);
+        assert_eq!(picked.shape(), vec![1, 3, 2, 2]);
+        assert_eq!(picked.data[0], 12.0);
+        let e = Matrix::with_shape(vec![0.0; 5], &[2, 3]).unwrap_err();
+        assert!(e.to_string().contains("needs 6"), "{e}");
+        assert_eq!(Matrix::new(vec![0.0; 6], 2, 3).unwrap().shape(), vec![2, 3]);
+    }
+
+    #[test]
+    fn class_indices_are_whole_and_in_range() {
+        assert_eq!(class_indices(&[0.0, 2.0], 3).unwrap(), vec![0, 2]);
+        for bad in [3.0, -1.0, 0.5] {
+            let e = class_indices(&[bad], 3).unwrap_err().to_string();
+            assert!(e.contains("class indices in 0..3"), "{e}");
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub fn transform_unfilled(x: &Matrix64, mean: &[f64], _scale: &[f64]) -> Matrix 
         data,
         n: x.n,
         d: x.d,
+        dims: vec![x.d],
     }
 }
 

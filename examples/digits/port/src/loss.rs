@@ -9,27 +9,12 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use burn_diff::error::{input, Result};
+pub use burn_diff::tensor::class_indices;
 
 use crate::faults::{Fault, Faults};
 
 /// nn.CrossEntropyLoss(label_smoothing=0.1).
 pub const LABEL_SMOOTHING: f32 = 0.1;
-
-/// Class indices from float labels: each must be a whole number in `0..classes`.
-pub fn class_indices(y: &[f32], classes: usize) -> Result<Vec<i64>> {
-    y.iter()
-        .map(|&v| {
-            if v.fract() == 0.0 && v >= 0.0 && (v as usize) < classes {
-                Ok(v as i64)
-            } else {
-                input(format!(
-                    "targets must be class indices in 0..{classes}, found {v}"
-                ))
-            }
-        })
-        .collect()
-}
 
 /// The mean loss (a one-element tensor) of `logits` `[n, C]` against class indices `y`.
 pub fn cross_entropy(logits: Tensor<2>, y: &[i64], faults: &Faults) -> Tensor<1> {

@@ -10,7 +10,6 @@ use burn::tensor::{Device, Tensor, TensorData};
 use burn_diff::error::{input, shape, Result};
 use burn_diff::layout::{burn_shapes, load_torch_params, torch_params, values};
 use burn_diff::optim as state;
-use burn_diff::prep::mt19937::Mt19937;
 use burn_diff::prep::{csv, scaler, split};
 use burn_diff::{
     Activations, EffectiveConfig, Matrix, Matrix64, OptimState, Params, Port, PortInfo, Progress,
@@ -115,32 +114,6 @@ fn check_train_batch(rows: usize) -> Result<()> {
         return input(format!(
             "a training-mode batch needs more than one row for BatchNorm, got {rows}"
         ));
-    }
-    Ok(())
-}
-
-fn check_orders(orders: &[Vec<usize>], n: usize, epochs: usize) -> Result<()> {
-    if orders.len() != epochs {
-        return shape(format!(
-            "expected a batch order for each of {epochs} epochs, got {}",
-            orders.len()
-        ));
-    }
-    for (e, order) in orders.iter().enumerate() {
-        if order.len() != n {
-            return shape(format!(
-                "batch order of epoch {e} has {} rows, expected {n}",
-                order.len()
-            ));
-        }
-        let mut seen = vec![false; n];
-        for &i in order {
-            if i >= n || std::mem::replace(&mut seen[i], true) {
-                return input(format!(
-                    "batch order of epoch {e} is not a permutation of 0..{n}"
-                ));
-            }
-        }
     }
     Ok(())
 }
@@ -353,16 +326,7 @@ impl Port for DigitsPort {
                 DigitsNet::new(d, self.options(req.dropout), &ad)
             }
         };
-        let orders = match req.orders {
-            Some(o) => {
-                check_orders(&o, n, req.epochs)?;
-                o
-            }
-            None => {
-                let mut rng = Mt19937::new((req.seed as u32) ^ 0x5EED_0BAD);
-                (0..req.epochs).map(|_| rng.permutation(n)).collect()
-            }
-        };
+        let orders = req.batch_orders()?;
         if req.dropout {
             // Dropout masks from the seeded device, so that a run is reproducible.
             ad.seed(req.seed.wrapping_add(1));

@@ -135,6 +135,46 @@ pub struct TrainRequest {
     pub dropout: bool,
 }
 
+impl TrainRequest {
+    /// The batch order of every epoch: the harness's, checked to be one permutation of the `n`
+    /// training rows per epoch, or, when it sent none, the port's own shuffle from `seed`.
+    pub fn batch_orders(&self) -> Result<Vec<Vec<usize>>> {
+        let (n, epochs) = (self.x.n, self.epochs);
+        let Some(orders) = &self.orders else {
+            return Ok(own_orders(n, epochs, self.seed));
+        };
+        if orders.len() != epochs {
+            return crate::error::shape(format!(
+                "expected a batch order for each of {epochs} epochs, got {}",
+                orders.len()
+            ));
+        }
+        for (e, order) in orders.iter().enumerate() {
+            if order.len() != n {
+                return crate::error::shape(format!(
+                    "batch order of epoch {e} has {} rows, expected {n}",
+                    order.len()
+                ));
+            }
+            let mut seen = vec![false; n];
+            for &i in order {
+                if i >= n || std::mem::replace(&mut seen[i], true) {
+                    return crate::error::input(format!(
+                        "batch order of epoch {e} is not a permutation of 0..{n}"
+                    ));
+                }
+            }
+        }
+        Ok(orders.clone())
+    }
+}
+
+/// A port's own batch order: one Mersenne-Twister permutation of `0..n` per epoch, from `seed`.
+pub fn own_orders(n: usize, epochs: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut rng = crate::prep::mt19937::Mt19937::new((seed as u32) ^ 0x5EED_0BAD);
+    (0..epochs).map(|_| rng.permutation(n)).collect()
+}
+
 /// What a training run did, step by step.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TrainTrace {
@@ -278,4 +318,54 @@ pub(crate) fn unsupported<T>(method: &str) -> Result<T> {
     Err(PortError::Unsupported(format!(
         "{method} is not implemented by this port"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(orders: Option<Vec<Vec<usize>>>) -> TrainRequest {
+        TrainRequest {
+            x: Matrix::new(vec![0.0; 8], 4, 2).unwrap(),
+            y: vec![0.0; 4],
+            init: None,
+            orders,
+            epochs: 2,
+            seed: 7,
+            record_steps: 0,
+            dropout: false,
+        }
+    }
+
+    #[test]
+    fn batch_orders_are_the_harness_s_checked_or_the_port_s_own() {
+        let given = vec![vec![3, 2, 1, 0], vec![0, 1, 2, 3]];
+        assert_eq!(request(Some(given.clone())).batch_orders().unwrap(), given);
+        let own = request(None).batch_orders().unwrap();
+        assert_eq!(own, own_orders(4, 2, 7));
+        for o in &own {
+            let mut sorted = o.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, vec![0, 1, 2, 3]);
+        }
+        let e = request(Some(vec![vec![0, 1, 2, 3]]))
+            .batch_orders()
+            .unwrap_err();
+        assert!(e.to_string().contains("for each of 2 epochs, got 1"), "{e}");
+        let e = request(Some(vec![vec![0, 1, 2, 2], vec![0, 1, 2, 3]]))
+            .batch_orders()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("epoch 0 is not a permutation of 0..4"),
+            "{e}"
+        );
+        let e = request(Some(vec![vec![0, 1, 2], vec![0, 1, 2, 3]]))
+            .batch_orders()
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("epoch 0 has 3 rows, expected 4"),
+            "{e}"
+        );
+    }
 }

@@ -17,8 +17,8 @@ use crate::faults::{Fault, Faults};
 use crate::loss::{bce_on_logits, bce_on_probabilities};
 use crate::model::{own_init, Classifier};
 use crate::optim;
+use burn_diff::contract::own_orders;
 use burn_diff::optim as state;
-use burn_diff::prep::mt19937::Mt19937;
 
 fn matrix(m: &Matrix, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(m.data.clone(), [m.n, m.d]), device)
@@ -187,32 +187,6 @@ pub fn optimizer_step(
     ))
 }
 
-fn check_orders(orders: &[Vec<usize>], n: usize, epochs: usize) -> Result<()> {
-    if orders.len() != epochs {
-        return shape(format!(
-            "expected a batch order for each of {epochs} epochs, got {}",
-            orders.len()
-        ));
-    }
-    for (e, order) in orders.iter().enumerate() {
-        let mut seen = vec![false; n];
-        if order.len() != n {
-            return shape(format!(
-                "batch order of epoch {e} has {} rows, expected {n}",
-                order.len()
-            ));
-        }
-        for &i in order {
-            if i >= n || std::mem::replace(&mut seen[i], true) {
-                return input(format!(
-                    "batch order of epoch {e} is not a permutation of 0..{n}"
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The training loop.
 pub fn train(
     req: TrainRequest,
@@ -233,15 +207,10 @@ pub fn train(
         .init
         .clone()
         .unwrap_or_else(|| own_init(d, req.seed, faults));
-    let orders = match req.orders {
-        Some(o) if !faults.has(Fault::OwnShuffle) => {
-            check_orders(&o, n, req.epochs)?;
-            o
-        }
-        _ => {
-            let mut rng = Mt19937::new((req.seed as u32) ^ 0x5EED_0BAD);
-            (0..req.epochs).map(|_| rng.permutation(n)).collect()
-        }
+    let orders = if faults.has(Fault::OwnShuffle) {
+        own_orders(n, req.epochs, req.seed)
+    } else {
+        req.batch_orders()?
     };
     let device = device.clone().autodiff();
     let mut model = model_from(&init, d, faults, &device)?;

@@ -41,9 +41,42 @@ def _inputs(ref: Reference, params: dict, x: np.ndarray) -> dict[str, torch.Tens
     return ref.layer_inputs(params, x)
 
 
+def port_outputs(ref: Reference, params: dict, x: np.ndarray, layer: str, got: np.ndarray) -> dict[str, np.ndarray]:
+    """Every layer's output of a port whose `layer` gives `got`: the reference's model with that output put
+    in its place by a forward hook, so each layer after it computes from it, as in the port."""
+    model = ref.build(params).eval()
+    mods = dict(model.named_modules())
+    out: dict[str, np.ndarray] = {}
+    changed = torch.from_numpy(np.ascontiguousarray(got, dtype=np.float32))
+
+    def replace(o: torch.Tensor | tuple) -> torch.Tensor | tuple:
+        # A recurrent layer or an attention returns a tuple: its first result is the one changed.
+        main = o[0] if isinstance(o, tuple) else o
+        # An output of another size (no padding) comes in its own shape.
+        new = changed.reshape(main.shape) if changed.numel() == main.numel() else changed
+        return (new, *o[1:]) if isinstance(o, tuple) else new
+
+    hooks = [mods[layer].register_forward_hook(lambda _m, _i, o: replace(o))]
+
+    def record(name: str, o: torch.Tensor | tuple) -> None:  # returns None: the output stays
+        main = o[0] if isinstance(o, tuple) else o
+        out.setdefault(name, main.detach().numpy().reshape(len(x), -1).copy())
+
+    for name in ref.layer_names:
+        hooks.append(mods[name].register_forward_hook(lambda _m, _i, o, name=name: record(name, o)))
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(x).reshape(len(x), *ref.sample_shape))
+    finally:
+        for h in hooks:
+            h.remove()
+    return out
+
+
 def _forward(ref: Reference, params: dict, x: np.ndarray, layer: str, got: np.ndarray | dict) -> list:
-    """The diagnosis of `layer` with the port's output of it (or every layer's outputs, a dict)."""
-    outputs = got if isinstance(got, dict) else {**ref.forward(params, x), layer: got}
+    """The diagnosis of `layer` with the port's output of it (every later layer computed from it), or
+    every layer's outputs (a dict)."""
+    outputs = got if isinstance(got, dict) else port_outputs(ref, params, x, layer, got)
     return layers.diagnose(ref, params, x, outputs, layer, tolerance("forward", {}))
 
 

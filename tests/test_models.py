@@ -51,6 +51,8 @@ def test_config_file_names_the_model(digits_cfg: RunConfig) -> None:
         ("[train]\nepochs = 0\n", "[train] epochs must be a positive integer"),
         ('[data]\nscaler = "minmax"\n', "scaler must be 'all', 'train' or 'none'"),
         ("[train]\nbatchsize = 3\n", "unknown key 'batchsize' in [train]"),
+        ("[data]\nsample_shape = [1, 0, 8]\n", "sample_shape must be a list of positive integers, got [1, 0, 8]"),
+        ('[data]\nsample_shape = "1x8x8"\n', "sample_shape must be a list of positive integers"),
     ],
 )
 def test_bad_config_is_one_line(tmp_path: Path, text: str, message: str) -> None:
@@ -59,6 +61,14 @@ def test_bad_config_is_one_line(tmp_path: Path, text: str, message: str) -> None
     with pytest.raises(HarnessError) as e:
         load_model_settings(f)
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_sample_shape_that_does_not_fit_the_rows_is_one_line(digits_cfg: RunConfig) -> None:
+    from harness.data import prepare
+
+    with pytest.raises(HarnessError) as e:
+        prepare(digits_cfg.with_(sample_shape=(1, 8, 9)))
+    assert str(e.value) == "[data] sample_shape [1, 8, 9] holds 72 values per sample; digits.csv has 64 feature columns"
 
 
 def test_layers_parameters_and_hyperparameters_come_from_the_model(digits_ref: Reference) -> None:

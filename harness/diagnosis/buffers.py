@@ -40,7 +40,9 @@ def diagnose(reference: Reference, cases: list[Case], layer: str, tol: Tolerance
     stats = []
     for c in cases:
         z = reference.layer_inputs(c.params, c.x, training=True)[layer].to(torch.float64).numpy()
-        z = z.reshape(len(z), -1)
+        # One statistic per channel (axis 1), over the batch and every position: BatchNorm1d's [n, C]
+        # and [n, C, L], BatchNorm2d's [n, C, H, W].
+        z = np.moveaxis(z, 1, -1).reshape(-1, z.shape[1]) if z.ndim > 2 else z.reshape(len(z), -1)
         stats.append((c, z.mean(0), z.var(0, ddof=1), z.var(0, ddof=0)))
 
     def err(m: float, biased: bool) -> float:

@@ -6,16 +6,25 @@ layer the reference's input (every earlier layer agrees within tolerance, so tha
 it too, up to rounding), so a cause is named only when the changed layer alone turns the reference's
 numbers into the port's.
 
+A cause is named only when the changed layer, run through the rest of the reference, also reproduces
+every layer the port reports after it (`Candidate.confirm`).
+
 Changes by layer kind: an activation replaced by another (GELU's tanh approximation, Leaky ReLU with a
 fitted slope, ...); LayerNorm with a fitted epsilon, the unbiased variance, or without its affine;
 BatchNorm at evaluation with batch statistics instead of running ones, or a fitted epsilon; Dropout
-active at evaluation; Linear without its bias.
+active at evaluation; Linear without its bias; a convolution without its padding (Burn's Valid
+default), with its kernel flipped or transposed, or without its bias; pooling with count_include_pad
+flipped, without its padding, with ceil_mode flipped, or of the other kind; Flatten in channels-last
+order.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,12 +61,31 @@ def _own(module: nn.Module) -> str:
     return kind
 
 
-def _candidates(module: nn.Module, a: torch.Tensor, got: np.ndarray, tol: Tolerance, layer: str) -> list[Candidate]:
-    def err(replay: Replay) -> float:
+Downstream = Callable[[torch.Tensor], float]
+
+
+def _candidates(
+    module: nn.Module, a: torch.Tensor, got: np.ndarray, tol: Tolerance, layer: str, downstream: Downstream
+) -> list[Candidate]:
+    """Each change to `module` as a candidate: judged on the layer's own output, then confirmed on every
+    layer the port reports after it, with the changed output run through the rest of the reference."""
+
+    def run(replay: Replay) -> torch.Tensor:
         with torch.no_grad():
-            out = replay(a).numpy()
+            return replay(a)
+
+    def err(replay: Replay) -> float:
+        try:
+            out = run(replay).numpy()
+        except (RuntimeError, ValueError):  # a change this input cannot take (a kernel larger than the map)
+            return math.inf
         # The port's output of another size (another width) is no change to this layer's arithmetic.
         return ratio(out.reshape(got.shape), got, tol) if out.size == got.size else math.inf
+
+    def candidate(cause: str, what: str, replay: Callable[[Sequence[float]], Replay], params: tuple = ()) -> Candidate:
+        return Candidate(
+            cause, f"{layer}: {what}", lambda t: err(replay(t)), params, confirm=lambda t: downstream(run(replay(t)))
+        )
 
     kind = type(module).__name__
     found: list[Candidate] = []
@@ -65,15 +93,13 @@ def _candidates(module: nn.Module, a: torch.Tensor, got: np.ndarray, tol: Tolera
         own = _own(module)
         for key, (what, replay) in ACTIVATIONS.items():
             if key != own:
-                found.append(
-                    Candidate(f"forward.activation.{key.lower()}", f"{layer}: {what}", lambda _, r=replay: err(r))
-                )
+                found.append(candidate(f"forward.activation.{key.lower()}", what, lambda _, r=replay: r))
         slope = float(getattr(module, "negative_slope", 0.0))
         found.append(
-            Candidate(
+            candidate(
                 "forward.activation.leaky_relu",
-                f"{layer}: Leaky ReLU",
-                lambda t: err(lambda v: F.leaky_relu(v, t[0])),
+                "Leaky ReLU",
+                lambda t: lambda v: F.leaky_relu(v, t[0]),
                 (Param("negative_slope", -6, 0, reference=math.log10(slope) if slope > 0 else None),),
             )
         )
@@ -87,45 +113,250 @@ def _candidates(module: nn.Module, a: torch.Tensor, got: np.ndarray, tol: Tolera
             return out * w + b if w is not None else out
 
         found += [
-            Candidate(
+            candidate(
                 "forward.layernorm.eps",
-                f"{layer}: LayerNorm epsilon",
-                lambda t: err(lambda v: F.layer_norm(v, shape, w, b, t[0])),
+                "LayerNorm epsilon",
+                lambda t: lambda v: F.layer_norm(v, shape, w, b, t[0]),
                 (Param("eps", -12, 0, reference=math.log10(module.eps)),),
             ),
-            Candidate(
-                "forward.layernorm.unbiased", f"{layer}: LayerNorm with the unbiased variance", lambda _: err(unbiased)
-            ),
-            Candidate(
+            candidate("forward.layernorm.unbiased", "LayerNorm with the unbiased variance", lambda _: unbiased),
+            candidate(
                 "forward.layernorm.no_affine",
-                f"{layer}: LayerNorm without its weight and bias",
-                lambda _: err(lambda v: F.layer_norm(v, shape, None, None, module.eps)),
+                "LayerNorm without its weight and bias",
+                lambda _: lambda v: F.layer_norm(v, shape, None, None, module.eps),
             ),
         ]
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         rm, rv, w, b, eps = module.running_mean, module.running_var, module.weight, module.bias, module.eps
         found += [
-            Candidate(
+            candidate(
                 "forward.batchnorm.batch_statistics",
-                f"{layer}: BatchNorm at evaluation with the batch's statistics instead of the running ones",
-                lambda _: err(lambda v: F.batch_norm(v, None, None, w, b, True, 0.0, eps)),
+                "BatchNorm at evaluation with the batch's statistics instead of the running ones",
+                lambda _: lambda v: F.batch_norm(v, None, None, w, b, True, 0.0, eps),
             ),
-            Candidate(
+            candidate(
                 "forward.batchnorm.eps",
-                f"{layer}: BatchNorm epsilon",
-                lambda t: err(lambda v: F.batch_norm(v, rm, rv, w, b, False, 0.0, t[0])),
+                "BatchNorm epsilon",
+                lambda t: lambda v: F.batch_norm(v, rm, rv, w, b, False, 0.0, t[0]),
                 (Param("eps", -12, 0, reference=math.log10(eps)),),
             ),
         ]
     if isinstance(module, nn.Linear) and module.bias is not None:
         found.append(
-            Candidate(
-                "forward.linear.bias_dropped",
-                f"{layer}: Linear without its bias",
-                lambda _: err(lambda v: v @ module.weight.T),
+            candidate("forward.linear.bias_dropped", "Linear without its bias", lambda _: lambda v: v @ module.weight.T)
+        )
+    if isinstance(module, nn.modules.conv._ConvNd) and not module.transposed:
+        found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _conv_changes(module)]
+    if isinstance(module, POOLS):
+        found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _pool_changes(module)]
+    if isinstance(module, (nn.LSTM, nn.GRU)) and _plain_rnn(module):
+        found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _recurrent_changes(module)]
+    if isinstance(module, nn.MultiheadAttention) and module._qkv_same_embed_dim and module.batch_first:
+        found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _attention_changes(module)]
+    if isinstance(module, nn.Flatten) and a.dim() > 2 and module.start_dim == 1 and module.end_dim == -1:
+        # Channels last (NHWC for images, NLC for sequences), then flattened: TensorFlow's layout.
+        order = (0, *range(2, a.dim()), 1)
+        found.append(
+            candidate(
+                "forward.flatten.channels_last",
+                f"flattened channels last ({_layout(a.dim())} order) instead of PyTorch's channels first",
+                lambda _: lambda v: v.permute(*order).reshape(len(v), -1),
             )
         )
     return found
+
+
+POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)
+
+
+def _layout(rank: int) -> str:
+    return {3: "NLC", 4: "NHWC", 5: "NDHWC"}.get(rank, "channels-last")
+
+
+def _conv_changes(m: nn.modules.conv._ConvNd) -> list[tuple[str, str, Replay]]:
+    """A convolution with one thing changed: its padding (Burn's `PaddingConfig*d::Valid` default where
+    torch pads; `Same` where it does not), its kernel flipped (true convolution, as scipy's convolve2d)
+    or with its spatial axes swapped (a layout slip loading the weights), or its bias dropped."""
+    if m.padding_mode != "zeros":
+        return []
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[len(m.kernel_size)]
+    spatial = tuple(range(2, m.weight.dim()))
+    w, b = m.weight, m.bias
+
+    def with_(weight: torch.Tensor = w, bias: torch.Tensor | None = b, padding: Any = m.padding) -> Replay:
+        return lambda v: conv(v, weight, bias, m.stride, padding, m.dilation, m.groups)
+
+    out: list[tuple[str, str, Replay]] = []
+    pads = m.padding if isinstance(m.padding, tuple) else ()
+    if m.padding == "same" or any(pads):
+        out.append(
+            (
+                "forward.conv.padding",
+                f"no padding (Burn's Valid default) where torch pads {m.padding}",
+                with_(padding=0),
+            )
+        )
+    elif all(s == 1 for s in m.stride):
+        out.append(("forward.conv.padding", "'same' padding where torch pads none", with_(padding="same")))
+    out.append(
+        (
+            "forward.conv.kernel_flipped",
+            "its kernel flipped (true convolution, not cross-correlation)",
+            with_(weight=w.flip(spatial)),
+        )
+    )
+    if len(spatial) == 2 and m.kernel_size[0] == m.kernel_size[1]:
+        out.append(
+            ("forward.conv.kernel_transposed", "its kernel's height and width swapped", with_(weight=w.transpose(2, 3)))
+        )
+    if b is not None:
+        out.append(("forward.conv.bias_dropped", "without its bias", with_(bias=None)))
+    return out
+
+
+# PyTorch's gate blocks, in the order its packed tensors stack them.
+GATES = {nn.LSTM: ("input", "forget", "cell", "output"), nn.GRU: ("reset", "update", "new")}
+
+
+def _plain_rnn(m: nn.RNNBase) -> bool:
+    """One layer, one direction, batch first, no projection: the form the replays below model."""
+    return m.num_layers == 1 and not m.bidirectional and m.batch_first and not getattr(m, "proj_size", 0)
+
+
+def _recurrent_changes(m: nn.RNNBase) -> list[tuple[str, str, Replay]]:
+    """An LSTM or GRU whose packed gate blocks a port split in another order (each order that is not
+    PyTorch's), and a GRU with the reset gate applied before the hidden weights (Burn's
+    `GruConfig::with_reset_after(false)`; PyTorch has only the reset-after form)."""
+    gates = GATES[type(m)]
+    packed = [
+        n for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0") if getattr(m, n, None) is not None
+    ]
+    out: list[tuple[str, str, Replay]] = []
+    kind = type(m).__name__.lower()
+    for order in itertools.permutations(range(len(gates))):
+        if order == tuple(range(len(gates))):
+            continue
+        changed = copy.deepcopy(m)
+        with torch.no_grad():
+            for name in packed:
+                blocks = getattr(m, name).chunk(len(gates), 0)
+                getattr(changed, name).copy_(torch.cat([blocks[i] for i in order], 0))
+        names = ", ".join(gates[i] for i in order)
+        out.append(
+            (
+                f"forward.{kind}.gate_order",
+                f"its packed gate blocks read as ({names}) where PyTorch stacks ({', '.join(gates)})",
+                lambda v, c=changed: c(v)[0],
+            )
+        )
+    if isinstance(m, nn.GRU):
+        out.append(
+            (
+                "forward.gru.reset_after",
+                "the reset gate applied before the hidden weights (reset_after false)",
+                lambda v: _gru_reset_before(m, v),
+            )
+        )
+    return out
+
+
+def _gru_reset_before(m: nn.GRU, v: torch.Tensor) -> torch.Tensor:
+    """A GRU whose new gate is tanh(W_in x + b_in + W_hn (r * h) + b_hn): Burn's reset_after = false."""
+    w_ih, w_hh = m.weight_ih_l0.chunk(3, 0), m.weight_hh_l0.chunk(3, 0)
+    zeros = torch.zeros(3 * m.hidden_size)
+    b_ih = (m.bias_ih_l0 if m.bias else zeros).chunk(3, 0)
+    b_hh = (m.bias_hh_l0 if m.bias else zeros).chunk(3, 0)
+    h = torch.zeros(v.shape[0], m.hidden_size)
+    steps = []
+    for t in range(v.shape[1]):
+        x = v[:, t]
+        r = torch.sigmoid(x @ w_ih[0].T + b_ih[0] + h @ w_hh[0].T + b_hh[0])
+        z = torch.sigmoid(x @ w_ih[1].T + b_ih[1] + h @ w_hh[1].T + b_hh[1])
+        n = torch.tanh(x @ w_ih[2].T + b_ih[2] + (r * h) @ w_hh[2].T + b_hh[2])
+        h = (1 - z) * n + z * h
+        steps.append(h)
+    return torch.stack(steps, 1)
+
+
+def _attention_changes(m: nn.MultiheadAttention) -> list[tuple[str, str, Replay]]:
+    """Self-attention (query, key and value the layer's one input) with `in_proj_weight`'s blocks split in
+    another order than (query, key, value), or without the 1/sqrt(head size) scale on the scores."""
+    names = ("query", "key", "value")
+    w, b = m.in_proj_weight, m.in_proj_bias
+    out: list[tuple[str, str, Replay]] = []
+    for order in itertools.permutations(range(3)):
+        if order == (0, 1, 2):
+            continue
+        wo = torch.cat([w.chunk(3, 0)[i] for i in order], 0)
+        bo = torch.cat([b.chunk(3, 0)[i] for i in order], 0) if b is not None else None
+        got = ", ".join(names[i] for i in order)
+        out.append(
+            (
+                "forward.attention.qkv_order",
+                f"in_proj's blocks read as ({got}) where PyTorch stacks (query, key, value)",
+                lambda v, wo=wo, bo=bo: _self_attention(m, v, wo, bo, scaled=True),
+            )
+        )
+    out.append(
+        (
+            "forward.attention.no_scale",
+            "attention scores not divided by sqrt(head size)",
+            lambda v: _self_attention(m, v, w, b, scaled=False),
+        )
+    )
+    return out
+
+
+def _self_attention(
+    m: nn.MultiheadAttention, v: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, scaled: bool
+) -> torch.Tensor:
+    """nn.MultiheadAttention's self-attention, batch first, no mask, from its parts."""
+    n, t, e = v.shape
+    heads = m.num_heads
+    q, k, val = F.linear(v, w, b).chunk(3, -1)
+
+    def split(u: torch.Tensor) -> torch.Tensor:
+        return u.reshape(n, t, heads, e // heads).transpose(1, 2)
+
+    scores = split(q) @ split(k).transpose(-2, -1)
+    if scaled:
+        scores = scores / math.sqrt(e // heads)
+    ctx = (scores.softmax(-1) @ split(val)).transpose(1, 2).reshape(n, t, e)
+    return m.out_proj(ctx)
+
+
+def _pool_changes(m: nn.Module) -> list[tuple[str, str, Replay]]:
+    """A pooling layer with one thing changed: the padding counted in an average's divisor or not, the
+    padding dropped (Burn's Valid default), the output size rounded the other way (ceil_mode), or the
+    other kind of pooling."""
+    dims = 1 if isinstance(m, (nn.MaxPool1d, nn.AvgPool1d)) else 2
+    avg = {1: F.avg_pool1d, 2: F.avg_pool2d}[dims]
+    mx = {1: F.max_pool1d, 2: F.max_pool2d}[dims]
+    k, s, p, ceil = m.kernel_size, m.stride, m.padding, bool(m.ceil_mode)
+    padded = any(p) if isinstance(p, tuple) else bool(p)
+    out: list[tuple[str, str, Replay]] = []
+    if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d)):
+        include = bool(m.count_include_pad)
+        if padded:
+            out.append(
+                (
+                    "forward.pool.count_include_pad",
+                    f"average pooling with count_include_pad {not include} (torch's is {include})",
+                    lambda v: avg(v, k, s, p, ceil, not include),
+                )
+            )
+            out.append(
+                ("forward.pool.padding", "no padding (Burn's Valid default)", lambda v: avg(v, k, s, 0, ceil, include))
+            )
+        out.append(("forward.pool.ceil_mode", f"ceil_mode {not ceil}", lambda v: avg(v, k, s, p, not ceil, include)))
+        out.append(("forward.pool.kind", "max pooling instead of average pooling", lambda v: mx(v, k, s, p, 1, ceil)))
+    else:
+        d = m.dilation
+        if padded:
+            out.append(("forward.pool.padding", "no padding (Burn's Valid default)", lambda v: mx(v, k, s, 0, d, ceil)))
+        out.append(("forward.pool.ceil_mode", f"ceil_mode {not ceil}", lambda v: mx(v, k, s, p, d, not ceil)))
+        out.append(("forward.pool.kind", "average pooling instead of max pooling", lambda v: avg(v, k, s, p, ceil)))
+    return out
 
 
 def _dropout(module: nn.Module, a: np.ndarray, got: np.ndarray, tol: Tolerance, layer: str) -> list[Cause]:
@@ -203,10 +434,36 @@ def _swapped(
     ]
 
 
+def _downstream(
+    reference: Reference, params: Params, x: np.ndarray, got: dict[str, np.ndarray], layer: str, tol: Tolerance
+) -> tuple[Downstream, list[str]]:
+    """The worst tolerance ratio, over every layer the port reports after `layer`, of the reference run
+    with `layer`'s output replaced; and those layers' names."""
+    order = reference.layer_names
+    later = [n for n in order[order.index(layer) + 1 :] if n in got]
+
+    def judge(out: torch.Tensor) -> float:
+        if not later:
+            return 0.0
+        outs = reference.forward(params, x, replace=(layer, out))
+        if not outs:  # a model with its own layers(): the change cannot be run through it
+            return 0.0
+        worst = 0.0
+        for name in later:
+            r, g = outs.get(name), np.asarray(got[name], dtype=np.float32)
+            if r is None or r.size != g.size:
+                return math.inf
+            worst = max(worst, ratio(r.reshape(g.shape), g, tol))
+        return worst
+
+    return judge, later
+
+
 def diagnose(
     reference: Reference, params: Params, x: np.ndarray, got: dict[str, np.ndarray], layer: str, tol: Tolerance
 ) -> list[Cause]:
-    """Causes that reproduce the port's output of `layer`, the first divergent one (`got`: every layer's)."""
+    """Causes that reproduce the port's output of `layer`, the first divergent one (`got`: every layer's),
+    and of every layer it reports after it."""
     inputs = reference.layer_inputs(params, x)
     if layer not in inputs:
         return []
@@ -215,7 +472,10 @@ def diagnose(
     out = np.asarray(got[layer], dtype=np.float32)
     if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)):
         return _dropout(module, a.numpy().reshape(out.shape), out, tol, layer) if a.numel() == out.size else []
-    found = explain(_candidates(module, a, out, tol, layer), f"{out.size} outputs of {layer}")
+    downstream, later = _downstream(reference, params, x, got, layer, tol)
+    after = {0: "", 1: " and the layer after it"}.get(len(later), f" and the {len(later)} layers after it")
+    evidence = f"{out.size} outputs of {layer}{after}"
+    found = explain(_candidates(module, a, out, tol, layer, downstream), evidence)
     if found:
         return found
     # Two changes' worth of evidence (this layer's and the next one's outputs): tried only when no change

@@ -36,6 +36,16 @@ from harness.reference.structure import Params, Trace
 from harness.specs import LOGIT, LOSSES, OPTIMIZERS, PROBABILITY, VALUE, LossSpec
 
 DROPOUT = (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)
+# Modules that are one layer although they hold others: attention computes with its out_proj's
+# parameters without calling it, so the leaf rule would lose the layer.
+WHOLE = (nn.MultiheadAttention,)
+
+
+def _inside_whole(model: nn.Module, name: str) -> bool:
+    """Whether `name` is a child of a module that is one layer (WHOLE)."""
+    parts = name.split(".")
+    mods = dict(model.named_modules())
+    return any(isinstance(mods.get(".".join(parts[:i])), WHOLE) for i in range(1, len(parts)))
 # Optimizer state entries that are tensors per parameter (the slots the port reports), by optimizer.
 
 
@@ -63,17 +73,31 @@ def load_builder(spec: str, directory: Path | None) -> Callable[..., nn.Module]:
     return fn
 
 
+def _main_output(out: Any) -> Any:
+    """A layer's output as the stages compare it: a recurrent layer's or an attention's first result (the
+    sequence of hidden states, the attended values), not the final state or the weights it adds."""
+    return out[0] if isinstance(out, tuple) and out and isinstance(out[0], torch.Tensor) else out
+
+
+def _sample_shape(out: Any) -> tuple[int, ...]:
+    """One sample's shape of a layer's output (a tensor's, less the batch axis); () for anything else."""
+    out = _main_output(out)
+    return tuple(out.shape[1:]) if isinstance(out, torch.Tensor) and out.dim() > 0 else ()
+
+
 def _float_state(model: nn.Module) -> Params:
     return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items() if v.is_floating_point()}
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One leaf module: its qualified name, kind (class name) and declared hyperparameters."""
+    """One leaf module: its qualified name, kind (class name), declared hyperparameters and the shape of
+    its output for one sample (`(16, 8, 8)` for a Conv2d with 16 channels on 8x8 images)."""
 
     name: str
     kind: str
     hyper: dict[str, Any]
+    shape: tuple[int, ...] = ()
 
 
 class Reference:
@@ -83,6 +107,8 @@ class Reference:
         self.cfg = cfg
         self.n_features = n_features
         self.n_outputs = n_outputs
+        # What one sample is to the model: its feature row, or that row in the configured shape.
+        self.sample_shape = tuple(cfg.sample_shape) or (n_features,)
         if cfg.reference:
             self._build = load_builder(cfg.reference, cfg.reference_dir)
         else:
@@ -142,19 +168,24 @@ class Reference:
 
     def _trace_layers(self, model: nn.Module) -> list[Layer]:
         model.eval()
-        x = torch.zeros(2, self.n_features)
+        x = torch.zeros(2, *self.sample_shape)
         if callable(getattr(model, "layers", None)):
             with torch.no_grad():
-                names = list(model.layers(x))
+                outs = model.layers(x)
             mods = dict(model.named_modules())
-            return [Layer(n, type(mods[n]).__name__ if n in mods else "function", _hyper(mods.get(n))) for n in names]
+            return [
+                Layer(n, type(mods[n]).__name__ if n in mods else "function", _hyper(mods.get(n)), _sample_shape(o))
+                for n, o in outs.items()
+            ]
         order: list[Layer] = []
         hooks = []
         for name, m in model.named_modules():
-            if name and not list(m.children()):
+            if name and (not list(m.children()) or isinstance(m, WHOLE)) and not _inside_whole(model, name):
                 hooks.append(
                     m.register_forward_hook(
-                        lambda mod, _i, _o, name=name: order.append(Layer(name, type(mod).__name__, _hyper(mod)))
+                        lambda mod, _i, o, name=name: order.append(
+                            Layer(name, type(mod).__name__, _hyper(mod), _sample_shape(o))
+                        )
                     )
                 )
         try:
@@ -167,6 +198,11 @@ class Reference:
         return [layer for layer in order if not (layer.name in seen or seen.add(layer.name))]
 
     @property
+    def layer_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each layer's output shape for one sample, by name."""
+        return {layer.name: layer.shape for layer in self.layers}
+
+    @property
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.layers]
 
@@ -177,19 +213,33 @@ class Reference:
             out.update({f"{layer.name}.{k}": v for k, v in layer.hyper.items()})
         return out
 
-    def forward(self, params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Every layer's output on x, evaluation mode, in call order."""
+    def batch(self, x: np.ndarray) -> torch.Tensor:
+        """Feature rows `[n, d]` as the model's input: float32, `[n, *sample_shape]`."""
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).reshape(len(x), *self.sample_shape)
+
+    def forward(
+        self, params: Params, x: np.ndarray, replace: tuple[str, torch.Tensor] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Every layer's output on x, evaluation mode, in call order, each `[n, values]` (a layer's
+        per-sample shape is in `layer_shapes`). `replace`: (layer, output) puts that output in place of
+        the layer's own, so the layers after it run on it (a diagnosis replaying one change through the
+        rest of the model); a model with its own `layers()` cannot, and gives {} then."""
         model = self.build(params).eval()
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        xt = self.batch(x)
         with torch.no_grad():
             if callable(getattr(model, "layers", None)):
-                return {k: v.numpy() for k, v in model.layers(xt).items()}
+                return {} if replace else {k: v.numpy() for k, v in model.layers(xt).items()}
             out: dict[str, np.ndarray] = {}
 
-            def record(name: str, o: torch.Tensor) -> None:
-                # A hook that returned a value would replace the module's output.
+            def record(name: str, o: Any) -> Any:
+                replaced = replace is not None and name == replace[0]
+                main = replace[1] if replace is not None and replaced else _main_output(o)
                 if name not in out:
-                    out[name] = o.detach().numpy().reshape(len(x), -1).copy()
+                    out[name] = main.detach().numpy().reshape(len(x), -1).copy()
+                if not replaced:
+                    return None
+                # A hook that returns a value replaces the module's output (a tuple's first result).
+                return (main, *o[1:]) if isinstance(o, tuple) else main
 
             wanted = set(self.layer_names)
             hooks = [
@@ -223,7 +273,7 @@ class Reference:
         ]
         try:
             with torch.no_grad():
-                model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+                model(self.batch(x))
         finally:
             for h in hooks:
                 h.remove()
@@ -237,7 +287,7 @@ class Reference:
         """The model's output on x, evaluation mode, [n, outputs]."""
         model = self.build(params).eval()
         with torch.no_grad():
-            return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy().reshape(len(x), -1)
+            return model(self.batch(x)).numpy().reshape(len(x), -1)
 
     # -- loss ----------------------------------------------------------------------------------------
 
@@ -338,7 +388,9 @@ class Reference:
         if float64:
             model = model.double()
             x, y = x.astype(np.float64), y.astype(np.float64)
-        loss = self._loss(model(torch.from_numpy(x)), torch.from_numpy(y), self.criterion())
+        loss = self._loss(
+            model(torch.from_numpy(x).reshape(len(x), *self.sample_shape)), torch.from_numpy(y), self.criterion()
+        )
         loss.backward()
         grads = {name: p.grad.numpy().copy() for name, p in model.named_parameters() if p.grad is not None}
         state = _float_state(model)
@@ -477,7 +529,7 @@ class Reference:
         opt = self.make_optimizer(model, float32_adam, amsgrad)
         self.load_optimizer_state(model, opt, init_state)
         criterion = self.criterion()
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        xt, yt = torch.from_numpy(x).reshape(len(x), *self.sample_shape), torch.from_numpy(y)
         bs = self.cfg.batch_size
         step_loss: list[float] = []
         epoch_loss: list[float] = []
@@ -570,7 +622,21 @@ def _hyper(m: nn.Module | None) -> dict[str, Any]:
         return {"eps": float(m.eps)}
     if isinstance(m, nn.modules.batchnorm._BatchNorm):
         return {"eps": float(m.eps), "momentum": m.momentum}
+    if isinstance(m, nn.modules.conv._ConvNd):
+        if isinstance(m.padding, str):  # "same" / "valid": a port states the mode
+            return {"kernel_size": list(m.kernel_size), "stride": list(m.stride), "padding": m.padding}
+        return {"kernel_size": list(m.kernel_size), "stride": list(m.stride), "padding": list(m.padding)}
+    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+        out = {k: _pair(getattr(m, k)) for k in ("kernel_size", "stride", "padding")}
+        if isinstance(m, nn.AvgPool2d):
+            out["count_include_pad"] = bool(m.count_include_pad)
+        return out
     return {}
+
+
+def _pair(v: Any) -> list[int]:
+    """A 2-D pooling size as torch keeps it (an int or a pair) as a pair."""
+    return [int(v), int(v)] if isinstance(v, int) else [int(u) for u in v]
 
 
 def n_outputs(cfg: RunConfig, labels: np.ndarray) -> int:

@@ -3,6 +3,8 @@ layer names (its leaf modules' qualified names, or the names its `layers()` give
 
 from __future__ import annotations
 
+import numpy as np
+
 from harness.compare import compare, compare_names
 from harness.diagnosis import layers
 from harness.diagnosis.forward import diagnose
@@ -28,6 +30,7 @@ def run(ctx: Context) -> StageResult:
         # before it are not localized.
         last = list(ref)[-1]
         ref = {last: ref[last]}
+    ref, got = _in_sample_shapes(ref, got, ctx.reference.layer_shapes)
     tol = ctx.tol("forward")
     names = compare_names(NAMES_CHECK, "layer", list(ref), list(got))
     checks = [names] + [compare(layer, ref[layer], got[layer], tol) for layer in ref if layer in got]
@@ -60,6 +63,32 @@ def run(ctx: Context) -> StageResult:
     return result(
         "forward", checks, hint, diagnosis=[c.to_dict() for c in causes], samples=len(x), first_divergent_layer=layer
     )
+
+
+def _in_sample_shapes(
+    ref: dict[str, np.ndarray], got: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Both sides' layer outputs in each layer's own per-sample shape (`[n, 16, 8, 8]` for a Conv2d), so a
+    difference is located by channel and position, and a port whose layer has another shape (`[n, 8, 8,
+    16]`, channels last; `[n, 16, 6, 6]`, no padding) fails on that shape. A port that reports a layer
+    flat (`[n, values]`) is read in the reference's shape."""
+    ref_out: dict[str, np.ndarray] = {}
+    got_out = dict(got)
+    for layer, r in ref.items():
+        shape = shapes.get(layer, ())
+        r = np.asarray(r)
+        if shape and r.size == len(r) * int(np.prod(shape)):
+            r = r.reshape(len(r), *shape)
+        ref_out[layer] = r
+        g = got.get(layer)
+        if g is not None:
+            g = np.asarray(g)
+            if g.ndim == 1:
+                g = g.reshape(len(g), 1)
+            if g.ndim == 2 and r.ndim > 2 and g.size == r.size:
+                g = g.reshape(r.shape)
+            got_out[layer] = g
+    return ref_out, got_out
 
 
 STAGE = Stage("forward", "per-sample outputs and per-layer activations", run)

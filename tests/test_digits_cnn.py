@@ -1,0 +1,125 @@
+"""An image model, end to end: the digits as 1x8x8 images through a CNN (examples/digits-cnn), against its
+Burn port over the subprocess transport (protocol 2: the port gets `[n, 1, 8, 8]` and reports each feature
+map `[n, C, H, W]`). The faithful port passes `diff all` on seeds 0-4; each of its faults is caught at its
+stage with its cause named (`faults check --config`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.config import RunConfig, load_model_settings
+from harness.faults import detection_matrix, port_catalogue
+from tests.needs import binary, needs
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "examples" / "digits-cnn" / "harness.toml"
+PORT = ROOT / "rust_bridge" / "target" / "debug" / "digits-cnn-port"
+
+needs_port = needs(binary, "digits-cnn-port")
+
+
+def _cfg(**kw: object) -> RunConfig:
+    return RunConfig(**{**load_model_settings(CONFIG), "port_cmd": shlex.quote(str(PORT)), **kw})
+
+
+def _diff(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
+    out = tmp_path / "r.json"
+    with pytest.raises(SystemExit) as e:
+        main(["diff", "all", "--config", str(CONFIG), "--json", str(out), "--no-cache", *args])
+    code = e.value.code
+    assert isinstance(code, int), capsys.readouterr().out[-3000:]
+    return code, json.loads(out.read_text())
+
+
+@needs_port
+def test_the_faithful_cnn_port_passes_diff_all_with_its_feature_maps_compared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = _diff(tmp_path, capsys)
+    assert code == 0, capsys.readouterr().out[-3000:]
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert all(s["status"] == "PASS" for s in stages.values())
+    forward = {c["name"]: c for c in stages["forward"]["checks"]}
+    assert list(forward) == [
+        "layer names", "conv1", "bn1", "act1", "pool1", "conv2", "act2", "pool2", "gap", "flatten", "fc",
+    ]  # fmt: skip
+    # Each layer compared in its own shape: the test set's 360 images.
+    assert forward["conv1"]["shape"] == [360, 16, 8, 8]
+    assert forward["pool1"]["shape"] == [360, 16, 4, 4]
+    assert forward["flatten"]["shape"] == [360, 128]
+    backward = {c["name"] for c in stages["backward"]["checks"]}
+    assert {"initial.conv1.weight", "initial.bn1.running_var"} <= backward
+    assert stages["config"]["metrics"]["reference"]["conv2.padding"] == [1, 1]
+    assert stages["metrics"]["metrics"]["accuracy_port"][0] > 0.85
+
+
+@needs_port
+def test_a_shape_the_port_does_not_take_is_an_error_of_the_port_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same port given flat rows (a config without sample_shape) refuses them by name: ERROR, exit 2."""
+    flat = tmp_path / "flat.toml"
+    text = CONFIG.read_text().replace("sample_shape = [1, 8, 8]", "")
+    text = text.replace('"../digits/digits.csv"', json.dumps(str(ROOT / "examples" / "digits" / "digits.csv")))
+    text = text.replace('"model:build"', '"model:build_flat"')
+    (tmp_path / "model.py").write_text(
+        "from torch import nn\n"
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('cnn_ref', {str(CONFIG.parent / 'model.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "class Flat(m.DigitsCNN):\n"
+        "    def forward(self, x):\n"
+        "        return super().forward(x.reshape(len(x), 1, 8, 8))\n"
+        "def build_flat(n_features, n_outputs):\n"
+        "    return Flat(n_outputs)\n"
+    )
+    flat.write_text(text.replace('"../../rust_bridge/target/debug/digits-cnn-port"', json.dumps(str(PORT))))
+    out = tmp_path / "r.json"
+    with pytest.raises(SystemExit) as e:
+        main(["diff", "forward", "--config", str(flat), "--json", str(out), "--no-cache"])
+    assert e.value.code == 2
+    forward = json.loads(out.read_text())["stages"][0]
+    assert forward["status"] == "ERROR"
+    assert "expected images of shape [1, 8, 8] per sample, got [64]" in forward["error"]
+
+
+@needs_port
+def test_port_catalogue_lists_the_cnn_faults() -> None:
+    faults = {f["name"]: f for f in port_catalogue(shlex.quote(str(PORT)))}
+    assert set(faults) == {"flatten-nhwc", "avgpool-exclude-pad", "conv-valid-padding", "bn-biased-running-var"}
+    assert faults["flatten-nhwc"]["cause"] == "forward.flatten.channels_last"
+    assert faults["bn-biased-running-var"]["stage"] == "backward"
+
+
+@needs_port
+@pytest.mark.slow
+def test_every_cnn_fault_is_caught_at_its_stage_with_its_cause() -> None:
+    from rich.console import Console
+
+    rows, ok = detection_matrix(_cfg(), 1, [], Console(file=io.StringIO()))
+    bad = [
+        (r["fault"], r["first_stage"], r["expected_stage"], r["diagnosis"], r["hint"][:200], r["errors"][:2])
+        for r in rows
+        if not r["ok"]
+    ]
+    assert ok and not bad, bad
+    by_name = {r["fault"]: r for r in rows}
+    assert "flattened channels last (NHWC order)" in by_name["flatten-nhwc"]["hint"]
+    assert "no padding (Burn's Valid default) where torch pads (1, 1)" in by_name["conv-valid-padding"]["hint"]
+    assert "count_include_pad False (torch's is True)" in by_name["avgpool-exclude-pad"]["hint"]
+
+
+@needs_port
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_the_faithful_cnn_port_passes_on_other_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: int
+) -> None:
+    code, report = _diff(tmp_path, capsys, "--seed", str(seed))
+    assert code == 0, [(s["stage"], s["hint"][:300]) for s in report["stages"] if s["status"] != "PASS"]

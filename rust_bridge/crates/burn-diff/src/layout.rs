@@ -3,7 +3,8 @@
 //! `PyTorchToBurnAdapter` (which transposes Linear weights from `[out, in]` to Burn's `[in, out]`
 //! and renames normalization parameters) and gives them back through `BurnToPyTorchAdapter`.
 //! This is how a Burn user loads PyTorch weights, so a port that passes the weights stage here
-//! loads a real checkpoint the same way.
+//! loads a real checkpoint the same way. Tensors PyTorch packs (an LSTM's or GRU's gate stacks,
+//! attention's `in_proj_weight`) are split for Burn's modules and joined back in [`crate::packed`].
 
 use burn::store::burn_pack;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter};
@@ -35,6 +36,12 @@ pub(crate) fn unpack(t: burn_pack::Tensor) -> Result<NamedTensor> {
 /// with its own names) is a [`PortError::Structure`] carrying the model's own parameters, which
 /// the harness reports as a divergence of the port (its weights stage), not as a broken run.
 pub fn load_torch_params<M: ModuleSnapshot>(model: &mut M, params: &Params) -> Result<()> {
+    let own: Vec<String> = model
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+        .into_iter()
+        .map(|t| t.name.clone())
+        .collect();
+    let params = crate::packed::unpack(params, &own)?;
     let tensors = params.0.iter().map(pack).collect();
     let r = model.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
     if let Some(e) = r.errors.first() {
@@ -81,21 +88,24 @@ fn quoted<S: AsRef<str>>(names: &[S]) -> String {
 
 /// Each parameter's PyTorch name and shape, as the model would give it to PyTorch.
 pub fn torch_shapes<M: ModuleSnapshot>(model: &M) -> Vec<(String, Vec<usize>)> {
-    model
-        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
-        .into_iter()
-        .map(|t| (t.name.clone(), t.shape.to_vec()))
-        .collect()
+    match torch_params(model) {
+        Ok(p) => p.0.into_iter().map(|t| (t.name, t.shape)).collect(),
+        Err(_) => model
+            .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+            .into_iter()
+            .map(|t| (t.name.clone(), t.shape.to_vec()))
+            .collect(),
+    }
 }
 
-/// The model's parameters in PyTorch's layout and naming.
+/// The model's parameters in PyTorch's layout and naming (packed tensors joined).
 pub fn torch_params<M: ModuleSnapshot>(model: &M) -> Result<Params> {
     model
         .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
         .into_iter()
         .map(unpack)
         .collect::<Result<Vec<_>>>()
-        .map(Params)
+        .map(|p| crate::packed::pack(Params(p)))
 }
 
 /// Each parameter's shape as the model stores it (Burn's layout), by its name.

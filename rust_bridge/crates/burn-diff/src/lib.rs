@@ -20,6 +20,7 @@ pub mod layout;
 #[cfg(feature = "learner")]
 pub mod learner;
 pub mod optim;
+pub mod packed;
 pub mod prep;
 pub mod protocol;
 pub mod serve;

@@ -1,0 +1,138 @@
+//! burn-diff's packed-layout conversions (src/packed.rs) against PyTorch itself: PyTorch's `nn.LSTM`,
+//! `nn.GRU` and `nn.MultiheadAttention` parameters (tests/fixtures/packed.safetensors, written by
+//! make_packed.py) load into Burn's `Lstm`, `Gru` and `MultiHeadAttention`, which then give torch's
+//! outputs on torch's input, and come back out of them exactly as torch had them.
+
+use std::collections::BTreeMap;
+
+use burn::module::Module;
+use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::nn::{Gru, GruConfig, Lstm, LstmConfig};
+use burn::tensor::{Device, Tensor, TensorData};
+use burn_diff::layout::{load_torch_params, torch_params, values};
+use burn_diff::{NamedTensor, Params};
+use safetensors::SafeTensors;
+
+#[derive(Module, Debug)]
+struct Packed {
+    lstm: Lstm,
+    gru: Gru,
+    attn: MultiHeadAttention,
+}
+
+fn fixture() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/packed.safetensors"
+    ))
+    .expect("the fixture");
+    let st = SafeTensors::deserialize(&bytes).expect("a safetensors file");
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect();
+            (name, (view.shape().to_vec(), data))
+        })
+        .collect()
+}
+
+fn tensor3(t: &(Vec<usize>, Vec<f32>), device: &Device) -> Tensor<3> {
+    let s = &t.0;
+    Tensor::from_data(TensorData::new(t.1.clone(), [s[0], s[1], s[2]]), device)
+}
+
+fn close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: sizes");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0f32, f32::max);
+    // float32 rounding over five steps of a recurrence, or an attention's softmax (measured on flex,
+    // AVX-512: 5.2e-8 LSTM, 6.0e-8 GRU, 1.2e-7 attention); a misplaced block is off by 1e-2 or more.
+    assert!(worst <= 1e-5, "{what}: off by {worst}");
+}
+
+#[test]
+fn torch_s_packed_parameters_drive_burn_s_modules_and_come_back_exactly() {
+    let device = Device::flex();
+    let f = fixture();
+    let params = Params(
+        f.iter()
+            .filter(|(k, _)| k.contains('.'))
+            .map(|(k, (s, v))| NamedTensor::new(k.clone(), s.clone(), v.clone()).unwrap())
+            .collect(),
+    );
+    let mut m = Packed {
+        lstm: LstmConfig::new(3, 4, true).init(&device),
+        gru: GruConfig::new(3, 4, true).init(&device),
+        attn: MultiHeadAttentionConfig::new(8, 2)
+            .with_dropout(0.0)
+            .init(&device),
+    };
+    load_torch_params(&mut m, &params).unwrap();
+
+    let x = tensor3(&f["x_rnn"], &device);
+    close(
+        &values(m.lstm.forward(x.clone(), None).0),
+        &f["lstm_out"].1,
+        "lstm",
+    );
+    close(&values(m.gru.forward(x, None)), &f["gru_out"].1, "gru");
+    let xa = tensor3(&f["x_attn"], &device);
+    let out = m.attn.forward(MhaInput::self_attn(xa)).context;
+    close(&values(out), &f["attn_out"].1, "attention");
+
+    let back = torch_params(&m).unwrap();
+    let mut names = back.names();
+    names.sort_unstable();
+    let mut want = params.names();
+    want.sort_unstable();
+    assert_eq!(names, want);
+    for t in &params.0 {
+        assert_eq!(back.get(&t.name), Some(t), "{} round trip", t.name);
+    }
+}
+
+#[test]
+fn gates_in_another_order_give_other_numbers() {
+    // Control: the test above can fail. The same LSTM with its forget and cell blocks swapped is
+    // another model.
+    let device = Device::flex();
+    let f = fixture();
+    let swap = |(s, v): &(Vec<usize>, Vec<f32>)| {
+        let block = v.len() / 4;
+        let mut w = v.clone();
+        w[block..2 * block].copy_from_slice(&v[2 * block..3 * block]);
+        w[2 * block..3 * block].copy_from_slice(&v[block..2 * block]);
+        (s.clone(), w)
+    };
+    let params = Params(
+        f.iter()
+            .filter(|(k, _)| k.starts_with("lstm."))
+            .map(|(k, t)| {
+                let (s, v) = swap(t);
+                NamedTensor::new(k.clone(), s, v).unwrap()
+            })
+            .collect(),
+    );
+    #[derive(Module, Debug)]
+    struct One {
+        lstm: Lstm,
+    }
+    let mut m = One {
+        lstm: LstmConfig::new(3, 4, true).init(&device),
+    };
+    load_torch_params(&mut m, &params).unwrap();
+    let out = values(m.lstm.forward(tensor3(&f["x_rnn"], &device), None).0);
+    let worst = out
+        .iter()
+        .zip(&f["lstm_out"].1)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst > 1e-2, "swapped gates still match ({worst})");
+}

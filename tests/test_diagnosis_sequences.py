@@ -1,0 +1,145 @@
+"""Counterfactual diagnosis for sequence models (harness/diagnosis/layers.py): the packed blocks of an LSTM's
+and a GRU's gates and of attention's in_proj read in another order, a GRU with the reset gate before the
+hidden weights (Burn's reset_after false), attention without its scale. On tests/fixtures/sequence_model.py,
+token ids as `[T]` samples. Each port's numbers are built here from torch modules with the change, every
+later layer computed from the changed one; each test asserts the cause named, and the controls that the
+faithful numbers and an unrelated change name none."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from harness.config import RunConfig
+from harness.diagnosis import layers
+from harness.reference.reference import Reference
+from harness.tolerances import tolerance
+from tests.test_diagnosis_models import port_outputs
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+T = 7
+
+
+@pytest.fixture(scope="module")
+def ref() -> Reference:
+    cfg = RunConfig(
+        reference="sequence_model:build",
+        reference_dir=FIXTURES,
+        task="multiclass",
+        loss="CrossEntropyLoss",
+        sample_shape=(T,),
+    )
+    return Reference(cfg, T, 3)
+
+
+@pytest.fixture(scope="module")
+def params(ref: Reference) -> dict[str, np.ndarray]:
+    return ref.init_params(0)
+
+
+@pytest.fixture(scope="module")
+def x() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 10, size=(64, T)).astype(np.float32)
+
+
+def _causes(ref: Reference, params: dict, x: np.ndarray, layer: str, got: torch.Tensor) -> list[tuple[str, str]]:
+    outputs = port_outputs(ref, params, x, layer, got.detach().numpy())
+    found = layers.diagnose(ref, params, x, outputs, layer, tolerance("forward", {}))
+    return [(c.cause, c.description) for c in found]
+
+
+def _module(ref: Reference, params: dict, name: str) -> torch.nn.Module:
+    return copy.deepcopy(ref.module(params, name)).eval()
+
+
+def test_the_reference_reads_a_recurrent_layers_sequence_output(ref: Reference, params: dict, x: np.ndarray) -> None:
+    assert ref.layer_names == ["emb", "attn", "lstm", "gru", "head"]
+    assert ref.layer_shapes["lstm"] == (T, 6) and ref.layer_shapes["attn"] == (T, 8)
+    out = ref.forward(params, x)
+    assert out["gru"].shape == (64, T * 5)
+
+
+def test_lstm_gates_in_another_order(ref: Reference, params: dict, x: np.ndarray) -> None:
+    """A port that took the blocks as (input, forget, output, cell): ONNX's order is (i, o, f, c)."""
+    m = _module(ref, params, "lstm")
+    a = ref.layer_inputs(params, x)["lstm"]
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            i, f, g, o = getattr(m, name).chunk(4, 0)
+            getattr(m, name).copy_(torch.cat([i, f, o, g], 0))
+        got = m(a)[0]
+    causes = _causes(ref, params, x, "lstm", got)
+    assert [c for c, _ in causes] == ["forward.lstm.gate_order"]
+    assert "read as (input, forget, output, cell)" in causes[0][1]
+
+
+def test_gru_with_the_reset_gate_before_the_hidden_weights(ref: Reference, params: dict, x: np.ndarray) -> None:
+    m = _module(ref, params, "gru")
+    a = ref.layer_inputs(params, x)["gru"]
+    w_ih, w_hh = m.weight_ih_l0.chunk(3, 0), m.weight_hh_l0.chunk(3, 0)
+    b_ih, b_hh = m.bias_ih_l0.chunk(3, 0), m.bias_hh_l0.chunk(3, 0)
+    h = torch.zeros(len(a), 5)
+    steps = []
+    with torch.no_grad():
+        for t in range(T):
+            xt = a[:, t]
+            r = torch.sigmoid(F.linear(xt, w_ih[0], b_ih[0]) + F.linear(h, w_hh[0], b_hh[0]))
+            z = torch.sigmoid(F.linear(xt, w_ih[1], b_ih[1]) + F.linear(h, w_hh[1], b_hh[1]))
+            n = torch.tanh(F.linear(xt, w_ih[2], b_ih[2]) + F.linear(r * h, w_hh[2], b_hh[2]))
+            h = (1 - z) * n + z * h
+            steps.append(h)
+    got = torch.stack(steps, 1)
+    assert [c for c, _ in _causes(ref, params, x, "gru", got)] == ["forward.gru.reset_after"]
+
+
+def test_gru_gates_in_another_order(ref: Reference, params: dict, x: np.ndarray) -> None:
+    m = _module(ref, params, "gru")
+    a = ref.layer_inputs(params, x)["gru"]
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            r, z, n = getattr(m, name).chunk(3, 0)
+            getattr(m, name).copy_(torch.cat([z, r, n], 0))  # (update, reset, new): Burn's field order
+        got = m(a)[0]
+    causes = _causes(ref, params, x, "gru", got)
+    assert [c for c, _ in causes] == ["forward.gru.gate_order"]
+    assert "read as (update, reset, new)" in causes[0][1]
+
+
+def test_attention_with_query_key_value_split_in_another_order(ref: Reference, params: dict, x: np.ndarray) -> None:
+    m = _module(ref, params, "attn")
+    a = ref.layer_inputs(params, x)["attn"]
+    with torch.no_grad():
+        q, k, v = m.in_proj_weight.chunk(3, 0)
+        m.in_proj_weight.copy_(torch.cat([k, q, v], 0))
+        bq, bk, bv = m.in_proj_bias.chunk(3, 0)
+        m.in_proj_bias.copy_(torch.cat([bk, bq, bv], 0))
+        got = m(a, a, a, need_weights=False)[0]
+    causes = _causes(ref, params, x, "attn", got)
+    assert [c for c, _ in causes] == ["forward.attention.qkv_order"]
+    assert "read as (key, query, value)" in causes[0][1]
+
+
+def test_attention_without_its_scale(ref: Reference, params: dict, x: np.ndarray) -> None:
+    """Scores scaled by sqrt(head size) twice over: the port's queries multiplied back by it."""
+    m = _module(ref, params, "attn")
+    a = ref.layer_inputs(params, x)["attn"]
+    with torch.no_grad():
+        m.in_proj_weight[:8] *= math.sqrt(4)
+        m.in_proj_bias[:8] *= math.sqrt(4)
+        got = m(a, a, a, need_weights=False)[0]
+    assert [c for c, _ in _causes(ref, params, x, "attn", got)] == ["forward.attention.no_scale"]
+
+
+def test_faithful_and_unrelated_recurrent_numbers_name_no_cause(ref: Reference, params: dict, x: np.ndarray) -> None:
+    m = _module(ref, params, "lstm")
+    a = ref.layer_inputs(params, x)["lstm"]
+    with torch.no_grad():
+        m.weight_hh_l0.mul_(1.05)  # another model, no slip of order
+        got = m(a)[0]
+    assert _causes(ref, params, x, "lstm", got) == []

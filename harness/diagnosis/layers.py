@@ -225,8 +225,9 @@ def _plain_rnn(m: nn.RNNBase) -> bool:
 
 def _recurrent_changes(m: nn.RNNBase) -> list[tuple[str, str, Replay]]:
     """An LSTM or GRU whose packed gate blocks a port split in another order (each order that is not
-    PyTorch's), and a GRU with the reset gate applied before the hidden weights (Burn's
-    `GruConfig::with_reset_after(false)`; PyTorch has only the reset-after form)."""
+    PyTorch's), one run time-major on a batch-first input, and a GRU with the reset gate applied before
+    the hidden weights (Burn's `GruConfig::with_reset_after(false)`; PyTorch has only the reset-after
+    form)."""
     gates = GATES[type(m)]
     packed = [
         n for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0") if getattr(m, n, None) is not None
@@ -249,6 +250,15 @@ def _recurrent_changes(m: nn.RNNBase) -> list[tuple[str, str, Replay]]:
                 lambda v, c=changed: c(v)[0],
             )
         )
+    # Run time-major on a batch-first input (PyTorch's own default, batch_first=False, carried into
+    # Burn's `with_batch_first(false)`): the recurrence runs over the batch, each step a sample.
+    out.append(
+        (
+            f"forward.{kind}.batch_first",
+            "run time-major (batch_first false) on a batch-first input: the recurrence runs across the batch",
+            lambda v: m(v.transpose(0, 1))[0].transpose(0, 1),
+        )
+    )
     if isinstance(m, nn.GRU):
         out.append(
             (

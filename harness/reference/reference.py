@@ -46,7 +46,6 @@ def _inside_whole(model: nn.Module, name: str) -> bool:
     parts = name.split(".")
     mods = dict(model.named_modules())
     return any(isinstance(mods.get(".".join(parts[:i])), WHOLE) for i in range(1, len(parts)))
-# Optimizer state entries that are tensors per parameter (the slots the port reports), by optimizer.
 
 
 def load_builder(spec: str, directory: Path | None) -> Callable[..., nn.Module]:

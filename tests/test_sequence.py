@@ -1,0 +1,99 @@
+"""A sequence model, end to end: token ids through an Embedding, an LSTM and a last-step head
+(examples/sequence), against its Burn port over the subprocess transport. The port's LSTM takes PyTorch's
+packed gate tensors through burn-diff's layout conversion. The faithful port passes `diff all` on seeds 0-4;
+each of its faults is caught at its stage with its cause named (`faults check --config`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.config import RunConfig, load_model_settings
+from harness.faults import detection_matrix, port_catalogue
+from tests.needs import binary, needs
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "sequence"
+CONFIG = EXAMPLE / "harness.toml"
+PORT = ROOT / "rust_bridge" / "target" / "debug" / "sequence-port"
+
+needs_port = needs(binary, "sequence-port")
+
+
+def _diff(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
+    out = tmp_path / "r.json"
+    with pytest.raises(SystemExit) as e:
+        main(["diff", "all", "--config", str(CONFIG), "--json", str(out), "--no-cache", *args])
+    code = e.value.code
+    assert isinstance(code, int), capsys.readouterr().out[-3000:]
+    return code, json.loads(out.read_text())
+
+
+def test_the_committed_data_is_what_its_script_writes(tmp_path: Path) -> None:
+    committed = (EXAMPLE / "sequences.csv").read_bytes()
+    script = (
+        (EXAMPLE / "make_data.py")
+        .read_text()
+        .replace('Path(__file__).with_name("sequences.csv")', f"Path({str(tmp_path / 's.csv')!r})")
+    )
+    (tmp_path / "make.py").write_text(script)
+    subprocess.run([sys.executable, str(tmp_path / "make.py")], check=True)
+    assert (tmp_path / "s.csv").read_bytes() == committed
+
+
+@needs_port
+def test_the_faithful_sequence_port_passes_diff_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = _diff(tmp_path, capsys)
+    assert code == 0, capsys.readouterr().out[-3000:]
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert all(s["status"] == "PASS" for s in stages.values())
+    forward = {c["name"]: c for c in stages["forward"]["checks"]}
+    assert list(forward) == ["layer names", "emb", "lstm", "head"]
+    assert forward["lstm"]["shape"] == [400, 8, 32]  # every step's hidden state
+    weights = {c["name"] for c in stages["weights"]["checks"]}
+    assert {"lstm.weight_ih_l0", "lstm.bias_hh_l0", "head.weight Burn layout"} <= weights
+    backward = {c["name"] for c in stages["backward"]["checks"]}
+    assert "initial.lstm.weight_hh_l0" in backward
+    assert stages["metrics"]["metrics"]["accuracy_port"][0] > 0.9
+
+
+@needs_port
+def test_port_catalogue_lists_the_sequence_faults() -> None:
+    faults = {f["name"]: f for f in port_catalogue(shlex.quote(str(PORT)))}
+    assert set(faults) == {"lstm-gate-order", "lstm-time-major"}
+    assert faults["lstm-gate-order"]["cause"] == "forward.lstm.gate_order"
+
+
+@needs_port
+@pytest.mark.slow
+def test_every_sequence_fault_is_caught_at_its_stage_with_its_cause() -> None:
+    from rich.console import Console
+
+    cfg = RunConfig(**{**load_model_settings(CONFIG), "port_cmd": shlex.quote(str(PORT))})
+    rows, ok = detection_matrix(cfg, 1, [], Console(file=io.StringIO()))
+    bad = [
+        (r["fault"], r["first_stage"], r["expected_stage"], r["diagnosis"], r["hint"][:200], r["errors"][:2])
+        for r in rows
+        if not r["ok"]
+    ]
+    assert ok and not bad, bad
+    by_name = {r["fault"]: r for r in rows}
+    assert "read as (input, forget, output, cell)" in by_name["lstm-gate-order"]["hint"]
+    assert "run time-major (batch_first false)" in by_name["lstm-time-major"]["hint"]
+
+
+@needs_port
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_the_faithful_sequence_port_passes_on_other_seeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: int
+) -> None:
+    code, report = _diff(tmp_path, capsys, "--seed", str(seed))
+    assert code == 0, [(s["stage"], s["hint"][:300]) for s in report["stages"] if s["status"] != "PASS"]

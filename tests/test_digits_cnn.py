@@ -123,3 +123,36 @@ def test_the_faithful_cnn_port_passes_on_other_seeds(
 ) -> None:
     code, report = _diff(tmp_path, capsys, "--seed", str(seed))
     assert code == 0, [(s["stage"], s["hint"][:300]) for s in report["stages"] if s["status"] != "PASS"]
+
+
+def test_the_forward_sample_is_cut_to_the_values_it_may_hold() -> None:
+    from harness.stages.forward import FORWARD_MIN_SAMPLES, FORWARD_VALUES, forward_samples
+
+    shapes = {"conv": (16, 8, 8), "fc": (10,)}  # 1,034 values a sample
+    assert forward_samples(360, shapes) == 360
+    big = {"conv": (64, 224, 224)}  # 3.2 million a sample
+    assert forward_samples(360, big) == FORWARD_MIN_SAMPLES
+    assert forward_samples(10_000, {"fc": (1,)}) == 10_000
+    assert forward_samples(100_000, {"a": (256,)}) == FORWARD_VALUES // 256
+
+
+@needs_port
+def test_a_cut_forward_still_localizes_and_names_the_cause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for one value, the forward compares the first 64 test images, says so, and still names
+    the channels-last flatten; the faithful port passes on the same cut."""
+    from harness.stages import forward
+    from harness.stages.base import Context
+
+    monkeypatch.setattr(forward, "FORWARD_VALUES", 1)
+    for fault, status in (("", "PASS"), ("flatten-nhwc", "FAIL")):
+        cmd = shlex.quote(str(PORT)) + (f" --fault {fault}" if fault else "")
+        ctx = Context(_cfg(port_cmd=cmd))
+        try:
+            r = forward.run(ctx)
+        finally:
+            ctx.close()
+        assert r.status == status, r.hint
+        assert (r.metrics["samples"], r.metrics["test_samples"]) == (64, 360)
+        assert all(c.shape[0] == 64 for c in r.checks[1:])
+    assert r.diagnosis[0]["cause"] == "forward.flatten.channels_last"
+    assert "(on the test set's first 64 of 360 samples)" in r.hint

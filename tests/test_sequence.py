@@ -1,6 +1,7 @@
-"""A sequence model, end to end: token ids through an Embedding, an LSTM and a last-step head
-(examples/sequence), against its Burn port over the subprocess transport. The port's LSTM takes PyTorch's
-packed gate tensors through burn-diff's layout conversion. The faithful port passes `diff all` on seeds 0-4;
+"""A sequence model, end to end: token ids through an Embedding, self-attention, an LSTM, a GRU and a
+last-step head (examples/sequence), against its Burn port over the subprocess transport. The port's
+attention, LSTM and GRU take PyTorch's packed tensors (in_proj, the gate stacks) through burn-diff's layout
+conversion, for parameters, gradients and optimizer state alike. The faithful port passes `diff all` on seeds 0-4;
 each of its faults is caught at its stage with its cause named (`faults check --config`)."""
 
 from __future__ import annotations
@@ -55,19 +56,21 @@ def test_the_faithful_sequence_port_passes_diff_all(tmp_path: Path, capsys: pyte
     stages = {s["stage"]: s for s in report["stages"]}
     assert all(s["status"] == "PASS" for s in stages.values())
     forward = {c["name"]: c for c in stages["forward"]["checks"]}
-    assert list(forward) == ["layer names", "emb", "lstm", "head"]
+    assert list(forward) == ["layer names", "emb", "attn", "lstm", "gru", "head"]
     assert forward["lstm"]["shape"] == [400, 8, 32]  # every step's hidden state
     weights = {c["name"] for c in stages["weights"]["checks"]}
-    assert {"lstm.weight_ih_l0", "lstm.bias_hh_l0", "head.weight Burn layout"} <= weights
+    assert {"attn.in_proj_weight", "lstm.weight_ih_l0", "gru.bias_hh_l0", "head.weight Burn layout"} <= weights
     backward = {c["name"] for c in stages["backward"]["checks"]}
-    assert "initial.lstm.weight_hh_l0" in backward
+    assert {"initial.lstm.weight_hh_l0", "initial.attn.in_proj_bias", "initial.gru.weight_ih_l0"} <= backward
+    optimizer = {c["name"] for c in stages["optimizer"]["checks"]}
+    assert any(n.endswith("attn.in_proj_weight.exp_avg_sq") for n in optimizer), sorted(optimizer)[:20]
     assert stages["metrics"]["metrics"]["accuracy_port"][0] > 0.9
 
 
 @needs_port
 def test_port_catalogue_lists_the_sequence_faults() -> None:
     faults = {f["name"]: f for f in port_catalogue(shlex.quote(str(PORT)))}
-    assert set(faults) == {"lstm-gate-order", "lstm-time-major"}
+    assert set(faults) == {"lstm-gate-order", "lstm-time-major", "gru-reset-before", "attn-qkv-order"}
     assert faults["lstm-gate-order"]["cause"] == "forward.lstm.gate_order"
 
 
@@ -87,6 +90,8 @@ def test_every_sequence_fault_is_caught_at_its_stage_with_its_cause() -> None:
     by_name = {r["fault"]: r for r in rows}
     assert "read as (input, forget, output, cell)" in by_name["lstm-gate-order"]["hint"]
     assert "run time-major (batch_first false)" in by_name["lstm-time-major"]["hint"]
+    assert "read as (key, query, value)" in by_name["attn-qkv-order"]["hint"]
+    assert "reset gate applied before the hidden weights" in by_name["gru-reset-before"]["hint"]
 
 
 @needs_port

@@ -1,5 +1,7 @@
-"""forward: every layer's output on the whole test set, same weights, evaluation mode, by the reference's
-layer names (its leaf modules' qualified names, or the names its `layers()` gives)."""
+"""forward: every layer's output on the test set, same weights, evaluation mode, by the reference's layer
+names (its leaf modules' qualified names, or the names its `layers()` gives). A model whose layers hold
+many values per sample (large images) is compared on the test set's first rows, as many as FORWARD_VALUES
+allows, never fewer than FORWARD_MIN_SAMPLES."""
 
 from __future__ import annotations
 
@@ -12,10 +14,23 @@ from harness.stages.base import Context, Stage, StageResult, result
 
 # The check of the layer names (a space: no qualified module name has one, so it never shadows a layer).
 NAMES_CHECK = "layer names"
+# Layer outputs held per side, over every layer and sample (float32: 64 MiB): the test set is cut to fit.
+# Every example here fits whole (the digits CNN holds 5,130 values a sample, 360 samples); a 3x224x224
+# image model's layers hold millions a sample, and its forward compares FORWARD_MIN_SAMPLES.
+FORWARD_VALUES = 1 << 24
+# A cut never leaves fewer samples: enough for a layer's statistics and the diagnosis's evidence.
+FORWARD_MIN_SAMPLES = 64
+
+
+def forward_samples(n_test: int, layer_shapes: dict[str, tuple[int, ...]]) -> int:
+    """How many of the test set's rows the forward stage compares."""
+    per_sample = sum(int(np.prod(s)) if s else 1 for s in layer_shapes.values()) or 1
+    return min(n_test, max(FORWARD_MIN_SAMPLES, FORWARD_VALUES // per_sample))
 
 
 def run(ctx: Context) -> StageResult:
-    x = ctx.prepared.x_test
+    x_all = ctx.prepared.x_test
+    x = x_all[: forward_samples(len(x_all), ctx.reference.layer_shapes)]
     params = ctx.forward_params
     ref = ctx.reference.forward(params, x)
     got = ctx.port.forward(params, x)
@@ -38,7 +53,7 @@ def run(ctx: Context) -> StageResult:
     unlocalized = 'the port reports its model\'s output only ([port] layers = "output")' if outputs_only else ""
     if first is None:
         hint = "; ".join(h for h in (names.reason, unlocalized) if h)
-        return result("forward", checks, hint, samples=len(x), first_divergent_layer=None)
+        return result("forward", checks, hint, samples=len(x), test_samples=len(x_all), first_divergent_layer=None)
     layer = first.name
     if ctx.reference.linear_chain:
         causes = diagnose(params, x, got, layer, tol)
@@ -58,10 +73,18 @@ def run(ctx: Context) -> StageResult:
         )
     if outputs_only:
         hint = f"{hint} ({unlocalized}: an earlier layer may be where it starts)"
+    if len(x) < len(x_all):
+        hint = f"{hint} (on the test set's first {len(x)} of {len(x_all)} samples)"
     if not names.passed:
         hint = f"{names.reason}; {hint}"
     return result(
-        "forward", checks, hint, diagnosis=[c.to_dict() for c in causes], samples=len(x), first_divergent_layer=layer
+        "forward",
+        checks,
+        hint,
+        diagnosis=[c.to_dict() for c in causes],
+        samples=len(x),
+        test_samples=len(x_all),
+        first_divergent_layer=layer,
     )
 
 

@@ -14,10 +14,20 @@ pub enum Fault {
     /// The LSTM built time-major (`with_batch_first(false)`, PyTorch's own default read into Burn)
     /// while it is fed `[batch, seq, features]`.
     LstmTimeMajor,
+    /// The GRU with `with_reset_after(false)`: the reset gate applied before the hidden weights.
+    GruResetBefore,
+    /// Attention's query and key projections swapped: a hand-written loader that read `in_proj` as
+    /// (key, query, value).
+    AttnQkvOrder,
 }
 
 /// Every fault, in catalogue order.
-pub const ALL: &[Fault] = &[Fault::LstmGateOrder, Fault::LstmTimeMajor];
+pub const ALL: &[Fault] = &[
+    Fault::LstmGateOrder,
+    Fault::LstmTimeMajor,
+    Fault::GruResetBefore,
+    Fault::AttnQkvOrder,
+];
 
 impl Fault {
     /// `(name, stage that must catch it first, the diagnosis that must name it, description)`.
@@ -34,6 +44,18 @@ impl Fault {
                 "forward",
                 "forward.lstm.batch_first",
                 "the LSTM built time-major (with_batch_first(false), PyTorch's default) and fed [batch, seq, features]",
+            ),
+            Fault::GruResetBefore => (
+                "gru-reset-before",
+                "forward",
+                "forward.gru.reset_after",
+                "the GRU with reset_after false: the reset gate applied to the hidden state before its weights, not PyTorch's form",
+            ),
+            Fault::AttnQkvOrder => (
+                "attn-qkv-order",
+                "forward",
+                "forward.attention.qkv_order",
+                "attention's in_proj read as (key, query, value) where PyTorch stacks (query, key, value)",
             ),
         }
     }

@@ -167,7 +167,8 @@ impl Port for SequencePort {
         let net = self.net(params, &self.device)?;
         let back = torch_params(&net)?;
         // Burn's shapes for the parameters Burn keeps under PyTorch's names (the embedding, the
-        // head); the LSTM's packed tensors have no single Burn counterpart.
+        // head); the packed tensors (attention's in_proj, the gate stacks) have no single Burn
+        // counterpart.
         let burn = burn_shapes(&net);
         let layouts = back
             .0
@@ -185,7 +186,9 @@ impl Port for SequencePort {
         let layers = net.layers(tokens(x, &self.device)?);
         Ok(Activations(vec![
             ("emb".to_string(), batch(layers.emb)?),
+            ("attn".to_string(), batch(layers.attn)?),
             ("lstm".to_string(), batch(layers.lstm)?),
+            ("gru".to_string(), batch(layers.gru)?),
             ("head".to_string(), batch(layers.head)?),
         ]))
     }

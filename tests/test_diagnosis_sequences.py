@@ -143,3 +143,29 @@ def test_faithful_and_unrelated_recurrent_numbers_name_no_cause(ref: Reference, 
         m.weight_hh_l0.mul_(1.05)  # another model, no slip of order
         got = m(a)[0]
     assert _causes(ref, params, x, "lstm", got) == []
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Reference:
+    cfg = RunConfig(
+        reference="encoder_model:build",
+        reference_dir=FIXTURES,
+        task="multiclass",
+        loss="CrossEntropyLoss",
+        sample_shape=(T,),
+    )
+    return Reference(cfg, T, 3)
+
+
+def test_an_encoder_layers_functional_activation_replaced(encoder: Reference, x: np.ndarray) -> None:
+    """nn.TransformerEncoderLayer applies F.relu between linear1 and its dropout, a function no hook sees;
+    Burn's TransformerEncoderConfig defaults to GELU. The first layer to differ is the dropout after it,
+    and the cause named is the activation between the two layers."""
+    params = encoder.init_params(0)
+    before = torch.from_numpy(encoder.forward(params, x)["enc.linear1"]).reshape(len(x), T, 32)
+    causes = _causes(encoder, params, x, "enc.dropout", F.gelu(before))
+    assert [c for c, _ in causes] == ["forward.activation.gelu"]
+    assert "the activation between enc.linear1 and enc.dropout (a function, not a module)" in causes[0][1]
+    assert "exact GELU (erf) where the reference applies ReLU" in causes[0][1]
+    # Control: ReLU's own output, scaled, is no activation's.
+    assert _causes(encoder, params, x, "enc.dropout", torch.relu(before) * 1.01) == []

@@ -444,6 +444,59 @@ def _swapped(
     ]
 
 
+def _functional_activation(
+    reference: Reference,
+    params: Params,
+    x: np.ndarray,
+    layer: str,
+    module: nn.Module,
+    a: torch.Tensor,
+    got: np.ndarray,
+    tol: Tolerance,
+    downstream: Downstream,
+) -> list[Candidate]:
+    """Another activation where the reference applies one as a function between two layers (`F.relu`
+    inside `nn.TransformerEncoderLayer`, say): no module records it, so the first layer after it is the
+    first to differ. Tried when `layer`'s input is a known activation of the previous layer's output; each
+    other activation replaces it, and `layer` runs on the result."""
+    order = reference.layer_names
+    i = order.index(layer)
+    if i == 0:
+        return []
+    prev = order[i - 1]
+    before = reference.forward(params, x).get(prev)
+    if before is None or before.size != a.numel() or not a.is_floating_point():
+        return []
+    p = torch.from_numpy(before).reshape(a.shape)
+    if torch.equal(p, a):
+        return []  # nothing between the two layers
+    own = next((k for k, (_, f) in ACTIVATIONS.items() if torch.allclose(f(p), a, rtol=1e-6, atol=1e-7)), None)
+    if own is None:
+        return []
+    mod = module.eval()
+
+    def err(replay: torch.Tensor) -> float:
+        out = replay.numpy()
+        return ratio(out.reshape(got.shape), got, tol) if out.size == got.size else math.inf
+
+    found = []
+    for key, (what, f) in ACTIVATIONS.items():
+        if key == own:
+            continue
+        with torch.no_grad():
+            replay = mod(f(p))
+        found.append(
+            Candidate(
+                f"forward.activation.{key.lower()}",
+                f"the activation between {prev} and {layer} (a function, not a module): {what} where the "
+                f"reference applies {ACTIVATIONS[own][0]}",
+                lambda _, r=replay: err(r),
+                confirm=lambda _, r=replay: downstream(r),
+            )
+        )
+    return found
+
+
 def _downstream(
     reference: Reference, params: Params, x: np.ndarray, got: dict[str, np.ndarray], layer: str, tol: Tolerance
 ) -> tuple[Downstream, list[str]]:
@@ -480,12 +533,17 @@ def diagnose(
     module = reference.module(params, layer)
     a = inputs[layer]
     out = np.asarray(got[layer], dtype=np.float32)
-    if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)):
-        return _dropout(module, a.numpy().reshape(out.shape), out, tol, layer) if a.numel() == out.size else []
+    if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)) and a.numel() == out.size:
+        found = _dropout(module, a.numpy().reshape(out.shape), out, tol, layer)
+        if found:
+            return found
     downstream, later = _downstream(reference, params, x, got, layer, tol)
     after = {0: "", 1: " and the layer after it"}.get(len(later), f" and the {len(later)} layers after it")
     evidence = f"{out.size} outputs of {layer}{after}"
     found = explain(_candidates(module, a, out, tol, layer, downstream), evidence)
+    if found:
+        return found
+    found = explain(_functional_activation(reference, params, x, layer, module, a, out, tol, downstream), evidence)
     if found:
         return found
     # Two changes' worth of evidence (this layer's and the next one's outputs): tried only when no change

@@ -334,10 +334,11 @@ def _diff(
     require: str | None = None,
     use_cache: bool = False,
 ) -> int:
-    from harness.pipeline import SCHEMA_NAME, run
+    from harness.pipeline import run
     from harness.report import owner
     from harness.report.files import write_json, write_junit
     from harness.report.terminal import print_report
+    from harness.results import SCHEMA_NAME
     from harness.stages import STAGE_NAMES
 
     if stage != "all" and stage not in STAGE_NAMES:
@@ -542,8 +543,8 @@ def watch(
     from harness.config import load_port_build, load_run_config
     from harness.pipeline import run
     from harness.report.terminal import print_report
+    from harness.results import ERROR, FAIL
     from harness.stages import STAGE_NAMES
-    from harness.stages.base import ERROR, FAIL
     from harness.watch import Build, loop
 
     path = config if config is not None else Path("harness.toml")

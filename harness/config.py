@@ -119,7 +119,7 @@ def load_tolerance_overrides(start: Path | None = None, file: Path | None = None
             doc = doc.get(k, {}) if isinstance(doc, dict) else {}
         if doc:
             out: dict[str, dict[str, float]] = {}
-            from harness.stages import STAGE_NAMES
+            from harness.stage_names import STAGE_NAMES
 
             for stage, tol in doc.items():
                 if stage not in STAGE_NAMES:

@@ -15,8 +15,9 @@ from rich.table import Table
 
 from harness import progress
 from harness.config import RunConfig
-from harness.pipeline import Report, run_with
+from harness.pipeline import run_with
 from harness.port import available_faults
+from harness.results import Report
 from harness.stages.base import Context
 
 

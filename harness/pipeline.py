@@ -4,127 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-from harness import __version__, progress
+from harness import progress
 from harness.config import RunConfig
 from harness.errors import HarnessError, PortFailure, PortStructureError, PortUnsupported
 from harness.port import PortError
-from harness.report.owner import DIFF_REPORT
+from harness.results import ERROR, FAIL, SKIP, Report, StageResult
 from harness.stages import STAGES
-from harness.stages.base import ERROR, FAIL, FREE_RUN_CHECKS, PASS, SKIP, Context, StageResult
-
-# The schema id also marks the file as the harness's own (harness/report/owner.py).
-SCHEMA_NAME = DIFF_REPORT
-# 1.1, 1.2: additions (fields marked "since" in schema.json). 1.2 also judges independent runs against the
-# reference's seed-to-seed spread, so the metrics stage no longer has the end_to_end.mcnemar_p check (the
-# p-values stay in its metrics).
-SCHEMA_VERSION = "1.6"
-
-
-@dataclass
-class Report:
-    cfg: RunConfig
-    results: list[StageResult] = field(default_factory=list)
-    seconds: float = 0.0
-    # What a subprocess port said about itself in `hello` (name, backend, faults, protocol), if it did.
-    port: dict[str, Any] | None = None
-    # The reference cache: its directory, key and what each part was ("hit", "miss", "stale: why"); None
-    # when caching is off.
-    cache: dict[str, Any] | None = None
-
-    @property
-    def first_divergence(self) -> StageResult | None:
-        return next((r for r in self.results if r.status == FAIL), None)
-
-    def downstream_of(self, r: StageResult) -> str | None:
-        """The earlier failing stage a failing stage may only echo, or None. Every stage is teacher-forced
-        (fed the reference's data, parameters and state), so a later failure is its own divergence; only
-        checks that compound everything before them, the free runs (FREE_RUN_CHECKS), can come from an
-        earlier stage, and only a stage whose every failing check is one of them is marked."""
-        first = self.first_divergence
-        if first is None or r is first or r.status != FAIL:
-            return None
-        failing = [c.name for c in r.checks if not c.passed]
-        return first.stage if failing and all(n.startswith(FREE_RUN_CHECKS) for n in failing) else None
-
-    @property
-    def errored(self) -> bool:
-        return any(r.status == ERROR for r in self.results)
-
-    @property
-    def passed(self) -> bool:
-        """No stage failed or errored: a stage the port does not implement is SKIP and fails nothing,
-        unless it was required (RunConfig.require), when run_with made it a FAIL."""
-        return all(r.status in (PASS, SKIP) for r in self.results)
-
-    @property
-    def skipped(self) -> list[StageResult]:
-        return [r for r in self.results if r.status == SKIP]
-
-    @property
-    def exit_code(self) -> int:
-        if self.errored:
-            return 2
-        return 0 if self.passed else 1
-
-    def to_dict(self) -> dict[str, Any]:
-        first = self.first_divergence
-        fd = None
-        if first is not None:
-            worst = first.first_failure
-            fd = {"stage": first.stage, "hint": first.hint, "check": worst.to_dict() if worst else None}
-        return {
-            "schema": SCHEMA_NAME,
-            "schema_version": SCHEMA_VERSION,
-            "harness_version": __version__,
-            "passed": self.passed,
-            "exit_code": self.exit_code,
-            "first_divergence": fd,
-            "config": {
-                "data": str(self.cfg.data),
-                "label": self.cfg.label,
-                # With a port command, the port decides these; record what it said, not unused defaults.
-                "backend": self.cfg.backend if self.cfg.port_cmd is None else (self.port or {}).get("backend"),
-                "fault": self.cfg.fault
-                if self.cfg.port_cmd is None
-                else ",".join((self.port or {}).get("faults") or []),
-                "seed": self.cfg.seed,
-                "epochs": self.cfg.epochs,
-                "seeds": self.cfg.seeds,
-                "tolerance_overrides": self.cfg.tolerances,
-                # Since 1.3: the reference model, loss, optimizer and task ("" reference: the classifier).
-                "model": {
-                    "reference": self.cfg.reference,
-                    "task": self.cfg.task,
-                    "loss": self.cfg.loss,
-                    "optimizer": self.cfg.optimizer,
-                },
-                "port": None
-                if self.cfg.port_cmd is None
-                else {
-                    "cmd": self.cfg.port_cmd,
-                    "timeout_s": self.cfg.port_timeout,
-                    # Since 1.5: what the port's harness.toml declares about it.
-                    "loss_input": self.cfg.loss_input,
-                    # Since 1.6: "output" when the port reports its model's output only.
-                    "layers": self.cfg.layers,
-                    "rename": [list(rule) for rule in self.cfg.rename],
-                    **(self.port or {}),
-                },
-            },
-            "seconds": round(self.seconds, 3),
-            # Since 1.5: which parts of the reference came from the cache.
-            "cache": self.cache,
-            "stages": [
-                {
-                    **r.to_dict(),
-                    "downstream_of": self.downstream_of(r),
-                }
-                for r in self.results
-            ],
-        }
+from harness.stages.base import Context
 
 
 def run(

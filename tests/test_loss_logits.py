@@ -16,7 +16,8 @@ import pytest
 from harness.config import BUNDLED_DATA, RunConfig, load_port_layers, load_port_loss_input
 from harness.errors import HarnessError
 from harness.pipeline import run_with
-from harness.stages.base import FAIL, PASS, Context
+from harness.results import FAIL, PASS
+from harness.stages.base import Context
 from tests.needs import burn
 
 PROXY = Path(__file__).resolve().parent / "fake_ports" / "proxy_port.py"

@@ -18,7 +18,8 @@ import pytest
 
 from harness.config import BUNDLED_DATA, RunConfig
 from harness.pipeline import run_with
-from harness.stages.base import FAIL, PASS, SKIP, Context
+from harness.results import FAIL, PASS, SKIP
+from harness.stages.base import Context
 from tests.needs import burn
 
 ROOT = Path(__file__).resolve().parent.parent

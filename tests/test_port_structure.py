@@ -21,7 +21,8 @@ from harness.errors import HarnessError
 from harness.pipeline import run_with
 from harness.rename import Rename
 from harness.report.files import SCHEMA_PATH, report_json
-from harness.stages.base import ERROR, FAIL, PASS, SKIP, Context
+from harness.results import ERROR, FAIL, PASS, SKIP
+from harness.stages.base import Context
 from tests.needs import burn
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,9 +12,8 @@ from rich.console import Console
 
 from harness.compare import compare_value
 from harness.config import BUNDLED_DATA, RunConfig
-from harness.pipeline import Report
 from harness.report.terminal import print_report
-from harness.stages.base import result
+from harness.results import Report, result
 
 
 def _stage(name: str, *failing: str, passing: str = "ok") -> object:

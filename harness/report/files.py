@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from harness.pipeline import Report
 from harness.report import owner
+from harness.results import Report
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.results import SCHEMA_NAME
 
-DIFF_REPORT = "burn-torch-harness/diff-report"
+# The diff report's schema id lives with the report (harness/results.py).
+DIFF_REPORT = SCHEMA_NAME
 DIFF_JUNIT = "burn-torch-harness/diff-junit"
 TRAIN_RUN = "burn-torch-harness/train-run"
 DETECTION_MATRIX = "burn-torch-harness/detection-matrix"

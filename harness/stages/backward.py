@@ -19,8 +19,9 @@ from harness.diagnosis import buffers as buffers_dx
 from harness.diagnosis.backward import Case, diagnose
 from harness.errors import PortFailure
 from harness.port import PortError
+from harness.results import StageResult, result
 from harness.specs import PROBABILITY
-from harness.stages.base import Context, Stage, StageResult, result
+from harness.stages.base import Context, Stage
 from harness.tolerances import per_tensor
 
 # The output layer is scaled so that the largest |logit| on the batch is this large: well past the

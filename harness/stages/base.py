@@ -1,10 +1,11 @@
-"""What a stage returns, and the shared, lazily computed inputs every stage draws from."""
+"""A stage, and the shared, lazily computed inputs every stage draws from. What a stage returns is in
+harness/results.py (torch-free, for the reports)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -13,62 +14,20 @@ import numpy as np
 from harness import cache as reference_cache
 from harness import progress
 from harness.cache import Cache
-from harness.compare import ArrayDiff
 from harness.config import RunConfig
 from harness.data import Prepared, prepare
 from harness.port import BurnPort, Port
 from harness.reference import ensemble
 from harness.reference import train as ref_train
 from harness.reference.reference import Reference, n_outputs
+from harness.results import StageResult
 from harness.tolerances import REFERENCE_SEEDS, tolerance
 
-PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
 # RunConfig fields that concern only the port (or how it is judged), never the reference's numbers: not
 # part of the reference cache's key.
 PORT_SIDE = frozenset(
     {"backend", "fault", "port_cmd", "port_timeout", "require", "rename", "loss_input", "layers", "cache", "tolerances"}
 )
-# Checks of a free run (the port trained on its own, judged against the envelope or its shadow, and the
-# end-to-end accuracy of independent runs): the only checks an earlier stage's divergence can reach.
-# Every other check is teacher-forced, fed the reference's inputs.
-FREE_RUN_CHECKS = ("envelope.", "shadow.params", "shadow.epoch_loss", "end_to_end.")
-
-
-@dataclass
-class StageResult:
-    stage: str
-    status: str
-    checks: list[ArrayDiff] = field(default_factory=list)
-    hint: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
-    error: str = ""
-    seconds: float = 0.0
-    # Counterfactual causes that reproduce the port's numbers (harness/diagnosis), best first; failing
-    # stages with a catalogue only.
-    diagnosis: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def first_failure(self) -> ArrayDiff | None:
-        return next((c for c in self.checks if not c.passed), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "stage": self.stage,
-            "status": self.status,
-            "hint": self.hint,
-            "error": self.error,
-            "seconds": round(self.seconds, 3),
-            "metrics": self.metrics,
-            "checks": [c.to_dict() for c in self.checks],
-            "diagnosis": self.diagnosis,
-        }
-
-
-def result(
-    stage: str, checks: list[ArrayDiff], hint: str = "", diagnosis: list[dict[str, Any]] | None = None, **metrics: Any
-) -> StageResult:
-    ok = all(c.passed for c in checks)
-    return StageResult(stage, PASS if ok else FAIL, checks, "" if ok else hint, metrics, diagnosis=diagnosis or [])
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from harness.compare import compare_value
 from harness.diagnosis.config import diagnose
-from harness.stages.base import Context, Stage, StageResult, result
+from harness.results import StageResult, result
+from harness.stages.base import Context, Stage
 
 # What a differing field usually means in a Burn port (keyed by the field that differs).
 FIELD_HINTS = {

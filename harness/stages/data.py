@@ -8,7 +8,8 @@ import numpy as np
 
 from harness.compare import compare, compare_value
 from harness.diagnosis.data import diagnose
-from harness.stages.base import Context, Stage, StageResult, result
+from harness.results import StageResult, result
+from harness.stages.base import Context, Stage
 
 # Integer types by any name a reader gives them: numpy's and pandas' (int64, uint8), Rust's (i64, u32, usize).
 _INTEGER = re.compile(r"u?int(8|16|32|64)?|[iu](8|16|32|64|128|size)")

@@ -10,7 +10,8 @@ import numpy as np
 from harness.compare import compare, compare_names
 from harness.diagnosis import layers
 from harness.diagnosis.forward import diagnose
-from harness.stages.base import Context, Stage, StageResult, result
+from harness.results import StageResult, result
+from harness.stages.base import Context, Stage
 
 # The check of the layer names (a space: no qualified module name has one, so it never shadows a layer).
 NAMES_CHECK = "layer names"

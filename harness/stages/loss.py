@@ -11,8 +11,9 @@ import numpy as np
 from harness.compare import compare
 from harness.diagnosis import criteria
 from harness.diagnosis.loss import ADVICE, Case, diagnose
+from harness.results import StageResult, result
 from harness.specs import PROBABILITY
-from harness.stages.base import Context, Stage, StageResult, result
+from harness.stages.base import Context, Stage
 
 
 def run(ctx: Context) -> StageResult:

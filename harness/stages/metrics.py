@@ -14,8 +14,9 @@ from harness.diagnosis import Cause
 from harness.diagnosis.metrics import diagnose, diagnose_regression, probe_threshold
 from harness.errors import PortFailure, PortUnsupported
 from harness.port import PortError
+from harness.results import StageResult, result
 from harness.specs import PROBABILITY
-from harness.stages.base import Context, Stage, StageResult, result
+from harness.stages.base import Context, Stage
 from harness.tolerances import END_TO_END_ACCURACY_PP, MCNEMAR_ALPHA, SEED_SPREAD_ALPHA
 
 

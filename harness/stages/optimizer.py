@@ -21,7 +21,8 @@ import numpy as np
 from harness.compare import ArrayDiff, Tolerance, compare, compare_names, compare_value
 from harness.diagnosis import Cause, ratio, steps
 from harness.diagnosis.optimizer import Case, advice, diagnose
-from harness.stages.base import Context, Stage, StageResult, result
+from harness.results import StageResult, result
+from harness.stages.base import Context, Stage
 from harness.tolerances import for_update
 
 WARM_STEPS = 5

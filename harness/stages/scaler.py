@@ -10,7 +10,8 @@ import numpy as np
 
 from harness.compare import compare
 from harness.diagnosis.scaler import SAMPLE_ROWS, Evidence, diagnose, unexplained
-from harness.stages.base import Context, Stage, StageResult, result
+from harness.results import StageResult, result
+from harness.stages.base import Context, Stage
 
 
 def run(ctx: Context) -> StageResult:

@@ -6,7 +6,8 @@ import numpy as np
 
 from harness.compare import compare_exact, compare_sets, compare_value
 from harness.diagnosis.split import diagnose, repeat_causes
-from harness.stages.base import Context, Stage, StageResult, result
+from harness.results import StageResult, result
+from harness.stages.base import Context, Stage
 
 
 def run(ctx: Context) -> StageResult:

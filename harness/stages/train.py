@@ -20,7 +20,8 @@ from harness.compare import ArrayDiff, Tolerance, compare, summary_stats
 from harness.diagnosis import Cause, ratio
 from harness.diagnosis.train import diagnose_boundary, diagnose_loop, first_diverging_epoch, localize, localize_at
 from harness.reference.structure import Trace
-from harness.stages.base import Context, Stage, StageResult, result
+from harness.results import StageResult, result
+from harness.stages.base import Context, Stage
 from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR, envelope_allowed, envelope_drift, per_tensor
 
 RESYNC_STEPS = 64

@@ -9,7 +9,8 @@ from harness.compare import compare, compare_names, compare_value
 from harness.diagnosis import structure
 from harness.diagnosis.weights import diagnose
 from harness.errors import PortStructureError
-from harness.stages.base import Context, Stage, StageResult, result
+from harness.results import StageResult, result
+from harness.stages.base import Context, Stage
 
 # Module kinds whose `weight` Burn stores transposed (burn::nn::Linear is [d_input, d_output]).
 TRANSPOSED = {"Linear"}

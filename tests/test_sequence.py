@@ -70,7 +70,14 @@ def test_the_faithful_sequence_port_passes_diff_all(tmp_path: Path, capsys: pyte
 @needs_port
 def test_port_catalogue_lists_the_sequence_faults() -> None:
     faults = {f["name"]: f for f in port_catalogue(shlex.quote(str(PORT)))}
-    assert set(faults) == {"lstm-gate-order", "lstm-time-major", "gru-reset-before", "attn-qkv-order"}
+    assert set(faults) == {
+        "lstm-gate-order",
+        "lstm-time-major",
+        "gru-reset-before",
+        "attn-qkv-order",
+        "attn-dropout-default",
+    }
+    assert faults["attn-dropout-default"]["stage"] == "config"
     assert faults["lstm-gate-order"]["cause"] == "forward.lstm.gate_order"
 
 
@@ -92,6 +99,7 @@ def test_every_sequence_fault_is_caught_at_its_stage_with_its_cause() -> None:
     assert "run time-major (batch_first false)" in by_name["lstm-time-major"]["hint"]
     assert "read as (key, query, value)" in by_name["attn-qkv-order"]["hint"]
     assert "reset gate applied before the hidden weights" in by_name["gru-reset-before"]["hint"]
+    assert "attn.dropout 0.1 vs 0.0" in by_name["attn-dropout-default"]["hint"]
 
 
 @needs_port

@@ -619,6 +619,9 @@ def _hyper(m: nn.Module | None) -> dict[str, Any]:
         return {"p": float(m.p)}
     if isinstance(m, nn.LayerNorm):
         return {"eps": float(m.eps)}
+    if isinstance(m, nn.MultiheadAttention):
+        # Burn's MultiHeadAttentionConfig defaults dropout to 0.1, torch's to 0.0.
+        return {"num_heads": int(m.num_heads), "dropout": float(m.dropout)}
     if isinstance(m, nn.modules.batchnorm._BatchNorm):
         return {"eps": float(m.eps), "momentum": m.momentum}
     if isinstance(m, nn.modules.conv._ConvNd):

@@ -19,6 +19,8 @@ pub enum Fault {
     /// Attention's query and key projections swapped: a hand-written loader that read `in_proj` as
     /// (key, query, value).
     AttnQkvOrder,
+    /// Attention left at Burn's dropout default, 0.1 (torch's `nn.MultiheadAttention`: 0.0).
+    AttnDropoutDefault,
 }
 
 /// Every fault, in catalogue order.
@@ -27,6 +29,7 @@ pub const ALL: &[Fault] = &[
     Fault::LstmTimeMajor,
     Fault::GruResetBefore,
     Fault::AttnQkvOrder,
+    Fault::AttnDropoutDefault,
 ];
 
 impl Fault {
@@ -56,6 +59,12 @@ impl Fault {
                 "forward",
                 "forward.attention.qkv_order",
                 "attention's in_proj read as (key, query, value) where PyTorch stacks (query, key, value)",
+            ),
+            Fault::AttnDropoutDefault => (
+                "attn-dropout-default",
+                "config",
+                "config.attn.dropout",
+                "attention left at Burn's MultiHeadAttentionConfig dropout default, 0.1, where torch's MultiheadAttention has 0.0",
             ),
         }
     }

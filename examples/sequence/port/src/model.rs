@@ -69,9 +69,13 @@ impl SequenceNet {
     pub fn new(faults: &Faults, device: &Device) -> Self {
         Self {
             emb: EmbeddingConfig::new(VOCAB, EMBED).init(device),
-            attn: MultiHeadAttentionConfig::new(EMBED, HEADS)
-                .with_dropout(0.0)
-                .init(device),
+            attn: if faults.has(Fault::AttnDropoutDefault) {
+                MultiHeadAttentionConfig::new(EMBED, HEADS).init(device)
+            } else {
+                MultiHeadAttentionConfig::new(EMBED, HEADS)
+                    .with_dropout(0.0)
+                    .init(device)
+            },
             lstm: LstmConfig::new(EMBED, HIDDEN, true)
                 .with_batch_first(!faults.has(Fault::LstmTimeMajor))
                 .init(device),

@@ -152,9 +152,12 @@ impl Port for SequencePort {
     }
 
     fn effective_config(&self) -> Result<EffectiveConfig> {
-        // What the port's author configured; the faults are slips in code this account does not
-        // know about, so that each is caught at its own stage (see faults.rs).
+        // What the port's author configured, and what its attention layer really holds (read from
+        // the module, so a default left in place shows); the other faults are slips in code this
+        // account does not know about, so that each is caught at its own stage (see faults.rs).
+        let attn = SequenceNet::new(&self.faults, &self.device).attn;
         let c = serde_json::json!({
+            "attn.num_heads": attn.n_heads, "attn.dropout": attn.dropout.prob,
             "optimizer": "Adam", "lr": LR, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
             "weight_decay": 0.0, "clip_norm": null, "batch_size": BATCH_SIZE, "epochs": EPOCHS,
             "loss": "CrossEntropyLoss", "label_smoothing": 0.0,

@@ -3,8 +3,6 @@
 //! port's `effective_config` does not reflect them: they are code slips that the author's own
 //! account of the configuration does not know about, so the harness must catch each at its stage.
 
-use burn_diff::error::{input, Result};
-
 /// A realistic way this port goes wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -18,17 +16,16 @@ pub enum Fault {
     BnBiasedRunningVar,
 }
 
-/// Every fault, in catalogue order.
-pub const ALL: &[Fault] = &[
-    Fault::FlattenNhwc,
-    Fault::AvgpoolExcludePad,
-    Fault::ConvValidPadding,
-    Fault::BnBiasedRunningVar,
-];
+impl burn_diff::faults::Fault for Fault {
+    const ALL: &'static [Self] = &[
+        Fault::FlattenNhwc,
+        Fault::AvgpoolExcludePad,
+        Fault::ConvValidPadding,
+        Fault::BnBiasedRunningVar,
+    ];
 
-impl Fault {
     /// `(name, stage that must catch it first, the diagnosis that must name it, description)`.
-    pub fn info(self) -> (&'static str, &'static str, &'static str, &'static str) {
+    fn info(self) -> (&'static str, &'static str, &'static str, &'static str) {
         match self {
             Fault::FlattenNhwc => (
                 "flatten-nhwc",
@@ -56,57 +53,7 @@ impl Fault {
             ),
         }
     }
-
-    /// The name `--fault` takes.
-    pub fn name(self) -> &'static str {
-        self.info().0
-    }
 }
 
 /// The faults that are on; empty for the faithful port.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Faults(Vec<Fault>);
-
-impl Faults {
-    /// Parses a comma-separated list of fault names (`""` and `"none"` for none).
-    pub fn parse(spec: &str) -> Result<Self> {
-        let mut out = Vec::new();
-        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            if part == "none" {
-                continue;
-            }
-            let Some(f) = ALL.iter().find(|f| f.name() == part) else {
-                let names: Vec<&str> = ALL.iter().map(|f| f.name()).collect();
-                return input(format!(
-                    "unknown fault '{part}'; known faults: {}",
-                    names.join(", ")
-                ));
-            };
-            if !out.contains(f) {
-                out.push(*f);
-            }
-        }
-        Ok(Self(out))
-    }
-
-    /// Whether `f` is on.
-    pub fn has(&self, f: Fault) -> bool {
-        self.0.contains(&f)
-    }
-
-    /// The names of the faults that are on.
-    pub fn names(&self) -> Vec<String> {
-        self.0.iter().map(|f| f.name().to_string()).collect()
-    }
-}
-
-/// The catalogue as `--list-faults` prints it: `name<TAB>stage<TAB>cause<TAB>description` per line
-/// (the format `harness faults check` reads).
-pub fn catalogue() -> String {
-    ALL.iter()
-        .map(|f| {
-            let (name, stage, cause, description) = f.info();
-            format!("{name}\t{stage}\t{cause}\t{description}\n")
-        })
-        .collect()
-}
+pub type Faults = burn_diff::faults::Faults<Fault>;

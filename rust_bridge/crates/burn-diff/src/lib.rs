@@ -16,6 +16,7 @@
 pub mod backend;
 pub mod contract;
 pub mod error;
+pub mod faults;
 pub mod layout;
 #[cfg(feature = "learner")]
 pub mod learner;

@@ -104,6 +104,7 @@ def test_every_sequence_fault_is_caught_at_its_stage_with_its_cause() -> None:
 
 @needs_port
 @pytest.mark.slow
+@pytest.mark.sweep  # .ci/run repeats it under each kernel level of torch and numpy
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_the_faithful_sequence_port_passes_on_other_seeds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: int

@@ -41,10 +41,9 @@ DROPOUT = (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)
 WHOLE = (nn.MultiheadAttention,)
 
 
-def _inside_whole(model: nn.Module, name: str) -> bool:
-    """Whether `name` is a child of a module that is one layer (WHOLE)."""
+def _inside_whole(mods: dict[str, nn.Module], name: str) -> bool:
+    """Whether `name` is a child of a module that is one layer (WHOLE); `mods`: the model's named modules."""
     parts = name.split(".")
-    mods = dict(model.named_modules())
     return any(isinstance(mods.get(".".join(parts[:i])), WHOLE) for i in range(1, len(parts)))
 
 
@@ -178,8 +177,9 @@ class Reference:
             ]
         order: list[Layer] = []
         hooks = []
-        for name, m in model.named_modules():
-            if name and (not list(m.children()) or isinstance(m, WHOLE)) and not _inside_whole(model, name):
+        mods = dict(model.named_modules())
+        for name, m in mods.items():
+            if name and (not list(m.children()) or isinstance(m, WHOLE)) and not _inside_whole(mods, name):
                 hooks.append(
                     m.register_forward_hook(
                         lambda mod, _i, o, name=name: order.append(

@@ -21,6 +21,8 @@
 //! packed tensor, so splitting and joining are row slices; burn-store's adapter then transposes each
 //! Linear weight as it does any other.
 
+use std::collections::HashSet;
+
 use crate::error::{shape, Result};
 use crate::tensor::{NamedTensor, Params};
 
@@ -148,6 +150,7 @@ fn join(prefix: &str, leaf: &str) -> String {
 /// modules of that kind, by their qualified names.
 fn modules_of<'a>(kind: &Kind, names: &'a [String]) -> Vec<&'a str> {
     let first = &kind.entries[0];
+    let all: HashSet<&str> = names.iter().map(String::as_str).collect();
     names
         .iter()
         .filter_map(|n| n.strip_suffix(first.parts[0]))
@@ -156,7 +159,7 @@ fn modules_of<'a>(kind: &Kind, names: &'a [String]) -> Vec<&'a str> {
             first
                 .parts
                 .iter()
-                .all(|leaf| names.iter().any(|n| *n == join(p, leaf)))
+                .all(|leaf| all.contains(join(p, leaf).as_str()))
         })
         .collect()
 }
@@ -166,10 +169,13 @@ fn modules_of<'a>(kind: &Kind, names: &'a [String]) -> Vec<&'a str> {
 /// `lstm.input_gate.input_transform.weight` and its three siblings when the model has those. A
 /// packed tensor whose rows do not split evenly is a shape error naming it.
 pub fn unpack(params: &Params, model: &[String]) -> Result<Params> {
+    // The model's modules of each kind, found once: this runs on every load of parameters.
+    let modules: Vec<(&Kind, Vec<&str>)> =
+        KINDS.iter().map(|k| (*k, modules_of(k, model))).collect();
     let mut out = Vec::with_capacity(params.0.len());
     'tensor: for t in &params.0 {
-        for kind in KINDS {
-            for prefix in modules_of(kind, model) {
+        for (kind, prefixes) in &modules {
+            for &prefix in prefixes {
                 for e in kind.entries {
                     if t.name != join(prefix, e.torch) {
                         continue;

@@ -26,16 +26,17 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 T = 7
 
 
-@pytest.fixture(scope="module")
-def ref() -> Reference:
+def _reference(builder: str) -> Reference:
+    """A reference from tests/fixtures over sequences of T token ids, three classes."""
     cfg = RunConfig(
-        reference="sequence_model:build",
-        reference_dir=FIXTURES,
-        task="multiclass",
-        loss="CrossEntropyLoss",
-        sample_shape=(T,),
+        reference=builder, reference_dir=FIXTURES, task="multiclass", loss="CrossEntropyLoss", sample_shape=(T,)
     )
     return Reference(cfg, T, 3)
+
+
+@pytest.fixture(scope="module")
+def ref() -> Reference:
+    return _reference("sequence_model:build")
 
 
 @pytest.fixture(scope="module")
@@ -147,14 +148,7 @@ def test_faithful_and_unrelated_recurrent_numbers_name_no_cause(ref: Reference, 
 
 @pytest.fixture(scope="module")
 def encoder() -> Reference:
-    cfg = RunConfig(
-        reference="encoder_model:build",
-        reference_dir=FIXTURES,
-        task="multiclass",
-        loss="CrossEntropyLoss",
-        sample_shape=(T,),
-    )
-    return Reference(cfg, T, 3)
+    return _reference("encoder_model:build")
 
 
 def test_an_encoder_layers_functional_activation_replaced(encoder: Reference, x: np.ndarray) -> None:

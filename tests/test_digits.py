@@ -4,7 +4,6 @@ stage with its cause named (`faults check --config`)."""
 
 from __future__ import annotations
 
-import io
 import json
 import shlex
 from pathlib import Path
@@ -12,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.config import RunConfig, load_model_settings
+from harness.config import RunConfig
 from harness.errors import HarnessError
-from harness.faults import detection_matrix, port_catalogue
+from harness.faults import port_catalogue
 from tests.drift import Drift, rounding_walk_ulp
+from tests.examples import fault_matrix, port_config
 from tests.needs import backend, binary, needs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ needs_port = needs(binary, "digits-port")
 
 
 def _cfg(**kw: object) -> RunConfig:
-    return RunConfig(**{**load_model_settings(CONFIG), "port_cmd": shlex.quote(str(PORT)), **kw})
+    return port_config(CONFIG, PORT, **kw)
 
 
 @needs_port
@@ -68,16 +68,7 @@ def test_a_port_without_a_fault_list_is_one_line(tmp_path: Path) -> None:
 @needs_port
 @pytest.mark.slow
 def test_every_digits_fault_is_caught_at_its_stage_with_its_cause() -> None:
-    from rich.console import Console
-
-    rows, ok = detection_matrix(_cfg(), 1, [], Console(file=io.StringIO()))
-    bad = [
-        (r["fault"], r["first_stage"], r["expected_stage"], r["diagnosis"], r["hint"][:200], r["errors"][:2])
-        for r in rows
-        if not r["ok"]
-    ]
-    assert ok and not bad, bad
-    by_name = {r["fault"]: r for r in rows}
+    by_name = fault_matrix(_cfg())
     assert by_name["faithful (seed 0)"]["exit_code"] == 0
     assert by_name["layernorm-eps"]["diagnosis"].startswith("forward.layernorm.eps")
     assert "eps = 0.001" in by_name["layernorm-eps"]["hint"]

@@ -5,7 +5,6 @@ stage with its cause named (`faults check --config`)."""
 
 from __future__ import annotations
 
-import io
 import json
 import shlex
 from pathlib import Path
@@ -13,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.config import RunConfig, load_model_settings
-from harness.faults import detection_matrix, port_catalogue
+from harness.faults import port_catalogue
+from tests.examples import diff_all, fault_matrix, port_config
 from tests.needs import binary, needs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,17 +23,8 @@ PORT = ROOT / "rust_bridge" / "target" / "debug" / "digits-cnn-port"
 needs_port = needs(binary, "digits-cnn-port")
 
 
-def _cfg(**kw: object) -> RunConfig:
-    return RunConfig(**{**load_model_settings(CONFIG), "port_cmd": shlex.quote(str(PORT)), **kw})
-
-
 def _diff(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
-    out = tmp_path / "r.json"
-    with pytest.raises(SystemExit) as e:
-        main(["diff", "all", "--config", str(CONFIG), "--json", str(out), "--no-cache", *args])
-    code = e.value.code
-    assert isinstance(code, int), capsys.readouterr().out[-3000:]
-    return code, json.loads(out.read_text())
+    return diff_all(CONFIG, tmp_path / "r.json", capsys, *args)
 
 
 @needs_port
@@ -100,16 +90,7 @@ def test_port_catalogue_lists_the_cnn_faults() -> None:
 @needs_port
 @pytest.mark.slow
 def test_every_cnn_fault_is_caught_at_its_stage_with_its_cause() -> None:
-    from rich.console import Console
-
-    rows, ok = detection_matrix(_cfg(), 1, [], Console(file=io.StringIO()))
-    bad = [
-        (r["fault"], r["first_stage"], r["expected_stage"], r["diagnosis"], r["hint"][:200], r["errors"][:2])
-        for r in rows
-        if not r["ok"]
-    ]
-    assert ok and not bad, bad
-    by_name = {r["fault"]: r for r in rows}
+    by_name = fault_matrix(port_config(CONFIG, PORT))
     assert "flattened channels last (NHWC order)" in by_name["flatten-nhwc"]["hint"]
     assert "no padding (Burn's Valid default) where torch pads (1, 1)" in by_name["conv-valid-padding"]["hint"]
     assert "count_include_pad False (torch's is True)" in by_name["avgpool-exclude-pad"]["hint"]
@@ -147,7 +128,7 @@ def test_a_cut_forward_still_localizes_and_names_the_cause(monkeypatch: pytest.M
     monkeypatch.setattr(forward, "FORWARD_VALUES", 1)
     for fault, status in (("", "PASS"), ("flatten-nhwc", "FAIL")):
         cmd = shlex.quote(str(PORT)) + (f" --fault {fault}" if fault else "")
-        ctx = Context(_cfg(port_cmd=cmd))
+        ctx = Context(port_config(CONFIG, PORT, port_cmd=cmd))
         try:
             r = forward.run(ctx)
         finally:

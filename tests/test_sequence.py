@@ -6,8 +6,6 @@ each of its faults is caught at its stage with its cause named (`faults check --
 
 from __future__ import annotations
 
-import io
-import json
 import shlex
 import subprocess
 import sys
@@ -15,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.config import RunConfig, load_model_settings
-from harness.faults import detection_matrix, port_catalogue
+from harness.faults import port_catalogue
+from tests.examples import diff_all, fault_matrix, port_config
 from tests.needs import binary, needs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,12 +26,7 @@ needs_port = needs(binary, "sequence-port")
 
 
 def _diff(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
-    out = tmp_path / "r.json"
-    with pytest.raises(SystemExit) as e:
-        main(["diff", "all", "--config", str(CONFIG), "--json", str(out), "--no-cache", *args])
-    code = e.value.code
-    assert isinstance(code, int), capsys.readouterr().out[-3000:]
-    return code, json.loads(out.read_text())
+    return diff_all(CONFIG, tmp_path / "r.json", capsys, *args)
 
 
 def test_the_committed_data_is_what_its_script_writes(tmp_path: Path) -> None:
@@ -84,17 +76,7 @@ def test_port_catalogue_lists_the_sequence_faults() -> None:
 @needs_port
 @pytest.mark.slow
 def test_every_sequence_fault_is_caught_at_its_stage_with_its_cause() -> None:
-    from rich.console import Console
-
-    cfg = RunConfig(**{**load_model_settings(CONFIG), "port_cmd": shlex.quote(str(PORT))})
-    rows, ok = detection_matrix(cfg, 1, [], Console(file=io.StringIO()))
-    bad = [
-        (r["fault"], r["first_stage"], r["expected_stage"], r["diagnosis"], r["hint"][:200], r["errors"][:2])
-        for r in rows
-        if not r["ok"]
-    ]
-    assert ok and not bad, bad
-    by_name = {r["fault"]: r for r in rows}
+    by_name = fault_matrix(port_config(CONFIG, PORT))
     assert "read as (input, forget, output, cell)" in by_name["lstm-gate-order"]["hint"]
     assert "run time-major (batch_first false)" in by_name["lstm-time-major"]["hint"]
     assert "read as (key, query, value)" in by_name["attn-qkv-order"]["hint"]

@@ -202,6 +202,30 @@ def test_each_failure_raises_its_port_error_and_never_hangs(mode: str, error: ty
     assert proc is None or proc.poll() is not None
 
 
+def test_a_reader_keeps_its_pipe_open_so_the_next_port_cannot_inherit_its_number() -> None:
+    # A port's Popen, once collected, closes its pipe; if the reader thread held only the number, the
+    # next port's pipe would reuse it and the old thread would read (steal) that port's answers.
+    import gc
+
+    from harness.transport.process import _Reader
+
+    r, w = os.pipe()
+    stream = os.fdopen(r, "rb")
+    reader = _Reader(stream)
+    del stream
+    gc.collect()
+    assert os.fstat(r).st_ino == os.fstat(w).st_ino, "the reader's descriptor was closed under it"
+    r2, w2 = os.pipe()
+    try:
+        assert r not in (r2, w2)
+        os.write(w, b"answer")
+        reader._deadline = time.monotonic() + 5
+        assert reader.read_exact(6) == b"answer"
+    finally:
+        for fd in (w, r2, w2):
+            os.close(fd)
+
+
 def test_a_port_that_cannot_start_is_one_clear_error() -> None:
     port = SubprocessPort("/nonexistent/port serve")
     with pytest.raises(PortCrashed, match="cannot start the port '/nonexistent/port'"):

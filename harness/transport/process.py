@@ -80,13 +80,16 @@ class _Reader:
         self._buf = bytearray()
         self._eof = False
         self._deadline = 0.0
-        threading.Thread(target=self._pump, args=(stream.fileno(),), daemon=True).start()
+        # The thread holds the stream itself, not its descriptor number: once the port's Popen is
+        # collected its pipe would be closed, the number reused by the next port's pipe, and this
+        # thread's next read would take that port's answers (its 'hello' then never arrives).
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
 
-    def _pump(self, fd: int) -> None:
+    def _pump(self, stream: IO[bytes]) -> None:
         while True:
             try:
-                chunk = os.read(fd, 1 << 20)
-            except OSError:
+                chunk = os.read(stream.fileno(), 1 << 20)
+            except (OSError, ValueError):
                 chunk = b""
             self._chunks.put(chunk)
             if not chunk:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 import struct
 import subprocess
@@ -200,6 +201,19 @@ def test_each_failure_raises_its_port_error_and_never_hangs(mode: str, error: ty
     proc = port._process._proc if port._process is not None else None
     port.close()
     assert proc is None or proc.poll() is not None
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="CPU time is read from Linux's /proc")
+def test_a_timeout_says_whether_the_port_was_waiting_or_computing() -> None:
+    with SubprocessPort(fake("hang"), timeout=1.5) as port, pytest.raises(PortTimeout) as waiting:
+        port.transform(np.zeros((2, 4)), np.zeros(4), np.ones(4))
+    cpu = float(re.search(r"it had used (\d+\.\d) s of CPU", str(waiting.value))[1])  # type: ignore[index]
+    assert cpu < 1.0 and str(waiting.value).endswith("its last stderr line: fake port: waiting for a lock")
+    with SubprocessPort(fake("busy"), timeout=2.0) as port, pytest.raises(PortTimeout) as computing:
+        port.transform(np.zeros((2, 4)), np.zeros(4), np.ones(4))
+    cpu = float(re.search(r"it had used (\d+\.\d) s of CPU", str(computing.value))[1])  # type: ignore[index]
+    # A spinning port on a loaded two-core machine still gets a good share of the 2 s.
+    assert cpu >= 0.3, computing.value
 
 
 def test_a_reader_keeps_its_pipe_open_so_the_next_port_cannot_inherit_its_number() -> None:

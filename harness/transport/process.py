@@ -152,6 +152,17 @@ class _StderrTail:
         return self.lines[-1] if self.lines else ""
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """The CPU time a running process has used (Linux's /proc; None elsewhere or once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # After the command's closing parenthesis: state is field 3 of stat(5), utime and stime 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     # The whole group even when the port itself has exited: a child it left may still hold the pipes.
     with contextlib.suppress(OSError):
@@ -249,9 +260,16 @@ class PortProcess:
                     continue
                 return self._result(answer, rid, method)
         except _Deadline:
+            # What it was doing tells a port waiting on something from one still computing.
+            cpu = _cpu_seconds(self._proc.pid)
             self._kill()
+            last = self._stderr.last(wait=0.2)
             raise self._fail(
-                PortTimeout(f"the port timed out after {limit:g} s on '{method}' and was stopped")
+                PortTimeout(
+                    f"the port timed out after {limit:g} s on '{method}' and was stopped"
+                    + (f" (it had used {cpu:.1f} s of CPU)" if cpu is not None else "")
+                    + (f"; its last stderr line: {last}" if last else "")
+                )
             ) from None
         except (_Eof, BrokenPipeError):
             raise self._fail(self._crashed(method)) from None

@@ -17,7 +17,19 @@ from typing import Any, BinaryIO
 import numpy as np
 from safetensors.numpy import save
 
-MODES = ("crash", "garbage", "hang", "protocol3", "protocol1", "panic", "wrong-id", "deaf", "scripted", "bad-error")
+MODES = (
+    "crash",
+    "garbage",
+    "hang",
+    "busy",
+    "protocol3",
+    "protocol1",
+    "panic",
+    "wrong-id",
+    "deaf",
+    "scripted",
+    "bad-error",
+)
 METHODS = ["hello", "loss", "optimizer_step", "train", "evaluate", "shutdown"]
 
 
@@ -130,7 +142,12 @@ def main(mode: str) -> int:
             sys.stderr.flush()
             return 3
         if mode == "hang":
+            sys.stderr.write("fake port: waiting for a lock\n")
+            sys.stderr.flush()
             time.sleep(3600)
+        elif mode == "busy":
+            while True:
+                pass
         elif mode == "panic":
             write_frame(
                 {

@@ -1,5 +1,5 @@
 """The fixture burn-diff's packed-layout test reads (rust_bridge/crates/burn-diff/tests/packed_torch.rs) is
-torch's own numbers: its LSTM, GRU and attention outputs are what this torch computes from its parameters
+torch's own numbers: its LSTM, GRU, attention and encoder outputs are what this torch computes from its parameters
 and inputs, so the Rust test compares Burn with PyTorch, not with a stale file."""
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ def test_the_packed_fixture_holds_torchs_outputs() -> None:
         "lstm": nn.LSTM(3, 4, batch_first=True),
         "gru": nn.GRU(3, 4, batch_first=True),
         "attn": nn.MultiheadAttention(8, 2, batch_first=True),
+        "enc": nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True), 2, enable_nested_tensor=False
+        ).eval(),
     }
     for prefix, m in modules.items():
         m.load_state_dict({k.split(".", 1)[1]: v for k, v in f.items() if k.startswith(prefix + ".")})
@@ -28,6 +31,7 @@ def test_the_packed_fixture_holds_torchs_outputs() -> None:
             "lstm_out": modules["lstm"](f["x_rnn"])[0],
             "gru_out": modules["gru"](f["x_rnn"])[0],
             "attn_out": modules["attn"](f["x_attn"], f["x_attn"], f["x_attn"], need_weights=False)[0],
+            "enc_out": modules["enc"](f["x_attn"]),
         }
     for k, v in got.items():
         # The same computation, perhaps on other kernels than the machine that wrote the file.

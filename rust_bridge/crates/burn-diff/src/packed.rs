@@ -16,6 +16,13 @@
 //! - `nn.MultiheadAttention`: `in_proj_weight [3E, E]` and `in_proj_bias [3E]` stacked (query, key,
 //!   value), and `out_proj`; Burn's `MultiHeadAttention` has four Linear layers `query`, `key`,
 //!   `value`, `output` (burn-nn src/modules/attention/mha.rs).
+//! - `nn.TransformerEncoderLayer`: its sub-modules `self_attn`, `linear1`, `linear2`, `norm1`,
+//!   `norm2` are Burn's `mha`, `pwff.linear_inner`, `pwff.linear_outer`, `norm_1`, `norm_2`
+//!   (burn-nn src/modules/transformer/encoder.rs, pwff.rs); renamed first, then `mha` unpacked as
+//!   attention. The norms pair by name, which is right for PyTorch's default post-norm layer. With
+//!   `norm_first`, Burn applies `norm_2` before attention and `norm_1` before the feed-forward
+//!   (encoder.rs, `TransformerEncoderLayer::forward`), where PyTorch applies `norm1` and `norm2`:
+//!   a pre-norm port must pair them crosswise itself.
 //!
 //! Every tensor here is in PyTorch's layout (`[out, in]` weights): the blocks are rows of the
 //! packed tensor, so splitting and joining are row slices; burn-store's adapter then transposes each
@@ -138,6 +145,65 @@ const MHA: Kind = Kind {
 
 const KINDS: [&Kind; 3] = [&LSTM, &GRU, &MHA];
 
+/// A PyTorch `nn.TransformerEncoderLayer`'s sub-modules and Burn's `TransformerEncoderLayer`'s, in
+/// pairs `(torch, burn)`.
+const ENCODER_LAYER: [(&str, &str); 5] = [
+    ("self_attn", "mha"),
+    ("linear1", "pwff.linear_inner"),
+    ("linear2", "pwff.linear_outer"),
+    ("norm1", "norm_1"),
+    ("norm2", "norm_2"),
+];
+
+/// The prefixes under which `names` (Burn's, in PyTorch's layout) hold a Burn encoder layer: its
+/// feed-forward, its two norms and its attention's query.
+fn encoder_layers(names: &[String]) -> Vec<String> {
+    let all: HashSet<&str> = names.iter().map(String::as_str).collect();
+    names
+        .iter()
+        .filter_map(|n| n.strip_suffix("pwff.linear_inner.weight"))
+        .map(|p| p.strip_suffix('.').unwrap_or(p).to_string())
+        .filter(|p| {
+            [
+                "pwff.linear_outer.weight",
+                "norm_1.weight",
+                "norm_2.weight",
+                "mha.query.weight",
+            ]
+            .iter()
+            .all(|leaf| all.contains(join(p, leaf).as_str()))
+        })
+        .collect()
+}
+
+/// `name` with the sub-module `from` of the layer at `prefix` renamed `to`; None when it is not
+/// under that sub-module.
+fn renamed(name: &str, prefix: &str, from: &str, to: &str) -> Option<String> {
+    let head = join(prefix, from);
+    let rest = name.strip_prefix(head.as_str())?.strip_prefix('.')?;
+    Some(format!("{}.{rest}", join(prefix, to)))
+}
+
+/// `params` with every encoder layer's sub-modules renamed, torch's to Burn's (`to_burn`) or back.
+fn rename_encoder_layers(mut params: Params, layers: &[String], to_burn: bool) -> Params {
+    for t in &mut params.0 {
+        let new = layers.iter().find_map(|p| {
+            ENCODER_LAYER.iter().find_map(|&(torch, burn)| {
+                let (from, to) = if to_burn {
+                    (torch, burn)
+                } else {
+                    (burn, torch)
+                };
+                renamed(&t.name, p, from, to)
+            })
+        });
+        if let Some(n) = new {
+            t.name = n;
+        }
+    }
+    params
+}
+
 fn join(prefix: &str, leaf: &str) -> String {
     if prefix.is_empty() {
         leaf.to_string()
@@ -169,6 +235,14 @@ fn modules_of<'a>(kind: &Kind, names: &'a [String]) -> Vec<&'a str> {
 /// `lstm.input_gate.input_transform.weight` and its three siblings when the model has those. A
 /// packed tensor whose rows do not split evenly is a shape error naming it.
 pub fn unpack(params: &Params, model: &[String]) -> Result<Params> {
+    let encoders = encoder_layers(model);
+    let renamed;
+    let params = if encoders.is_empty() {
+        params
+    } else {
+        renamed = rename_encoder_layers(params.clone(), &encoders, true);
+        &renamed
+    };
     // The model's modules of each kind, found once: this runs on every load of parameters.
     let modules: Vec<(&Kind, Vec<&str>)> =
         KINDS.iter().map(|k| (*k, modules_of(k, model))).collect();
@@ -211,10 +285,20 @@ pub fn unpack(params: &Params, model: &[String]) -> Result<Params> {
 /// into PyTorch's tensors, each at the place of its first block: the inverse of [`unpack`].
 pub fn pack(params: Params) -> Params {
     let names: Vec<String> = params.0.iter().map(|t| t.name.clone()).collect();
+    let encoders = encoder_layers(&names);
+    let packed = pack_kinds(params, &names);
+    if encoders.is_empty() {
+        packed
+    } else {
+        rename_encoder_layers(packed, &encoders, false)
+    }
+}
+
+fn pack_kinds(params: Params, names: &[String]) -> Params {
     // Block name -> (packed name, block index, block count).
     let mut member: Vec<(String, String, usize, usize)> = Vec::new();
     for kind in KINDS {
-        for prefix in modules_of(kind, &names) {
+        for prefix in modules_of(kind, names) {
             for e in kind.entries {
                 let parts: Vec<String> = e.parts.iter().map(|l| join(prefix, l)).collect();
                 if parts.iter().all(|p| names.contains(p)) {
@@ -334,6 +418,78 @@ mod tests {
         assert_eq!(split.get("attn.value.bias").unwrap().data[0], 108.0);
         assert_eq!(split.get("attn.output.weight").unwrap().data[0], 200.0);
         assert_eq!(pack(split), torch);
+    }
+
+    #[test]
+    fn an_encoder_layer_takes_torch_names_and_its_attention_unpacks() {
+        let burn: Vec<String> = [
+            "mha.query.weight",
+            "mha.query.bias",
+            "mha.key.weight",
+            "mha.key.bias",
+            "mha.value.weight",
+            "mha.value.bias",
+            "mha.output.weight",
+            "mha.output.bias",
+            "pwff.linear_inner.weight",
+            "pwff.linear_inner.bias",
+            "pwff.linear_outer.weight",
+            "pwff.linear_outer.bias",
+            "norm_1.weight",
+            "norm_1.bias",
+            "norm_2.weight",
+            "norm_2.bias",
+        ]
+        .iter()
+        .map(|l| join("enc.layers.0", l))
+        .chain(["head.weight".to_string()])
+        .collect();
+        let torch = Params(vec![
+            t("enc.layers.0.self_attn.in_proj_weight", vec![12, 4], 0.0),
+            t("enc.layers.0.self_attn.in_proj_bias", vec![12], 100.0),
+            t("enc.layers.0.self_attn.out_proj.weight", vec![4, 4], 200.0),
+            t("enc.layers.0.self_attn.out_proj.bias", vec![4], 300.0),
+            t("enc.layers.0.linear1.weight", vec![8, 4], 400.0),
+            t("enc.layers.0.linear1.bias", vec![8], 500.0),
+            t("enc.layers.0.linear2.weight", vec![4, 8], 600.0),
+            t("enc.layers.0.linear2.bias", vec![4], 700.0),
+            t("enc.layers.0.norm1.weight", vec![4], 800.0),
+            t("enc.layers.0.norm1.bias", vec![4], 810.0),
+            t("enc.layers.0.norm2.weight", vec![4], 820.0),
+            t("enc.layers.0.norm2.bias", vec![4], 830.0),
+            t("head.weight", vec![2, 4], 900.0),
+        ]);
+        let split = unpack(&torch, &burn).unwrap();
+        let mut got: Vec<&str> = split.0.iter().map(|t| t.name.as_str()).collect();
+        let mut want: Vec<&str> = burn.iter().map(String::as_str).collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(
+            split.get("enc.layers.0.mha.key.weight").unwrap().data[0],
+            16.0
+        );
+        assert_eq!(
+            split
+                .get("enc.layers.0.pwff.linear_outer.bias")
+                .unwrap()
+                .data,
+            vec![700.0, 701.0, 702.0, 703.0]
+        );
+        assert_eq!(
+            split.get("enc.layers.0.norm_2.weight").unwrap().data[0],
+            820.0
+        );
+        // Back in Burn's order, under torch's names and packing.
+        let mut back = pack(split).0;
+        let mut want = torch.0.clone();
+        back.sort_by(|a, b| a.name.cmp(&b.name));
+        want.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(back, want);
+        // A model whose sub-modules only look alike keeps its names.
+        let lone = vec!["blk.pwff.linear_inner.weight".to_string()];
+        let p = Params(vec![t("blk.linear1.weight", vec![2, 2], 0.0)]);
+        assert_eq!(unpack(&p, &lone).unwrap(), p);
     }
 
     #[test]

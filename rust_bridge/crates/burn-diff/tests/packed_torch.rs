@@ -1,12 +1,17 @@
 //! burn-diff's packed-layout conversions (src/packed.rs) against PyTorch itself: PyTorch's `nn.LSTM`,
-//! `nn.GRU` and `nn.MultiheadAttention` parameters (tests/fixtures/packed.safetensors, written by
-//! make_packed.py) load into Burn's `Lstm`, `Gru` and `MultiHeadAttention`, which then give torch's
-//! outputs on torch's input, and come back out of them exactly as torch had them.
+//! `nn.GRU`, `nn.MultiheadAttention` and `nn.TransformerEncoder` parameters
+//! (tests/fixtures/packed.safetensors, written by make_packed.py) load into Burn's `Lstm`, `Gru`,
+//! `MultiHeadAttention` and `TransformerEncoder`, which then give torch's outputs on torch's input,
+//! and come back out of them exactly as torch had them.
 
 use std::collections::BTreeMap;
 
 use burn::module::Module;
+use burn::nn::activation::ActivationConfig;
 use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
 use burn::nn::{Gru, GruConfig, Lstm, LstmConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_diff::layout::{load_torch_params, torch_params, values};
@@ -18,6 +23,17 @@ struct Packed {
     lstm: Lstm,
     gru: Gru,
     attn: MultiHeadAttention,
+    enc: TransformerEncoder,
+}
+
+/// torch's `TransformerEncoder(TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True), 2)`.
+/// Burn facts: the activation defaults to GELU and the dropout to 0.1 (burn-nn
+/// src/modules/transformer/encoder.rs), PyTorch's to ReLU and 0.1.
+fn encoder(activation: ActivationConfig, device: &Device) -> TransformerEncoder {
+    TransformerEncoderConfig::new(8, 16, 2, 2)
+        .with_dropout(0.0)
+        .with_activation(activation)
+        .init(device)
 }
 
 fn fixture() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
@@ -52,8 +68,9 @@ fn close(got: &[f32], want: &[f32], what: &str) {
         .zip(want)
         .map(|(g, w)| (g - w).abs())
         .fold(0.0f32, f32::max);
-    // float32 rounding over five steps of a recurrence, or an attention's softmax (measured on flex,
-    // AVX-512: 5.2e-8 LSTM, 6.0e-8 GRU, 1.2e-7 attention); a misplaced block is off by 1e-2 or more.
+    // float32 rounding over five steps of a recurrence, an attention's softmax or two encoder layers'
+    // LayerNorms (measured on flex, AVX-512: 3.6e-8 LSTM, 6.0e-8 GRU, 6.0e-8 attention, 7.2e-7
+    // encoder); a misplaced block is off by 1e-2 or more.
     assert!(worst <= 1e-5, "{what}: off by {worst}");
 }
 
@@ -73,6 +90,7 @@ fn torch_s_packed_parameters_drive_burn_s_modules_and_come_back_exactly() {
         attn: MultiHeadAttentionConfig::new(8, 2)
             .with_dropout(0.0)
             .init(&device),
+        enc: encoder(ActivationConfig::Relu, &device),
     };
     load_torch_params(&mut m, &params).unwrap();
 
@@ -86,6 +104,10 @@ fn torch_s_packed_parameters_drive_burn_s_modules_and_come_back_exactly() {
     let xa = tensor3(&f["x_attn"], &device);
     let out = m.attn.forward(MhaInput::self_attn(xa)).context;
     close(&values(out), &f["attn_out"].1, "attention");
+    let enc = m
+        .enc
+        .forward(TransformerEncoderInput::new(tensor3(&f["x_attn"], &device)));
+    close(&values(enc), &f["enc_out"].1, "encoder");
 
     let back = torch_params(&m).unwrap();
     let mut names = back.names();
@@ -135,4 +157,36 @@ fn gates_in_another_order_give_other_numbers() {
         .map(|(g, w)| (g - w).abs())
         .fold(0.0f32, f32::max);
     assert!(worst > 1e-2, "swapped gates still match ({worst})");
+}
+
+#[test]
+fn burn_s_default_encoder_activation_gives_other_numbers() {
+    // Control for the encoder: the same parameters in Burn's default encoder (GELU) are another
+    // model, so the comparison above can fail.
+    let device = Device::flex();
+    let f = fixture();
+    let params = Params(
+        f.iter()
+            .filter(|(k, _)| k.starts_with("enc."))
+            .map(|(k, (s, v))| NamedTensor::new(k.clone(), s.clone(), v.clone()).unwrap())
+            .collect(),
+    );
+    #[derive(Module, Debug)]
+    struct One {
+        enc: TransformerEncoder,
+    }
+    let mut m = One {
+        enc: encoder(ActivationConfig::Gelu, &device),
+    };
+    load_torch_params(&mut m, &params).unwrap();
+    let out = values(
+        m.enc
+            .forward(TransformerEncoderInput::new(tensor3(&f["x_attn"], &device))),
+    );
+    let worst = out
+        .iter()
+        .zip(&f["enc_out"].1)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst > 1e-3, "GELU still matches ReLU ({worst})");
 }

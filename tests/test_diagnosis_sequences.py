@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -147,19 +149,139 @@ def test_faithful_and_unrelated_recurrent_numbers_name_no_cause(ref: Reference, 
 
 
 @pytest.fixture(scope="module")
+def ffn() -> Reference:
+    return _reference("ffn_model:build")
+
+
+def test_a_functional_activation_between_two_layers_replaced(ffn: Reference, x: np.ndarray) -> None:
+    """`fc2(F.relu(fc1(h)))`: the activation is a function no hook sees, so the first layer to differ is fc2,
+    and the cause named is the activation between the two layers."""
+    params = ffn.init_params(0)
+    before = torch.from_numpy(ffn.forward(params, x)["fc1"]).reshape(len(x), T, 32)
+    fc2 = _module(ffn, params, "fc2")
+    with torch.no_grad():
+        got, control = fc2(F.gelu(before)), fc2(torch.relu(before) * 1.01)
+    causes = _causes(ffn, params, x, "fc2", got)
+    assert [c for c, _ in causes] == ["forward.activation.gelu"]
+    assert "the activation between fc1 and fc2 (a function, not a module)" in causes[0][1]
+    assert "exact GELU (erf) where the reference applies ReLU" in causes[0][1]
+    # Control: ReLU's own output, scaled, is no activation's.
+    assert _causes(ffn, params, x, "fc2", control) == []
+
+
+@pytest.fixture(scope="module")
 def encoder() -> Reference:
     return _reference("encoder_model:build")
 
 
-def test_an_encoder_layers_functional_activation_replaced(encoder: Reference, x: np.ndarray) -> None:
-    """nn.TransformerEncoderLayer applies F.relu between linear1 and its dropout, a function no hook sees;
-    Burn's TransformerEncoderConfig defaults to GELU. The first layer to differ is the dropout after it,
-    and the cause named is the activation between the two layers."""
+def _encoder_by_hand(m: torch.nn.TransformerEncoderLayer, v: torch.Tensor, scale: bool = True) -> torch.Tensor:
+    """PyTorch's post-norm encoder layer in evaluation, written out: what a port that writes its own
+    attention computes (with or without the 1/sqrt(head size) scale)."""
+    attn, (n, t, e) = m.self_attn, v.shape
+    heads = attn.num_heads
+    q, k, val = F.linear(v, attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1)
+
+    def split(u: torch.Tensor) -> torch.Tensor:
+        return u.reshape(n, t, heads, e // heads).transpose(1, 2)
+
+    scores = split(q) @ split(k).transpose(-2, -1) / (math.sqrt(e // heads) if scale else 1.0)
+    sa = attn.out_proj((scores.softmax(-1) @ split(val)).transpose(1, 2).reshape(n, t, e))
+    h = m.norm1(v + sa)
+    return m.norm2(h + m.linear2(torch.relu(m.linear1(h))))
+
+
+def _encoder_port(encoder: Reference, params: dict, x: np.ndarray, edit: Callable[[torch.nn.Module], Any]) -> Any:
+    """The port's output of `enc`: the reference's layer changed in place by `edit`, or the replay `edit`
+    returns, on the reference's own input to it."""
+    m = _module(encoder, params, "enc")
+    a = encoder.layer_inputs(params, x)["enc"]
+    with torch.no_grad():
+        return (edit(m) or m)(a)
+
+
+def test_the_encoder_layer_is_one_layer_with_its_declared_settings(encoder: Reference, x: np.ndarray) -> None:
+    assert encoder.layer_names == ["emb", "enc", "head"]
+    hyper = encoder.hyperparameters()
+    assert {k: hyper[k] for k in hyper if k.startswith("enc.")} == {
+        "enc.num_heads": 2,
+        "enc.dim_feedforward": 32,
+        "enc.dropout": 0.1,
+        "enc.norm_first": False,
+        "enc.layer_norm_eps": 1e-5,
+    }
     params = encoder.init_params(0)
-    before = torch.from_numpy(encoder.forward(params, x)["enc.linear1"]).reshape(len(x), T, 32)
-    causes = _causes(encoder, params, x, "enc.dropout", F.gelu(before))
-    assert [c for c, _ in causes] == ["forward.activation.gelu"]
-    assert "the activation between enc.linear1 and enc.dropout (a function, not a module)" in causes[0][1]
-    assert "exact GELU (erf) where the reference applies ReLU" in causes[0][1]
-    # Control: ReLU's own output, scaled, is no activation's.
-    assert _causes(encoder, params, x, "enc.dropout", torch.relu(before) * 1.01) == []
+    m = _module(encoder, params, "enc")
+    a = encoder.layer_inputs(params, x)["enc"]
+    # The hand-written layer the tests below build on is torch's own, within float32 rounding.
+    with torch.no_grad():
+        np.testing.assert_allclose(_encoder_by_hand(m, a).numpy(), m(a).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def _gelu(m: torch.nn.TransformerEncoderLayer) -> None:
+    m.activation, m.activation_relu_or_gelu = F.gelu, 2
+
+
+def _key_query_value(m: torch.nn.TransformerEncoderLayer) -> None:
+    for p in (m.self_attn.in_proj_weight, m.self_attn.in_proj_bias):
+        q, k, v = p.chunk(3, 0)
+        p.copy_(torch.cat([k, q, v], 0))
+
+
+def _pre_norm(m: torch.nn.TransformerEncoderLayer) -> None:
+    m.norm_first = True
+
+
+@pytest.mark.parametrize(
+    ("edit", "cause", "says"),
+    [
+        (
+            _gelu,
+            "forward.encoder.activation",
+            "exact GELU (erf) (Burn's TransformerEncoderConfig default) where the reference applies ReLU",
+        ),
+        (_key_query_value, "forward.attention.qkv_order", "in_proj blocks read as (key, query, value)"),
+        (
+            lambda m: lambda v: _encoder_by_hand(m, v, scale=False),
+            "forward.attention.no_scale",
+            "scores not divided by sqrt(head size)",
+        ),
+        (_pre_norm, "forward.encoder.norm_first", "pre-norm (norm_first) where the reference's layer is the other"),
+    ],
+    ids=["gelu", "qkv-order", "no-scale", "norm-first"],
+)
+def test_an_encoder_layers_slip_is_named(
+    encoder: Reference, x: np.ndarray, edit: Callable[[torch.nn.Module], Any], cause: str, says: str
+) -> None:
+    params = encoder.init_params(0)
+    causes = _causes(encoder, params, x, "enc", _encoder_port(encoder, params, x, edit))
+    assert [c for c, _ in causes] == [cause]
+    assert says in causes[0][1]
+
+
+def test_faithful_and_unrelated_encoder_numbers_name_no_cause(encoder: Reference, x: np.ndarray) -> None:
+    params = encoder.init_params(0)
+    assert _causes(encoder, params, x, "enc", _encoder_port(encoder, params, x, lambda m: None)) == []
+
+    def other(m: torch.nn.TransformerEncoderLayer) -> None:
+        m.linear2.weight.mul_(1.05)  # another model, none of the slips
+
+    assert _causes(encoder, params, x, "enc", _encoder_port(encoder, params, x, other)) == []
+
+
+def test_an_encoder_layers_norms_in_each_others_place_are_named_once_they_differ(
+    encoder: Reference, x: np.ndarray
+) -> None:
+    """A pre-norm Burn layer applies norm_2 first where torch applies norm1; a port that paired them by name
+    has them swapped. At initialization both are (1, 0) and nothing shows; trained, they differ."""
+    params = dict(encoder.init_params(0))
+    rng = np.random.default_rng(1)
+    for k in ("enc.norm1.weight", "enc.norm1.bias", "enc.norm2.weight", "enc.norm2.bias"):
+        params[k] = (params[k] + rng.uniform(-0.3, 0.3, params[k].shape)).astype(np.float32)
+
+    def swapped(m: torch.nn.TransformerEncoderLayer) -> None:
+        one = {k: v.clone() for k, v in m.norm1.state_dict().items()}
+        m.norm1.load_state_dict(m.norm2.state_dict())
+        m.norm2.load_state_dict(one)
+
+    causes = _causes(encoder, params, x, "enc", _encoder_port(encoder, params, x, swapped))
+    assert [c for c, _ in causes] == ["forward.encoder.norms_swapped"]

@@ -15,7 +15,10 @@ BatchNorm at evaluation with batch statistics instead of running ones, or a fitt
 active at evaluation; Linear without its bias; a convolution without its padding (Burn's Valid
 default), with its kernel flipped or transposed, or without its bias; pooling with count_include_pad
 flipped, without its padding, with ceil_mode flipped, or of the other kind; Flatten in channels-last
-order.
+order; an LSTM's or GRU's gate blocks in another order, batch_first flipped, a GRU's reset gate before its
+hidden weights; attention's in_proj blocks in another order, or its scores unscaled; an encoder layer
+(one layer, replayed whole) with another feed-forward activation, those attention slips, norm_first
+flipped, or its two norms swapped.
 """
 
 from __future__ import annotations
@@ -153,6 +156,8 @@ def _candidates(
         found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _recurrent_changes(module)]
     if isinstance(module, nn.MultiheadAttention) and module._qkv_same_embed_dim and module.batch_first:
         found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _attention_changes(module)]
+    if isinstance(module, nn.TransformerEncoderLayer) and module.self_attn._qkv_same_embed_dim:
+        found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _encoder_changes(module)]
     if isinstance(module, nn.Flatten) and a.dim() > 2 and module.start_dim == 1 and module.end_dim == -1:
         # Channels last (NHWC for images, NLC for sequences), then flattened: TensorFlow's layout.
         order = (0, *range(2, a.dim()), 1)
@@ -314,6 +319,98 @@ def _attention_changes(m: nn.MultiheadAttention) -> list[tuple[str, str, Replay]
             lambda v: _self_attention(m, v, w, b, scaled=False),
         )
     )
+    return out
+
+
+# nn.TransformerEncoderLayer's code for its activation: its fused kernel takes ReLU (1) or exact GELU (2).
+_FUSED_ACTIVATION = {"ReLU": 1, "GELU": 2}
+
+
+def _encoder_activation(m: nn.TransformerEncoderLayer) -> str | None:
+    """The encoder layer's feed-forward activation, as a key of ACTIVATIONS (None for another)."""
+    act = m.activation
+    if isinstance(act, nn.Module):
+        return _own(act)
+    return {F.relu: "ReLU", torch.relu: "ReLU", F.gelu: "GELU"}.get(act)  # type: ignore[call-overload]
+
+
+def _encoder_changes(m: nn.TransformerEncoderLayer) -> list[tuple[str, str, Replay]]:
+    """An encoder layer, replayed whole, with one thing changed: its feed-forward activation (Burn's
+    TransformerEncoderConfig defaults to GELU, torch to ReLU), its attention's in_proj blocks in another
+    order or its scores unscaled, pre-norm and post-norm exchanged (`norm_first`), or its two norms in
+    each other's place (Burn's pre-norm layer applies norm_2 first, torch's norm1)."""
+
+    def changed(edit: Callable[[nn.TransformerEncoderLayer], None]) -> Replay:
+        mod = copy.deepcopy(m).eval()
+        with torch.no_grad():
+            edit(mod)
+        return lambda v: mod(v)
+
+    out: list[tuple[str, str, Replay]] = []
+    own = _encoder_activation(m)
+    if own is not None:
+        for key in ("ReLU", "GELU", "GELU_tanh"):
+            if key == own:
+                continue
+            what, fn = ACTIVATIONS[key]
+
+            def act(mod: nn.TransformerEncoderLayer, fn: Replay = fn, key: str = key) -> None:
+                mod.activation = fn
+                mod.activation_relu_or_gelu = _FUSED_ACTIVATION.get(key, 0)
+
+            default = " (Burn's TransformerEncoderConfig default)" if key == "GELU" else ""
+            out.append(
+                (
+                    "forward.encoder.activation",
+                    f"the feed-forward activation {what}{default} where the reference applies {ACTIVATIONS[own][0]}",
+                    changed(act),
+                )
+            )
+    names = ("query", "key", "value")
+    for order in itertools.permutations(range(3)):
+        if order == (0, 1, 2):
+            continue
+
+        def qkv(mod: nn.TransformerEncoderLayer, order: tuple[int, ...] = order) -> None:
+            attn = mod.self_attn
+            attn.in_proj_weight.copy_(torch.cat([attn.in_proj_weight.chunk(3, 0)[i] for i in order], 0))
+            if attn.in_proj_bias is not None:
+                attn.in_proj_bias.copy_(torch.cat([attn.in_proj_bias.chunk(3, 0)[i] for i in order], 0))
+
+        got = ", ".join(names[i] for i in order)
+        out.append(
+            (
+                "forward.attention.qkv_order",
+                f"self_attn's in_proj blocks read as ({got}) where PyTorch stacks (query, key, value)",
+                changed(qkv),
+            )
+        )
+
+    def unscaled(mod: nn.TransformerEncoderLayer) -> None:
+        # Queries grown by sqrt(head size) cancel the layer's own division: the scores come out unscaled.
+        attn = mod.self_attn
+        e = attn.embed_dim
+        grow = math.sqrt(e // attn.num_heads)
+        attn.in_proj_weight[:e].mul_(grow)
+        if attn.in_proj_bias is not None:
+            attn.in_proj_bias[:e].mul_(grow)
+
+    def flip_norm_first(mod: nn.TransformerEncoderLayer) -> None:
+        mod.norm_first = not mod.norm_first
+
+    def swap_norms(mod: nn.TransformerEncoderLayer) -> None:
+        one, two = copy.deepcopy(mod.norm1.state_dict()), copy.deepcopy(mod.norm2.state_dict())
+        mod.norm1.load_state_dict(two)
+        mod.norm2.load_state_dict(one)
+
+    order = "pre-norm (norm_first)" if not m.norm_first else "post-norm"
+    out += [
+        ("forward.attention.no_scale", "self_attn's scores not divided by sqrt(head size)", changed(unscaled)),
+        ("forward.encoder.norm_first", f"{order} where the reference's layer is the other", changed(flip_norm_first)),
+    ]
+    n1, n2 = m.norm1.state_dict(), m.norm2.state_dict()
+    if any(not torch.equal(n1[k], n2[k]) for k in n1):  # equal norms (at initialization): no change to name
+        out.append(("forward.encoder.norms_swapped", "norm1 and norm2 in each other's place", changed(swap_norms)))
     return out
 
 

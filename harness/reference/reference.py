@@ -37,8 +37,10 @@ from harness.specs import LOGIT, LOSSES, OPTIMIZERS, PROBABILITY, VALUE, LossSpe
 
 DROPOUT = (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)
 # Modules that are one layer although they hold others: attention computes with its out_proj's
-# parameters without calling it, so the leaf rule would lose the layer.
-WHOLE = (nn.MultiheadAttention,)
+# parameters without calling it, so the leaf rule would lose the layer; an encoder layer applies its
+# activation as a function and may run as one fused kernel, and a Burn port's TransformerEncoderLayer
+# is one module whose sub-layers' outputs it never sees.
+WHOLE = (nn.MultiheadAttention, nn.TransformerEncoderLayer)
 
 
 def _inside_whole(mods: dict[str, nn.Module], name: str) -> bool:
@@ -622,6 +624,17 @@ def _hyper(m: nn.Module | None) -> dict[str, Any]:
     if isinstance(m, nn.MultiheadAttention):
         # Burn's MultiHeadAttentionConfig defaults dropout to 0.1, torch's to 0.0.
         return {"num_heads": int(m.num_heads), "dropout": float(m.dropout)}
+    if isinstance(m, nn.TransformerEncoderLayer):
+        # Burn's TransformerEncoderConfig: d_ff, n_heads, dropout (0.1, as torch), norm_first,
+        # layer_norm_eps. Its activation (GELU by default, torch's ReLU) is a function in torch, not a
+        # setting a port reports: the forward stage's diagnosis names it.
+        return {
+            "num_heads": int(m.self_attn.num_heads),
+            "dim_feedforward": int(m.linear1.out_features),
+            "dropout": float(m.dropout.p),
+            "norm_first": bool(m.norm_first),
+            "layer_norm_eps": float(m.norm1.eps),
+        }
     if isinstance(m, nn.modules.batchnorm._BatchNorm):
         return {"eps": float(m.eps), "momentum": m.momentum}
     if isinstance(m, nn.modules.conv._ConvNd):

@@ -285,3 +285,37 @@ def test_an_encoder_layers_norms_in_each_others_place_are_named_once_they_differ
 
     causes = _causes(encoder, params, x, "enc", _encoder_port(encoder, params, x, swapped))
     assert [c for c, _ in causes] == ["forward.encoder.norms_swapped"]
+
+
+@pytest.mark.parametrize("both", [True, False], ids=["every-layer", "first-layer-only"])
+def test_a_slip_in_every_layer_of_a_stack_is_named_for_all_of_them(both: bool) -> None:
+    """Burn's TransformerEncoderConfig builds every layer from one config, so its GELU default hits both
+    layers of examples/transformer's encoder; a slip in the first layer alone is named for that one."""
+    cfg = RunConfig(
+        reference="model:build",
+        reference_dir=FIXTURES.parent.parent / "examples/transformer",
+        task="multiclass",
+        loss="CrossEntropyLoss",
+        sample_shape=(8,),
+    )
+    ref = Reference(cfg, 8, 2)
+    params = ref.init_params(0)
+    x = np.random.default_rng(0).integers(0, 10, size=(64, 8)).astype(np.float32)
+    model = ref.build(params).eval()
+    for i, layer in enumerate(model.enc.layers):
+        if i == 0 or both:
+            _gelu(layer)
+    outs: dict[str, np.ndarray] = {}
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o, n=n: outs.__setitem__(n, o.detach().numpy().reshape(len(x), -1)))
+        for n, m in model.named_modules()
+        if n in ref.layer_names
+    ]
+    with torch.no_grad():
+        model(ref.batch(x))
+    for h in hooks:
+        h.remove()
+    found = layers.diagnose(ref, params, x, outs, "enc.layers.0", tolerance("forward", {}))
+    assert [c.cause for c in found] == ["forward.encoder.activation"]
+    every = "every layer of its kind (enc.layers.0, enc.layers.1): the feed-forward activation exact GELU"
+    assert found[0].description.startswith(every) == both, found[0].description

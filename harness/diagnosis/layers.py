@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,34 +64,75 @@ def _own(module: nn.Module) -> str:
     return kind
 
 
-Downstream = Callable[[torch.Tensor], float]
+# The worst tolerance ratio over the layers the port reports after the first divergent one, with some
+# layers' outputs replaced by replays of their inputs.
+Downstream = Callable[[Mapping[str, Replay]], float]
+# One change to a layer: cause id, what it is, the replay (from fitted parameters) and those parameters.
+Change = tuple[str, str, Callable[[Sequence[float]], Replay], tuple]
 
 
 def _candidates(
-    module: nn.Module, a: torch.Tensor, got: np.ndarray, tol: Tolerance, layer: str, downstream: Downstream
+    module: nn.Module,
+    a: torch.Tensor,
+    got: np.ndarray,
+    tol: Tolerance,
+    layer: str,
+    downstream: Downstream,
+    kin: Sequence[tuple[str, nn.Module, torch.Tensor]] = (),
 ) -> list[Candidate]:
     """Each change to `module` as a candidate: judged on the layer's own output, then confirmed on every
-    layer the port reports after it, with the changed output run through the rest of the reference."""
+    layer the port reports after it, with the changed output run through the rest of the reference.
 
-    def run(replay: Replay) -> torch.Tensor:
-        with torch.no_grad():
-            return replay(a)
+    `kin`: the later layers of the same kind and settings (name, module, input). A default left in place
+    or a loader's slip usually hits every layer a port builds from one config (Burn's
+    TransformerEncoderConfig builds all its layers), so each change is also tried on all of them at once."""
 
     def err(replay: Replay) -> float:
         try:
-            out = run(replay).numpy()
+            with torch.no_grad():
+                out = replay(a).numpy()
         except (RuntimeError, ValueError):  # a change this input cannot take (a kernel larger than the map)
             return math.inf
         # The port's output of another size (another width) is no change to this layer's arithmetic.
         return ratio(out.reshape(got.shape), got, tol) if out.size == got.size else math.inf
 
-    def candidate(cause: str, what: str, replay: Callable[[Sequence[float]], Replay], params: tuple = ()) -> Candidate:
-        return Candidate(
-            cause, f"{layer}: {what}", lambda t: err(replay(t)), params, confirm=lambda t: downstream(run(replay(t)))
+    changes = _changes(module, a)
+    kin_changes = [(name, _changes(m, ka)) for name, m, ka in kin]
+    found: list[Candidate] = []
+    for i, (cause, what, replay, params) in enumerate(changes):
+        found.append(
+            Candidate(
+                cause,
+                f"{layer}: {what}",
+                lambda t, r=replay: err(r(t)),
+                params,
+                confirm=lambda t, r=replay: downstream({layer: r(t)}),
+            )
         )
+        same = [(name, ch[i][2]) for name, ch in kin_changes if len(ch) == len(changes) and ch[i][0] == cause]
+        if not kin or len(same) != len(kin):
+            continue
+        names = ", ".join([layer, *(n for n, _ in same)])
+        found.append(
+            Candidate(
+                cause,
+                f"every layer of its kind ({names}): {what}",
+                lambda t, r=replay: err(r(t)),
+                params,
+                confirm=lambda t, r=replay, same=same: downstream({layer: r(t), **{n: f(t) for n, f in same}}),
+            )
+        )
+    return found
+
+
+def _changes(module: nn.Module, a: torch.Tensor) -> list[Change]:
+    """The changes tried on a layer of `module`'s kind, `a` its input."""
+
+    def candidate(cause: str, what: str, replay: Callable[[Sequence[float]], Replay], params: tuple = ()) -> Change:
+        return (cause, what, replay, params)
 
     kind = type(module).__name__
-    found: list[Candidate] = []
+    found: list[Change] = []
     if kind in ACTIVATION_KINDS:
         own = _own(module)
         for key, (what, replay) in ACTIVATIONS.items():
@@ -588,7 +629,7 @@ def _functional_activation(
                 f"the activation between {prev} and {layer} (a function, not a module): {what} where the "
                 f"reference applies {ACTIVATIONS[own][0]}",
                 lambda _, r=replay: err(r),
-                confirm=lambda _, r=replay: downstream(r),
+                confirm=lambda _, r=replay: downstream({layer: lambda _a, r=r: r}),
             )
         )
     return found
@@ -598,14 +639,17 @@ def _downstream(
     reference: Reference, params: Params, x: np.ndarray, got: dict[str, np.ndarray], layer: str, tol: Tolerance
 ) -> tuple[Downstream, list[str]]:
     """The worst tolerance ratio, over every layer the port reports after `layer`, of the reference run
-    with `layer`'s output replaced; and those layers' names."""
+    with some layers' outputs replaced (`layer`'s, and perhaps later ones'); and those layers' names."""
     order = reference.layer_names
     later = [n for n in order[order.index(layer) + 1 :] if n in got]
 
-    def judge(out: torch.Tensor) -> float:
+    def judge(replays: Mapping[str, Replay]) -> float:
         if not later:
             return 0.0
-        outs = reference.forward(params, x, replace=(layer, out))
+        try:
+            outs = reference.forward(params, x, replays=replays)
+        except (RuntimeError, ValueError):  # a change a later layer's input cannot take
+            return math.inf
         if not outs:  # a model with its own layers(): the change cannot be run through it
             return 0.0
         worst = 0.0
@@ -617,6 +661,20 @@ def _downstream(
         return worst
 
     return judge, later
+
+
+def _kin(
+    reference: Reference, params: Params, inputs: Mapping[str, torch.Tensor], layer: str
+) -> list[tuple[str, nn.Module, torch.Tensor]]:
+    """The layers after `layer` of its kind with its declared settings: (name, module, reference input)."""
+    by_name = {lay.name: lay for lay in reference.layers}
+    own = by_name[layer]
+    later = reference.layer_names[reference.layer_names.index(layer) + 1 :]
+    return [
+        (n, reference.module(params, n), inputs[n])
+        for n in later
+        if n in inputs and by_name[n].kind == own.kind and by_name[n].hyper == own.hyper
+    ]
 
 
 def diagnose(
@@ -637,7 +695,9 @@ def diagnose(
     downstream, later = _downstream(reference, params, x, got, layer, tol)
     after = {0: "", 1: " and the layer after it"}.get(len(later), f" and the {len(later)} layers after it")
     evidence = f"{out.size} outputs of {layer}{after}"
-    found = explain(_candidates(module, a, out, tol, layer, downstream), evidence)
+    found = explain(
+        _candidates(module, a, out, tol, layer, downstream, _kin(reference, params, inputs, layer)), evidence
+    )
     if found:
         return found
     found = explain(_functional_activation(reference, params, x, layer, module, a, out, tol, downstream), evidence)

@@ -21,7 +21,7 @@ import copy
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,32 +219,36 @@ class Reference:
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).reshape(len(x), *self.sample_shape)
 
     def forward(
-        self, params: Params, x: np.ndarray, replace: tuple[str, torch.Tensor] | None = None
+        self,
+        params: Params,
+        x: np.ndarray,
+        replays: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
     ) -> dict[str, np.ndarray]:
         """Every layer's output on x, evaluation mode, in call order, each `[n, values]` (a layer's
-        per-sample shape is in `layer_shapes`). `replace`: (layer, output) puts that output in place of
-        the layer's own, so the layers after it run on it (a diagnosis replaying one change through the
-        rest of the model); a model with its own `layers()` cannot, and gives {} then."""
+        per-sample shape is in `layer_shapes`). `replays`: layer -> a function of the layer's input whose
+        result takes the place of its output, so the layers after it run on it (a diagnosis replaying a
+        change through the rest of the model); a model with its own `layers()` cannot, and gives {} then."""
         model = self.build(params).eval()
         xt = self.batch(x)
+        replays = replays or {}
         with torch.no_grad():
             if callable(getattr(model, "layers", None)):
-                return {} if replace else {k: v.numpy() for k, v in model.layers(xt).items()}
+                return {} if replays else {k: v.numpy() for k, v in model.layers(xt).items()}
             out: dict[str, np.ndarray] = {}
 
-            def record(name: str, o: Any) -> Any:
-                replaced = replace is not None and name == replace[0]
-                main = replace[1] if replace is not None and replaced else _main_output(o)
+            def record(name: str, args: tuple, o: Any) -> Any:
+                replay = replays.get(name)
+                main = replay(args[0]) if replay is not None else _main_output(o)
                 if name not in out:
                     out[name] = main.detach().numpy().reshape(len(x), -1).copy()
-                if not replaced:
+                if replay is None:
                     return None
                 # A hook that returns a value replaces the module's output (a tuple's first result).
                 return (main, *o[1:]) if isinstance(o, tuple) else main
 
             wanted = set(self.layer_names)
             hooks = [
-                m.register_forward_hook(lambda _m, _i, o, name=name: record(name, o))
+                m.register_forward_hook(lambda _m, a, o, name=name: record(name, a, o))
                 for name, m in model.named_modules()
                 if name in wanted
             ]

@@ -109,10 +109,21 @@ def _f(x: float) -> float:
     return float(x)
 
 
-def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> ArrayDiff:
+def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None, slack: Any = None) -> ArrayDiff:
+    """`slack`: an extra allowance per element (the ref's shape), added to atol + rtol x |ref| (a gradient's
+    ReLU-kink allowance, harness/reference/kinks.py); the tolerance's `why` says how large it gets."""
     r = np.asarray(ref)
     g = np.asarray(got)
     tol = tol or default_tolerance(r.dtype)
+    extra = None if slack is None else np.broadcast_to(np.asarray(slack, dtype=np.float64), r.shape)
+    if extra is not None and extra.max(initial=0.0) > 0:
+        tol = Tolerance(
+            tol.rtol,
+            tol.atol,
+            tol.equal_nan,
+            f"{tol.why}; plus each element's ReLU-kink allowance (up to {float(extra.max()):.3g}, "
+            f"{int((extra > 0).sum())} elements)",
+        )
     tol_d = {"rtol": tol.rtol, "atol": tol.atol, "equal_nan": tol.equal_nan, "why": tol.why}
     if r.shape != g.shape:
         return ElementwiseDiff(
@@ -133,7 +144,7 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None) -> Arra
     both_finite = rf & gf
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         diff = np.where(both_finite, np.abs(g64 - r64), 0.0)
-        allowed = tol.atol + tol.rtol * np.abs(r64)
+        allowed = tol.atol + tol.rtol * np.abs(r64) + (extra if extra is not None else 0.0)
         bad_finite = both_finite & (diff > allowed)
         same_inf = np.isinf(r64) & np.isinf(g64) & (np.sign(r64) == np.sign(g64))
         both_nan = np.isnan(r64) & np.isnan(g64)

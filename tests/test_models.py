@@ -5,6 +5,7 @@ Burn port's end-to-end run is in tests/test_digits.py."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -432,3 +433,54 @@ def test_labels_follow_the_task(tmp_path: Path, task: str, cell: str, message: s
     with pytest.raises(HarnessError) as e:
         csvcheck.read(bad, "y", task)
     assert str(e.value) == f"line 3, column 'y': {message}"
+
+
+def test_gradients_that_differ_in_training_name_no_loop_cause(tmp_path: Path) -> None:
+    """A port whose gradient at the reference's own parameters is off in one element, at every step of
+    training, while its losses and its loop are the reference's: the train stage fails on the
+    re-synchronized gradients, and names no training-loop or optimizer cause (none changes a gradient)."""
+    from harness.stages import train
+
+    data = _regression_csv(tmp_path)
+    _regressor_module(tmp_path, "reg4")
+    cfg = RunConfig(
+        data=data,
+        label="target",
+        reference="reg4:build",
+        reference_dir=tmp_path,
+        task="regression",
+        loss="MSELoss",
+        optimizer="Adam",
+        lr=0.01,
+        batch_size=16,
+        epochs=2,
+    )
+
+    class OffByOne(TorchPort):
+        def backward(self, params: dict, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
+            loss, grads = super().backward(params, x, y)
+            g = grads["fc1.weight"].copy()
+            g[0, 0] += 1e-3 * float(np.abs(g).max())
+            return loss, {**grads, "fc1.weight": g}
+
+        def train(self, x: np.ndarray, y: np.ndarray, **kw: Any) -> dict:
+            """Lockstep: the reference's own loop from the given parameters and orders."""
+            if kw.get("params") is None:
+                return super().train(x, y, kw["epochs"], kw["seed"], kw.get("on_epoch"))
+            t = self.ref.train(x, y, kw["params"], kw["orders"], kw["record_steps"])
+            return {
+                "step_loss": t.step_loss,
+                "epoch_loss": t.epoch_loss,
+                "init": t.init,
+                "final": t.final,
+                "epoch_params": t.epoch_params,
+                "orders": kw["orders"],
+            }
+
+    r = train.STAGE.run(Context(cfg, OffByOne(cfg, 5, 1, lambda n, k: _Regressor(n, k))))
+    assert r.status == "FAIL"
+    failing = [c.name for c in r.checks if not c.passed]
+    assert "resync.grads.fc1.weight" in failing, failing
+    assert r.diagnosis == []
+    assert r.hint.startswith("the port's gradients at the reference's parameters differ (")
+    assert "no change to the training loop or the optimizer reproduces a gradient" in r.hint

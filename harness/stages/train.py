@@ -19,12 +19,19 @@ from harness import progress
 from harness.compare import ArrayDiff, Tolerance, compare, summary_stats
 from harness.diagnosis import Cause, ratio
 from harness.diagnosis.train import diagnose_boundary, diagnose_loop, first_diverging_epoch, localize, localize_at
+from harness.reference.kinks import slack
 from harness.reference.structure import Trace
 from harness.results import StageResult, result
 from harness.stages.base import Context, Stage
 from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR, envelope_allowed, envelope_drift, per_tensor
 
 RESYNC_STEPS = 64
+
+
+# The checks of the port's gradients at the reference's parameters (re-synchronized steps).
+GRADIENT_CHECKS = ("resync.grads.", "resync.epoch_start_grads.", "shadow.resync_grads.")
+# The key under which resync() carries a gradient's ReLU-kink allowance beside the gradient itself.
+KINK = "kink:"
 
 
 def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
@@ -166,6 +173,8 @@ def run(ctx: Context) -> StageResult:
     def resync(params: dict, state: dict | None, rows: np.ndarray) -> tuple[dict, dict, np.ndarray, np.ndarray]:
         xb, yb = p.x_train[rows], p.y_train[rows]
         _, rg = ctx.reference.backward(params, xb, yb)
+        # What ReLUs at their kink may change in each gradient element (harness/reference/kinks.py).
+        rg = {**rg, **{KINK + k: v for k, v in slack(lambda: ctx.reference.backward(params, xb, yb)[1], names).items()}}
         _, pg = ctx.port.backward(params, xb, yb)
         pg = {k: pg[k] for k in names if k in pg}
         got, _ = ctx.port.optimizer_step(params, pg, state)
@@ -178,7 +187,8 @@ def run(ctx: Context) -> StageResult:
         for n in names:
             r = np.stack([g[n] for g in ref_g])
             q = np.stack([g.get(n, np.full_like(g0[n], np.nan)) for g, g0 in zip(port_g, ref_g, strict=True)])
-            out.append(compare(f"{prefix}.{n}", r, q, per_tensor(tb, r)))
+            kinks = np.stack([g.get(KINK + n, np.zeros_like(g[n], dtype=np.float64)) for g in ref_g])
+            out.append(compare(f"{prefix}.{n}", r, q, per_tensor(tb, r), slack=kinks))
         return out
 
     order = ctx.orders[0]
@@ -379,6 +389,15 @@ def _diagnose(
         k = int(bad[0])
         where = f"; {localize(ctx, k)[0]}" if k < s else ""
         return f"the port's loss is {step_loss[k]} from step {k} on (epoch {k // s + 1}){where}", []
+    grads = next((c for c in checks if not c.passed and c.name.startswith(GRADIENT_CHECKS)), None)
+    if grads is not None:
+        # The port's gradients at the reference's own parameters: no training-loop or optimizer change
+        # (what the candidates below replay) alters a gradient, so any they fitted to the losses would be
+        # named without reproducing this check.
+        return (
+            f"the port's gradients at the reference's parameters differ ({grads.summary()}); no change to the "
+            "training loop or the optimizer reproduces a gradient, so none is named: see the backward stage"
+        ), []
     tol = ctx.tol("train.step_loss")
     envs = ctx.envelope_traces
     causes = diagnose_loop(ctx.reference, p.x_train, p.y_train, ref, ctx.port_trace, s, tol, envs)

@@ -319,3 +319,41 @@ def test_a_slip_in_every_layer_of_a_stack_is_named_for_all_of_them(both: bool) -
     assert [c.cause for c in found] == ["forward.encoder.activation"]
     every = "every layer of its kind (enc.layers.0, enc.layers.1): the feed-forward activation exact GELU"
     assert found[0].description.startswith(every) == both, found[0].description
+
+
+@pytest.fixture(scope="module")
+def conv1d() -> Reference:
+    return _reference("conv1d_model:build")
+
+
+@pytest.mark.parametrize(
+    ("change", "cause", "says"),
+    [
+        ({"padding": 0}, "forward.conv.padding", "no padding (Burn's Valid default) where torch pads (1,)"),
+        ({"flip": True}, "forward.conv.kernel_flipped", "its kernel flipped (true convolution"),
+    ],
+    ids=["valid-padding", "flipped-kernel"],
+)
+def test_a_conv1d_over_a_sequence_slip_is_named(
+    conv1d: Reference, x: np.ndarray, change: dict, cause: str, says: str
+) -> None:
+    """A Conv1d over token embeddings: Burn's Conv1dConfig pads nothing by default (the port's output is
+    then two steps shorter), and a kernel loaded reversed computes a true convolution."""
+    params = conv1d.init_params(0)
+    m = _module(conv1d, params, "conv")
+    a = conv1d.layer_inputs(params, x)["conv"]
+    w = m.weight.flip(2) if change.get("flip") else m.weight
+    with torch.no_grad():
+        got = F.conv1d(a, w, m.bias, padding=change.get("padding", 1))
+    causes = _causes(conv1d, params, x, "conv", got)
+    assert [c for c, _ in causes] == [cause]
+    assert says in causes[0][1]
+
+
+def test_an_unrelated_conv1d_change_names_no_cause(conv1d: Reference, x: np.ndarray) -> None:
+    params = conv1d.init_params(0)
+    m = _module(conv1d, params, "conv")
+    a = conv1d.layer_inputs(params, x)["conv"]
+    with torch.no_grad():
+        got = F.conv1d(a, m.weight * 1.02, m.bias, padding=1)
+    assert _causes(conv1d, params, x, "conv", got) == []

@@ -484,3 +484,62 @@ def test_gradients_that_differ_in_training_name_no_loop_cause(tmp_path: Path) ->
     assert r.diagnosis == []
     assert r.hint.startswith("the port's gradients at the reference's parameters differ (")
     assert "no change to the training loop or the optimizer reproduces a gradient" in r.hint
+
+
+class _TwoNorms(nn.Module):
+    """Linear, LayerNorm, ReLU, Linear, LayerNorm, head: two norms of one width, both (1, 0) at
+    initialization. `swapped`: each norm does the other's job (a port that loaded them by the wrong name)."""
+
+    def __init__(self, n_in: int, swapped: bool = False) -> None:
+        super().__init__()
+        self.fc1, self.norm1 = nn.Linear(n_in, 8), nn.LayerNorm(8)
+        self.fc2, self.norm2 = nn.Linear(8, 8), nn.LayerNorm(8)
+        self.head = nn.Linear(8, 1)
+        self.swapped = swapped
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, second = (self.norm2, self.norm1) if self.swapped else (self.norm1, self.norm2)
+        h = torch.relu(first(self.fc1(x)))
+        return self.head(second(self.fc2(h)))
+
+
+@pytest.mark.parametrize("swapped", [True, False], ids=["swapped", "control"])
+def test_two_parameters_in_each_others_place_are_named_from_the_gradients(tmp_path: Path, swapped: bool) -> None:
+    """The forward cannot see two equal norms exchanged; the backward stage replays the exchange and names
+    it only when it gives the port's loss and every gradient. Control: a port whose norm2 scales its
+    output by 1.01 fails the same gradients and is named nothing."""
+    from harness.stages import backward
+
+    data = _regression_csv(tmp_path)
+    (tmp_path / "twonorms.py").write_text(
+        "from tests.test_models import _TwoNorms\n\ndef build(n, k):\n    return _TwoNorms(n)\n"
+    )
+    cfg = RunConfig(
+        data=data,
+        label="target",
+        reference="twonorms:build",
+        reference_dir=tmp_path,
+        task="regression",
+        loss="MSELoss",
+        optimizer="Adam",
+        lr=0.01,
+        batch_size=16,
+        epochs=1,
+    )
+
+    def port_model(n: int, _k: int) -> nn.Module:
+        if swapped:
+            return _TwoNorms(n, swapped=True)
+        m = _TwoNorms(n)
+        m.norm2.register_forward_hook(lambda _m, _i, o: o * 1.01)
+        return m
+
+    r = backward.STAGE.run(Context(cfg, TorchPort(cfg, 5, 1, port_model)))
+    assert r.status == "FAIL"
+    causes = [c["cause"] for c in r.diagnosis]
+    if swapped:
+        assert causes == ["backward.modules_swapped"], r.hint
+        assert r.hint.startswith("reproduced by norm1 and norm2 in each other's place: the port loads each one's")
+        assert "Burn's pre-norm TransformerEncoderLayer applies norm_2 first" in r.hint
+    else:
+        assert causes == [], r.hint

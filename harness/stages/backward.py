@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from harness.compare import compare, compare_names
+from harness.compare import Tolerance, compare, compare_names
 from harness.diagnosis import Cause, ratio
 from harness.diagnosis import buffers as buffers_dx
 from harness.diagnosis.backward import Case, diagnose
@@ -105,6 +105,8 @@ def run(ctx: Context) -> StageResult:
         causes = _buffer_causes(ctx, evidence_cases, checks, tol)
     if not causes and not checks[0].passed:
         causes = _training_path(ctx, evidence_cases[0], ref_losses[0], tol)
+    if not causes:
+        causes = _swapped(ctx, evidence_cases, checks, tol)
     if causes:
         hint = "; ".join([causes[0].sentence(), *evidence])
     else:
@@ -164,6 +166,57 @@ def _buffer_causes(ctx: Context, cases: list[Case], checks: list, tol) -> list[C
     layers = sorted({name.rpartition(".")[0] for name in failing})
     evidence = [buffers_dx.Case(c.params, c.x, c.grads) for c in cases]
     return [cause for layer in layers for cause in buffers_dx.diagnose(ctx.reference, evidence, layer, tol)][:3]
+
+
+# At most this many same-shaped pairs of modules with differing gradients are replayed as swapped.
+MAX_SWAPS = 24
+
+
+def _swapped(ctx: Context, cases: list[Case], checks: list, tol: Tolerance) -> list[Cause]:
+    """Two modules of one shape in each other's place (every parameter of one exchanged with the other's):
+    the port loads each into the other's module. Replayed on every case: the reference with the two
+    modules' values exchanged, its gradients reported under each other's names, must give the port's loss
+    and every gradient. At initialization two LayerNorms are both (1, 0), so the forward cannot see it; the
+    gradients can (Burn's pre-norm encoder layer applies norm_2 first where torch applies norm1, so a load
+    by name swaps them)."""
+    ref = ctx.reference
+    params = set(ref.param_names)
+    failing = list(dict.fromkeys(c.name.split(".", 1)[1] for c in checks if not c.passed))
+    if any(n not in params and n != "loss" for n in failing):
+        return []  # a buffer or a name differs: no exchange of parameters makes that
+    modules = list(dict.fromkeys(n.rpartition(".")[0] for n in failing if n in params))
+
+    def leaves(m: str) -> dict[str, tuple[int, ...]]:
+        return {n.rpartition(".")[2]: tuple(ref.shapes[n]) for n in ref.param_names if n.rpartition(".")[0] == m}
+
+    pairs = [(a, b) for i, a in enumerate(modules) for b in modules[i + 1 :] if leaves(a) == leaves(b)][:MAX_SWAPS]
+    for a, b in pairs:
+        names = {f"{a}.{leaf}": f"{b}.{leaf}" for leaf in leaves(a)}
+        names.update({v: k for k, v in names.items()})
+        worst = 0.0
+        for case in cases:
+            loss, g = ref.backward({**case.params, **{k: case.params[v] for k, v in names.items()}}, case.x, case.y)
+            g = {**g, **{k: g[v] for k, v in names.items()}}
+            worst = max(worst, ratio(np.float32(loss), np.float32(case.loss), tol))
+            for n in ref.param_names:
+                got = case.grads.get(n)
+                worst = max(worst, ratio(g[n], got, per_tensor(tol, g[n])) if got is not None else np.inf)
+            if worst > 1:
+                break
+        if worst <= 1:
+            pre_norm = a.replace("norm1", "norm2") == b
+            norms = " (Burn's pre-norm TransformerEncoderLayer applies norm_2 first where torch applies norm1)"
+            return [
+                Cause(
+                    "backward.modules_swapped",
+                    f"{a} and {b} in each other's place: the port loads each one's parameters into the other"
+                    + (norms if pre_norm else ""),
+                    {},
+                    worst,
+                    f"the loss and every gradient of {len(cases)} cases",
+                )
+            ]
+    return []
 
 
 STAGE = Stage("backward", "per-parameter gradients, normal and saturated outputs", run)

@@ -209,6 +209,14 @@ def test_a_timeout_says_whether_the_port_was_waiting_or_computing() -> None:
         port.transform(np.zeros((2, 4)), np.zeros(4), np.ones(4))
     cpu = float(re.search(r"it had used (\d+\.\d) s of CPU", str(waiting.value))[1])  # type: ignore[index]
     assert cpu < 1.0 and str(waiting.value).endswith("its last stderr line: fake port: waiting for a lock")
+    # Where it waits, where the kernel says so (a sleeping process: hrtimer_nanosleep or a poll).
+    probe = subprocess.Popen(["sleep", "5"])
+    time.sleep(0.2)
+    told = Path(f"/proc/{probe.pid}/wchan").read_text().strip() not in ("", "0")
+    probe.kill()
+    probe.wait()
+    if told:
+        assert ", waiting in " in str(waiting.value), waiting.value
     with SubprocessPort(fake("busy"), timeout=2.0) as port, pytest.raises(PortTimeout) as computing:
         port.transform(np.zeros((2, 4)), np.zeros(4), np.ones(4))
     cpu = float(re.search(r"it had used (\d+\.\d) s of CPU", str(computing.value))[1])  # type: ignore[index]

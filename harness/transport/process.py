@@ -152,15 +152,23 @@ class _StderrTail:
         return self.lines[-1] if self.lines else ""
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """The CPU time a running process has used (Linux's /proc; None elsewhere or once it is gone)."""
+def _activity(pid: int) -> str:
+    """What a running process is doing, from Linux's /proc: the CPU time it has used, and where in the
+    kernel it waits ("pipe_read": on its input; "futex_wait": on a lock); "" elsewhere or once it is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         # After the command's closing parenthesis: state is field 3 of stat(5), utime and stime 14 and 15.
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
-        return None
+        return ""
+    try:
+        with open(f"/proc/{pid}/wchan", encoding="ascii") as f:
+            wchan = f.read().strip()
+    except OSError:
+        wchan = ""
+    waiting = f", waiting in {wchan}" if wchan and wchan != "0" else ""
+    return f" (it had used {cpu:.1f} s of CPU{waiting})"
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -261,13 +269,12 @@ class PortProcess:
                 return self._result(answer, rid, method)
         except _Deadline:
             # What it was doing tells a port waiting on something from one still computing.
-            cpu = _cpu_seconds(self._proc.pid)
+            doing = _activity(self._proc.pid)
             self._kill()
             last = self._stderr.last(wait=0.2)
             raise self._fail(
                 PortTimeout(
-                    f"the port timed out after {limit:g} s on '{method}' and was stopped"
-                    + (f" (it had used {cpu:.1f} s of CPU)" if cpu is not None else "")
+                    f"the port timed out after {limit:g} s on '{method}' and was stopped{doing}"
                     + (f"; its last stderr line: {last}" if last else "")
                 )
             ) from None

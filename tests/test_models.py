@@ -317,26 +317,31 @@ def _regressor_module(tmp_path: Path, name: str) -> None:
     )
 
 
+def _regression_cfg(tmp_path: Path, builder: str, **kw: Any) -> RunConfig:
+    """A regression run (MSELoss, batches of 16, 2 epochs unless `kw` says otherwise) on _regression_csv's
+    data, its reference `builder` from a module in tmp_path."""
+    return RunConfig(
+        **{
+            "data": _regression_csv(tmp_path),
+            "label": "target",
+            "reference": builder,
+            "reference_dir": tmp_path,
+            "task": "regression",
+            "loss": "MSELoss",
+            "lr": 0.01,
+            "batch_size": 16,
+            "epochs": 2,
+            **kw,
+        }
+    )
+
+
 @pytest.mark.parametrize("stage", [weights, forward, loss, backward, optimizer])
 def test_a_regression_model_with_sgd_passes_against_itself(tmp_path: Path, stage) -> None:
     """A regression model (MSELoss, SGD with Nesterov momentum) on generated data: every teacher-forced
     stage runs by the model's own names and passes against a port of the same model."""
-    data = _regression_csv(tmp_path)
     _regressor_module(tmp_path, "reg")
-    cfg = RunConfig(
-        data=data,
-        label="target",
-        reference="reg:build",
-        reference_dir=tmp_path,
-        task="regression",
-        loss="MSELoss",
-        optimizer="SGD",
-        lr=0.01,
-        momentum=0.9,
-        nesterov=True,
-        batch_size=16,
-        epochs=2,
-    )
+    cfg = _regression_cfg(tmp_path, "reg:build", optimizer="SGD", momentum=0.9, nesterov=True)
     ctx = Context(cfg, TorchPort(cfg, 5, 1, lambda n, k: _Regressor(n, k)))
     r = stage.STAGE.run(ctx)
     assert r.status == "PASS", r.hint
@@ -384,21 +389,8 @@ def test_a_regression_metric_rule_is_named_through_the_stage(tmp_path: Path) -> 
     the MSE: the rule is named; the control port reports the MSE and passes that check."""
     from harness.stages import metrics
 
-    data = _regression_csv(tmp_path)
     _regressor_module(tmp_path, "reg2")
-    cfg = RunConfig(
-        data=data,
-        label="target",
-        reference="reg2:build",
-        reference_dir=tmp_path,
-        task="regression",
-        loss="MSELoss",
-        optimizer="SGD",
-        lr=0.01,
-        batch_size=16,
-        epochs=2,
-        seeds=1,
-    )
+    cfg = _regression_cfg(tmp_path, "reg2:build", optimizer="SGD", seeds=1)
     port = TorchPort(cfg, 5, 1, lambda n, k: _Regressor(n, k))
     port.metric = lambda pred, y: float(np.sqrt(np.mean((np.asarray(pred, np.float64) - y) ** 2)))
     r = metrics.STAGE.run(Context(cfg, port))
@@ -441,20 +433,8 @@ def test_gradients_that_differ_in_training_name_no_loop_cause(tmp_path: Path) ->
     re-synchronized gradients, and names no training-loop or optimizer cause (none changes a gradient)."""
     from harness.stages import train
 
-    data = _regression_csv(tmp_path)
     _regressor_module(tmp_path, "reg4")
-    cfg = RunConfig(
-        data=data,
-        label="target",
-        reference="reg4:build",
-        reference_dir=tmp_path,
-        task="regression",
-        loss="MSELoss",
-        optimizer="Adam",
-        lr=0.01,
-        batch_size=16,
-        epochs=2,
-    )
+    cfg = _regression_cfg(tmp_path, "reg4:build", optimizer="Adam")
 
     class OffByOne(TorchPort):
         def backward(self, params: dict, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
@@ -510,22 +490,10 @@ def test_two_parameters_in_each_others_place_are_named_from_the_gradients(tmp_pa
     output by 1.01 fails the same gradients and is named nothing."""
     from harness.stages import backward
 
-    data = _regression_csv(tmp_path)
     (tmp_path / "twonorms.py").write_text(
         "from tests.test_models import _TwoNorms\n\ndef build(n, k):\n    return _TwoNorms(n)\n"
     )
-    cfg = RunConfig(
-        data=data,
-        label="target",
-        reference="twonorms:build",
-        reference_dir=tmp_path,
-        task="regression",
-        loss="MSELoss",
-        optimizer="Adam",
-        lr=0.01,
-        batch_size=16,
-        epochs=1,
-    )
+    cfg = _regression_cfg(tmp_path, "twonorms:build", optimizer="Adam", epochs=1)
 
     def port_model(n: int, _k: int) -> nn.Module:
         if swapped:

@@ -155,7 +155,12 @@ def _row(name: str, expected: str | None, report: Report, outcome: str = "fail",
     if expected is None:
         ok = report.exit_code == 0
     elif outcome == "error":
-        ok = report.exit_code == 2 and bool(errored) and errored[0].stage == expected and "panicked" in errored[0].error
+        ok = (
+            report.exit_code == 2
+            and bool(errored)
+            and errored[0].stage == expected
+            and errored[0].error_kind == "PortPanic"
+        )
     else:
         ok = report.exit_code == 1 and first is not None and first.stage == expected and bool(first.hint)
         if cause:

@@ -67,9 +67,9 @@ def run_with(
         except PortStructureError as e:
             res = _structure(stage.name, str(e), structure, stage.name in ctx.cfg.require)
         except (HarnessError, PortError, PortFailure) as e:
-            res = StageResult(stage.name, ERROR, error=str(e))
+            res = StageResult(stage.name, ERROR, error=str(e), error_kind=type(e).__name__)
         except Exception as e:  # a stage that could not run is ERROR, never PASS
-            res = StageResult(stage.name, ERROR, error=f"{type(e).__name__}: {e}")
+            res = StageResult(stage.name, ERROR, error=f"{type(e).__name__}: {e}", error_kind=type(e).__name__)
         res.seconds = time.perf_counter() - t
         if not structure and res.metrics.get("structure"):
             structure = res.stage

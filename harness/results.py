@@ -28,6 +28,8 @@ class StageResult:
     hint: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    # What stopped an ERROR stage: the failure's class (PortPanic, PortTimeout, HarnessError, ...).
+    error_kind: str = ""
     seconds: float = 0.0
     # Counterfactual causes that reproduce the port's numbers (harness/diagnosis), best first; failing
     # stages with a catalogue only.
@@ -43,6 +45,7 @@ class StageResult:
             "status": self.status,
             "hint": self.hint,
             "error": self.error,
+            "error_kind": self.error_kind,
             "seconds": round(self.seconds, 3),
             "metrics": self.metrics,
             "checks": [c.to_dict() for c in self.checks],
@@ -61,8 +64,8 @@ def result(
 SCHEMA_NAME = "burn-torch-harness/diff-report"
 # 1.1, 1.2: additions (fields marked "since" in schema.json). 1.2 also judges independent runs against the
 # reference's seed-to-seed spread, so the metrics stage no longer has the end_to_end.mcnemar_p check (the
-# p-values stay in its metrics).
-SCHEMA_VERSION = "1.6"
+# p-values stay in its metrics). 1.7: a stage's error_kind.
+SCHEMA_VERSION = "1.7"
 
 
 @dataclass

@@ -83,6 +83,10 @@ def test_a_port_that_panics_is_an_error_at_its_stage(faithful_run, fault: str) -
     assert errored and errored[0].stage == CRASHES[fault], [(r.stage, r.status, r.error) for r in report.results]
     assert "the port panicked: index out of bounds" in errored[0].error
     assert "\n" not in errored[0].error
+    assert errored[0].error_kind == "PortPanic"
+    assert report_json(report)["stages"][[r.stage for r in report.results].index(errored[0].stage)]["error_kind"] == (
+        "PortPanic"
+    )
 
 
 def test_failing_element_is_named_with_minimum_tolerance(faithful_run) -> None:

@@ -11,6 +11,7 @@ import torch
 from safetensors.numpy import load_file
 from torch import nn
 
+MASK = torch.tensor([[False, False, False, True, True], [True] * 5])
 FIXTURE = Path(__file__).resolve().parent.parent / "rust_bridge/crates/burn-diff/tests/fixtures/packed.safetensors"
 
 
@@ -32,8 +33,11 @@ def test_the_packed_fixture_holds_torchs_outputs() -> None:
             "gru_out": modules["gru"](f["x_rnn"])[0],
             "attn_out": modules["attn"](f["x_attn"], f["x_attn"], f["x_attn"], need_weights=False)[0],
             "enc_out": modules["enc"](f["x_attn"]),
+            "attn_masked_out": modules["attn"](
+                f["x_attn"], f["x_attn"], f["x_attn"], key_padding_mask=MASK, need_weights=False
+            )[0],
         }
     for k, v in got.items():
         # The same computation, perhaps on other kernels than the machine that wrote the file.
-        np.testing.assert_allclose(v.numpy(), f[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+        np.testing.assert_allclose(v.numpy(), f[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k, equal_nan=True)
     assert f["lstm.weight_ih_l0"].shape == (16, 3) and f["attn.in_proj_weight"].shape == (24, 8)

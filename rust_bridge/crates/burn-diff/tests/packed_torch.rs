@@ -13,7 +13,7 @@ use burn::nn::transformer::{
     TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
 };
 use burn::nn::{Gru, GruConfig, Lstm, LstmConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Tensor, TensorData};
 use burn_diff::layout::{load_torch_params, torch_params, values};
 use burn_diff::{NamedTensor, Params};
 use safetensors::SafeTensors;
@@ -189,4 +189,51 @@ fn burn_s_default_encoder_activation_gives_other_numbers() {
         .map(|(g, w)| (g - w).abs())
         .fold(0.0f32, f32::max);
     assert!(worst > 1e-3, "GELU still matches ReLU ({worst})");
+}
+
+#[test]
+fn masked_keys_agree_with_torch_unless_a_whole_row_is_masked() {
+    // Burn fills masked scores with -1e4 (MultiHeadAttentionConfig::min_float), torch with -inf.
+    // After the softmax both are exactly 0 where a row keeps an unmasked key; on a row with every key
+    // masked torch's attention gives a zero context (its output is out_proj's bias) and Burn's an even
+    // average of the values.
+    let device = Device::flex();
+    let f = fixture();
+    let params = Params(
+        f.iter()
+            .filter(|(k, _)| k.starts_with("attn."))
+            .map(|(k, (s, v))| NamedTensor::new(k.clone(), s.clone(), v.clone()).unwrap())
+            .collect(),
+    );
+    #[derive(Module, Debug)]
+    struct One {
+        attn: MultiHeadAttention,
+    }
+    let mut m = One {
+        attn: MultiHeadAttentionConfig::new(8, 2)
+            .with_dropout(0.0)
+            .init(&device),
+    };
+    load_torch_params(&mut m, &params).unwrap();
+    let mut pad = vec![false, false, false, true, true];
+    pad.extend([true; 5]);
+    let mask = Tensor::<2, Bool>::from_data(TensorData::new(pad, [2, 5]), &device);
+    let x = tensor3(&f["x_attn"], &device);
+    let out = values(
+        m.attn
+            .forward(MhaInput::self_attn(x).mask_pad(mask))
+            .context,
+    );
+    let want = &f["attn_masked_out"].1;
+    let half = out.len() / 2;
+    close(&out[..half], &want[..half], "the partly masked sequence");
+    let worst = out[half..]
+        .iter()
+        .zip(&want[half..])
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst > 1e-2,
+        "a fully masked row agrees with torch ({worst})"
+    );
 }

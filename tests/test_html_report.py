@@ -188,3 +188,13 @@ def test_train_command_prints_no_progress_bar_into_a_pipe() -> None:
     assert r.returncode == 0, r.stderr
     # The bar's own text ("epoch 2/2"), which rich prints once when it stops even off a terminal.
     assert "epoch 2/2" not in r.stdout and "test accuracy" in r.stdout
+
+
+def test_the_envelope_bound_is_drawn_from_the_report_not_todays_constants() -> None:
+    """A stored report renders as it was judged: its own envelope factor and floor, where it has them."""
+    report = json.loads((FIXTURES / "diff-missing-relu.json").read_text())
+    train = next(s for s in report["stages"] if s["stage"] == "train")
+    train["metrics"].update(envelope_factor=7.0, envelope_floor=3e-5)
+    assert "max(3e-05, 7× the envelope's running max)" in render_diff(report)
+    del train["metrics"]["envelope_factor"], train["metrics"]["envelope_floor"]
+    assert "max(1e-05, 10× the envelope's running max)" in render_diff(report)

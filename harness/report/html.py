@@ -303,6 +303,10 @@ def _train_charts(train: Mapping[str, Any], loss_name: str = "BCE") -> list[str]
     from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR
 
     m = train.get("metrics") or {}
+    # The rule the run itself applied (since schema 1.7); a report from before says nothing, and today's
+    # constants stand in for it.
+    factor = as_float(m.get("envelope_factor")) or ENVELOPE_FACTOR
+    floor = as_float(m.get("envelope_floor")) or ENVELOPE_FLOOR
     ref = [as_float(v) for v in m.get("epoch_loss_ref", [])]
     port = m.get("epoch_loss_port", [])
     if not ref:
@@ -364,7 +368,7 @@ def _train_charts(train: Mapping[str, Any], loss_name: str = "BCE") -> list[str]
     )
     d_port = m.get("max_param_diff_port", [])
     d_env = m.get("max_param_diff_envelope", [])
-    d_allowed = m.get("max_param_diff_allowed") or _running_allowed(d_env, ENVELOPE_FACTOR, ENVELOPE_FLOOR)
+    d_allowed = m.get("max_param_diff_allowed") or _running_allowed(d_env, factor, floor)
     dist = line_chart(
         "Parameter distance from the reference per epoch (log scale)",
         [
@@ -377,7 +381,7 @@ def _train_charts(train: Mapping[str, Any], loss_name: str = "BCE") -> list[str]
         fail_above=d_allowed,
     )
     ok = {c.get("name"): c.get("passed") for c in train.get("checks", [])}
-    bound = f"max({ENVELOPE_FLOOR:g}, {ENVELOPE_FACTOR:g}× the envelope's running max)"
+    bound = f"max({floor:g}, {factor:g}× the envelope's running max)"
     loss_badge = _badge("PASS" if ok.get("envelope.epoch_loss", True) else "FAIL")
     shadow_note = (
         "<p class=\"note\">The port's free run left the reference's envelope while epoch 1 and every "

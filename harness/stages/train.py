@@ -256,6 +256,9 @@ def run(ctx: Context) -> StageResult:
         # The bounds the envelope checks applied and the envelope runs' own losses, for the report's plots.
         max_param_diff_allowed=[float(v) for v in envelope_allowed(d_ref_env, ENVELOPE_FLOOR)],
         epoch_loss_allowed=[float(v) for v in envelope_allowed(d_loss, ENVELOPE_FLOOR)],
+        # The rule those bounds come from, so that a stored report renders as it was judged.
+        envelope_factor=ENVELOPE_FACTOR,
+        envelope_floor=ENVELOPE_FLOOR,
         epoch_loss_envelope=[[float(v) for v in env.epoch_loss] for env in envs],
     )
 

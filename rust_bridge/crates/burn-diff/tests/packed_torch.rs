@@ -36,7 +36,9 @@ fn encoder(activation: ActivationConfig, device: &Device) -> TransformerEncoder 
         .init(device)
 }
 
-fn fixture() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+type Fixture = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+fn fixture() -> Fixture {
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/packed.safetensors"
@@ -61,13 +63,27 @@ fn tensor3(t: &(Vec<usize>, Vec<f32>), device: &Device) -> Tensor<3> {
     Tensor::from_data(TensorData::new(t.1.clone(), [s[0], s[1], s[2]]), device)
 }
 
-fn close(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: sizes");
-    let worst = got
-        .iter()
+/// The largest |got - want|.
+fn worst(got: &[f32], want: &[f32]) -> f32 {
+    got.iter()
         .zip(want)
         .map(|(g, w)| (g - w).abs())
-        .fold(0.0f32, f32::max);
+        .fold(0.0f32, f32::max)
+}
+
+/// The fixture's module parameters whose names start with `prefix` ("" for all of them).
+fn params_of(f: &Fixture, prefix: &str) -> Params {
+    Params(
+        f.iter()
+            .filter(|(k, _)| k.contains('.') && k.starts_with(prefix))
+            .map(|(k, (s, v))| NamedTensor::new(k.clone(), s.clone(), v.clone()).unwrap())
+            .collect(),
+    )
+}
+
+fn close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: sizes");
+    let worst = worst(got, want);
     // float32 rounding over five steps of a recurrence, an attention's softmax or two encoder layers'
     // LayerNorms (measured on flex, AVX-512: 3.6e-8 LSTM, 6.0e-8 GRU, 6.0e-8 attention, 7.2e-7
     // encoder); a misplaced block is off by 1e-2 or more.
@@ -78,12 +94,7 @@ fn close(got: &[f32], want: &[f32], what: &str) {
 fn torch_s_packed_parameters_drive_burn_s_modules_and_come_back_exactly() {
     let device = Device::flex();
     let f = fixture();
-    let params = Params(
-        f.iter()
-            .filter(|(k, _)| k.contains('.'))
-            .map(|(k, (s, v))| NamedTensor::new(k.clone(), s.clone(), v.clone()).unwrap())
-            .collect(),
-    );
+    let params = params_of(&f, "");
     let mut m = Packed {
         lstm: LstmConfig::new(3, 4, true).init(&device),
         gru: GruConfig::new(3, 4, true).init(&device),
@@ -151,11 +162,7 @@ fn gates_in_another_order_give_other_numbers() {
     };
     load_torch_params(&mut m, &params).unwrap();
     let out = values(m.lstm.forward(tensor3(&f["x_rnn"], &device), None).0);
-    let worst = out
-        .iter()
-        .zip(&f["lstm_out"].1)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0f32, f32::max);
+    let worst = worst(&out, &f["lstm_out"].1);
     assert!(worst > 1e-2, "swapped gates still match ({worst})");
 }
 
@@ -165,12 +172,7 @@ fn burn_s_default_encoder_activation_gives_other_numbers() {
     // model, so the comparison above can fail.
     let device = Device::flex();
     let f = fixture();
-    let params = Params(
-        f.iter()
-            .filter(|(k, _)| k.starts_with("enc."))
-            .map(|(k, (s, v))| NamedTensor::new(k.clone(), s.clone(), v.clone()).unwrap())
-            .collect(),
-    );
+    let params = params_of(&f, "enc.");
     #[derive(Module, Debug)]
     struct One {
         enc: TransformerEncoder,
@@ -183,11 +185,7 @@ fn burn_s_default_encoder_activation_gives_other_numbers() {
         m.enc
             .forward(TransformerEncoderInput::new(tensor3(&f["x_attn"], &device))),
     );
-    let worst = out
-        .iter()
-        .zip(&f["enc_out"].1)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0f32, f32::max);
+    let worst = worst(&out, &f["enc_out"].1);
     assert!(worst > 1e-3, "GELU still matches ReLU ({worst})");
 }
 
@@ -199,12 +197,7 @@ fn masked_keys_agree_with_torch_unless_a_whole_row_is_masked() {
     // average of the values.
     let device = Device::flex();
     let f = fixture();
-    let params = Params(
-        f.iter()
-            .filter(|(k, _)| k.starts_with("attn."))
-            .map(|(k, (s, v))| NamedTensor::new(k.clone(), s.clone(), v.clone()).unwrap())
-            .collect(),
-    );
+    let params = params_of(&f, "attn.");
     #[derive(Module, Debug)]
     struct One {
         attn: MultiHeadAttention,
@@ -227,11 +220,7 @@ fn masked_keys_agree_with_torch_unless_a_whole_row_is_masked() {
     let want = &f["attn_masked_out"].1;
     let half = out.len() / 2;
     close(&out[..half], &want[..half], "the partly masked sequence");
-    let worst = out[half..]
-        .iter()
-        .zip(&want[half..])
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0f32, f32::max);
+    let worst = worst(&out[half..], &want[half..]);
     assert!(
         worst > 1e-2,
         "a fully masked row agrees with torch ({worst})"

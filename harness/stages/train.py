@@ -30,8 +30,6 @@ RESYNC_STEPS = 64
 
 # The checks of the port's gradients at the reference's parameters (re-synchronized steps).
 GRADIENT_CHECKS = ("resync.grads.", "resync.epoch_start_grads.", "shadow.resync_grads.")
-# The key under which resync() carries a gradient's ReLU-kink allowance beside the gradient itself.
-KINK = "kink:"
 
 
 def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
@@ -170,24 +168,25 @@ def run(ctx: Context) -> StageResult:
     names = ctx.reference.param_names
     tb = ctx.tol("backward")
 
-    def resync(params: dict, state: dict | None, rows: np.ndarray) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    def resync(params: dict, state: dict | None, rows: np.ndarray) -> tuple[dict, dict, np.ndarray, np.ndarray, dict]:
+        """The reference's and the port's gradients, the reference's and the port's step from the port's
+        gradients (flat), and what ReLUs at their kink may change in each gradient (reference/kinks.py)."""
         xb, yb = p.x_train[rows], p.y_train[rows]
         _, rg = ctx.reference.backward(params, xb, yb)
-        # What ReLUs at their kink may change in each gradient element (harness/reference/kinks.py).
-        rg = {**rg, **{KINK + k: v for k, v in slack(lambda: ctx.reference.backward(params, xb, yb)[1], names).items()}}
+        kinks = slack(lambda: ctx.reference.backward(params, xb, yb)[1], names)
         _, pg = ctx.port.backward(params, xb, yb)
         pg = {k: pg[k] for k in names if k in pg}
         got, _ = ctx.port.optimizer_step(params, pg, state)
         want, _ = ctx.reference.optimizer_step(params, pg, state)
         flat = [np.concatenate([d[n].ravel() for n in names]) for d in (want, got)]
-        return rg, pg, flat[0], flat[1]
+        return rg, pg, flat[0], flat[1], kinks
 
-    def grad_checks(prefix: str, ref_g: list[dict], port_g: list[dict]) -> list[ArrayDiff]:
+    def grad_checks(prefix: str, steps: list[tuple]) -> list[ArrayDiff]:
         out = []
         for n in names:
-            r = np.stack([g[n] for g in ref_g])
-            q = np.stack([g.get(n, np.full_like(g0[n], np.nan)) for g, g0 in zip(port_g, ref_g, strict=True)])
-            kinks = np.stack([g.get(KINK + n, np.zeros_like(g[n], dtype=np.float64)) for g in ref_g])
+            r = np.stack([rg[n] for rg, *_ in steps])
+            q = np.stack([pg.get(n, np.full_like(rg[n], np.nan)) for rg, pg, *_ in steps])
+            kinks = np.stack([k.get(n, np.zeros_like(rg[n], dtype=np.float64)) for rg, _, _, _, k in steps])
             out.append(compare(f"{prefix}.{n}", r, q, per_tensor(tb, r), slack=kinks))
         return out
 
@@ -197,7 +196,7 @@ def run(ctx: Context) -> StageResult:
         resync(ref.init if k == 0 else ref.step_params[k - 1], ref.step_states[k], order[k * bs : (k + 1) * bs])
         for k in range(min(RESYNC_STEPS, s))
     ]
-    checks += grad_checks("resync.grads", [r[0] for r in runs], [r[1] for r in runs])
+    checks += grad_checks("resync.grads", runs)
     checks.append(compare("resync.params", np.stack([r[2] for r in runs]), np.stack([r[3] for r in runs]), tr))
     # The first step of every later epoch, re-synchronized the same way from the reference's parameters and
     # optimizer state after the epoch before: later weights (larger activations, saturated outputs) exercise
@@ -207,7 +206,7 @@ def run(ctx: Context) -> StageResult:
         for e in range(1, len(ref.epoch_states))
     ]
     if starts:
-        checks += grad_checks("resync.epoch_start_grads", [r[0] for r in starts], [r[1] for r in starts])
+        checks += grad_checks("resync.epoch_start_grads", starts)
         checks.append(
             compare("resync.epoch_starts", np.stack([r[2] for r in starts]), np.stack([r[3] for r in starts]), tr)
         )
@@ -233,7 +232,7 @@ def run(ctx: Context) -> StageResult:
         if not rest:
             return []
         return [
-            *grad_checks("shadow.resync_grads", [r[0] for r in rest], [r[1] for r in rest]),
+            *grad_checks("shadow.resync_grads", rest),
             compare("shadow.resync_params", np.stack([r[2] for r in rest]), np.stack([r[3] for r in rest]), tr),
         ]
 
@@ -359,7 +358,8 @@ def _reproduces_epoch_starts(ctx: Context, cause: Cause, starts: list[tuple]) ->
     if cause.lr_per_epoch is None:
         return True
     ref, tr, names = ctx.ref_trace, ctx.tol("train.resync"), ctx.reference.param_names
-    for e, (_, pg, _, got) in enumerate(starts, start=1):
+    for e, step in enumerate(starts, start=1):
+        pg, got = step[1], step[3]  # the port's gradients and its step from them (resync's tuple)
         want, _ = ctx.reference.optimizer_step(
             ref.epoch_params[e - 1], pg, ref.epoch_states[e - 1], lr_factor=cause.lr_per_epoch[e]
         )

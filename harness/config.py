@@ -48,7 +48,8 @@ class RunConfig:
     reference_dir: Path | None = None
     task: str = "binary"
     loss: str = "BCELoss"
-    label_smoothing: float = 0.0
+    # The loss's constructor options set in [model.loss] (harness/specs.py); the others take torch's default.
+    loss_options: dict[str, float] = field(default_factory=dict)
     optimizer: str = "Adam"
     momentum: float = 0.0
     nesterov: bool = False
@@ -80,6 +81,11 @@ class RunConfig:
     def with_(self, **kw: Any) -> RunConfig:
         return replace(self, **kw)
 
+    def loss_kwargs(self) -> dict[str, float]:
+        """Every option of the configured loss, as its constructor takes them: the configured value or
+        torch's default."""
+        return {o.name: float(self.loss_options.get(o.name, o.default)) for o in LOSSES[self.loss].options}
+
     def reference_hyperparameters(self) -> dict[str, Any]:
         """What the reference uses, in the names the port's effective_config reports (the model's own
         layer hyperparameters are added by harness/reference/reference.py)."""
@@ -89,7 +95,7 @@ class RunConfig:
         else:
             out.update(beta1=self.beta1, beta2=self.beta2, eps=self.eps, weight_decay=self.weight_decay)
         out.update(clip_norm=None, batch_size=self.batch_size, epochs=self.epochs, loss=self.loss)
-        out.update({o: getattr(self, o) for o in LOSSES[self.loss].options})
+        out.update(self.loss_kwargs())
         if self.task == "binary":
             out["threshold"] = self.threshold
         out.update(
@@ -319,13 +325,17 @@ def load_model_settings(path: Path) -> dict[str, Any]:
         raise HarnessError(f"{path}: [model.loss] name must be one of {', '.join(LOSSES)}, got {name!r}")
     if LOSSES[name].task != task:
         raise HarnessError(f"{path}: {name} is a {LOSSES[name].task} loss; the task is {task}")
-    loss = _table(model, "loss", path, ("name", *LOSSES[name].options)) if "loss" in model else loss
+    loss = _table(model, "loss", path, ("name", *(o.name for o in LOSSES[name].options))) if "loss" in model else loss
     out["loss"] = name
-    if "label_smoothing" in loss:
-        ls = _number(loss["label_smoothing"], f"{path}: [model.loss] label_smoothing")
-        if not 0 <= ls <= 1:
-            raise HarnessError(f"{path}: [model.loss] label_smoothing must be in [0, 1], got {ls}")
-        out["label_smoothing"] = float(ls)
+    options = {}
+    for o in LOSSES[name].options:
+        if o.name in loss:
+            v = float(_number(loss[o.name], f"{path}: [model.loss] {o.name}"))
+            if (why := o.check(v)) is not None:
+                raise HarnessError(f"{path}: [model.loss] {o.name} {why}")
+            options[o.name] = v
+    if options:
+        out["loss_options"] = options
     opt = model.get("optimizer", {"name": "Adam"})
     if not isinstance(opt, dict) or opt.get("name") not in OPTIMIZERS:
         raise HarnessError(f"{path}: [model.optimizer] name must be one of {', '.join(OPTIMIZERS)}")

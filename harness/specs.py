@@ -15,14 +15,40 @@ VALUE = "value"  # a regression output
 
 
 @dataclass(frozen=True)
+class LossOption:
+    """One constructor argument of a loss, set in `[model.loss]`: torch's default, the closed range it
+    must lie in (`low_open`: the low end excluded) and what the config stage says when a port's differs."""
+
+    name: str
+    default: float
+    low: float
+    high: float = float("inf")
+    low_open: bool = False
+    hint: str = ""
+    # A residual's size where the loss changes form (Huber's delta): the loss stage's suite then holds
+    # residuals on both sides of the configured value, so that a port with another one differs there.
+    residual_scale: bool = False
+
+    def check(self, v: float) -> str | None:
+        """Why `v` is not a valid value, or None."""
+        if v < self.low or (self.low_open and v == self.low) or v > self.high:
+            left = "(" if self.low_open else "["
+            return f"must be in {left}{self.low:g}, {self.high:g}], got {v:g}"
+        return None
+
+
+@dataclass(frozen=True)
 class LossSpec:
-    """One torch.nn loss: its class name, the task it serves, the `[model.loss]` options it takes (each a
-    RunConfig field passed to the constructor by name) and what the model's output is to it."""
+    """One torch.nn loss: its class name, the task it serves, what the model's output is to it and the
+    `[model.loss]` options it takes (RunConfig.loss_options, passed to the constructor by name)."""
 
     name: str
     task: str
     output: str
-    options: tuple[str, ...] = ()
+    options: tuple[LossOption, ...] = ()
+
+    def option(self, name: str) -> LossOption:
+        return next(o for o in self.options if o.name == name)
 
     @property
     def class_targets(self) -> bool:
@@ -35,7 +61,20 @@ LOSSES: dict[str, LossSpec] = {
     for s in (
         LossSpec("BCELoss", "binary", PROBABILITY),
         LossSpec("BCEWithLogitsLoss", "binary", LOGIT),
-        LossSpec("CrossEntropyLoss", "multiclass", CLASS_LOGITS, ("label_smoothing",)),
+        LossSpec(
+            "CrossEntropyLoss",
+            "multiclass",
+            CLASS_LOGITS,
+            (
+                LossOption(
+                    "label_smoothing",
+                    0.0,
+                    0.0,
+                    1.0,
+                    hint="label smoothing {got} vs {ref}: Burn's CrossEntropyLossConfig::with_smoothing takes it",
+                ),
+            ),
+        ),
         LossSpec("MSELoss", "regression", VALUE),
     )
 }

@@ -351,7 +351,7 @@ def _digits_loop(ctx, orders: np.ndarray, scheduler=None) -> np.ndarray:
         model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay
     )
     sched = scheduler(opt) if scheduler else None
-    crit = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    crit = nn.CrossEntropyLoss(**cfg.loss_kwargs())
     x, y = torch.from_numpy(p.x_train), torch.from_numpy(p.y_train).long()
     losses = []
     for order in orders:

@@ -37,7 +37,7 @@ def digits_ref(digits_cfg: RunConfig) -> Reference:
 def test_config_file_names_the_model(digits_cfg: RunConfig) -> None:
     assert digits_cfg.reference == "model:build"
     assert (digits_cfg.task, digits_cfg.loss, digits_cfg.optimizer) == ("multiclass", "CrossEntropyLoss", "AdamW")
-    assert (digits_cfg.label_smoothing, digits_cfg.weight_decay, digits_cfg.epochs) == (0.1, 0.01, 15)
+    assert (digits_cfg.loss_options, digits_cfg.weight_decay, digits_cfg.epochs) == ({"label_smoothing": 0.1}, 0.01, 15)
     assert digits_cfg.data == DIGITS / "digits.csv"
 
 
@@ -46,6 +46,15 @@ def test_config_file_names_the_model(digits_cfg: RunConfig) -> None:
     [
         ('[model]\ntask = "ranking"\n', "task must be one of binary, multiclass, regression"),
         ('[model]\ntask = "multiclass"\n[model.loss]\nname = "BCELoss"\n', "BCELoss is a binary loss"),
+        (
+            '[model]\ntask = "multiclass"\n[model.loss]\nname = "CrossEntropyLoss"\nlabel_smoothing = 1.5\n',
+            "[model.loss] label_smoothing must be in [0, 1], got 1.5",
+        ),
+        (
+            '[model]\ntask = "multiclass"\n[model.loss]\nname = "CrossEntropyLoss"\nlabel_smoothing = "a"\n',
+            "[model.loss] label_smoothing must be a number, got 'a'",
+        ),
+        ('[model.loss]\nname = "BCELoss"\nlabel_smoothing = 0.1\n', "unknown key 'label_smoothing' in [loss]"),
         ('[model.optimizer]\nname = "Adam"\nmomentum = 0.9\n', "unknown key 'momentum' in [optimizer]"),
         ('[model.optimizer]\nname = "RMSprop"\n', "name must be one of Adam, AdamW, SGD"),
         ('[model]\nreference = "nocolon"\n', "reference must be 'module:function'"),

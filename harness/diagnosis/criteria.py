@@ -48,7 +48,7 @@ def diagnose(reference: Reference, cases: list[Case], tol: Tolerance) -> list[Ca
 
     found: list[Candidate] = []
     if reference.loss_spec.class_targets:
-        a = cfg.label_smoothing
+        a = cfg.loss_kwargs()["label_smoothing"]
         found += [
             Candidate(
                 "loss.label_smoothing",

@@ -298,12 +298,11 @@ class Reference:
 
     @property
     def loss_spec(self) -> LossSpec:
-        """The configured loss's spec (harness/losses.py)."""
+        """The configured loss's spec (harness/specs.py)."""
         return LOSSES[self.cfg.loss]
 
     def criterion(self) -> nn.Module:
-        spec = self.loss_spec
-        return getattr(nn, spec.name)(**{o: getattr(self.cfg, o) for o in spec.options})
+        return getattr(nn, self.loss_spec.name)(**self.cfg.loss_kwargs())
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
         """The loss on the model's [n, outputs] output: squeezed to [n] for a one-output model (as the
@@ -355,11 +354,18 @@ class Reference:
                 "random": (rng.normal(0, 3, 64).astype(np.float32), (rng.random(64) < 0.5).astype(np.float32)),
             }
         if output == VALUE:
-            return {
+            suite = {
                 "exact": (np.array([1.5, -2, 0, 3], np.float32), np.array([1.5, -2, 0, 3], np.float32)),
                 "random": (rng.normal(0, 2, 64).astype(np.float32), rng.normal(0, 2, 64).astype(np.float32)),
                 "large": (np.array([1e3, -1e3], np.float32), np.array([-1e3, 1e3], np.float32)),
             }
+            # Residuals from a tenth to ten times each size where the loss changes form, both signs.
+            for name, scale in self.cfg.loss_kwargs().items():
+                if self.loss_spec.option(name).residual_scale and scale > 0:
+                    r = scale * np.geomspace(0.1, 10, 16) * np.where(np.arange(16) % 2, 1, -1)
+                    y = rng.normal(0, 1, 16)
+                    suite[f"around_{name}"] = ((y + r).astype(np.float32), y.astype(np.float32))
+            return suite
         c = self.n_outputs
         ys = (np.arange(8) % c).astype(np.float32)
         onehot = np.eye(c, dtype=np.float32)[ys.astype(int)]

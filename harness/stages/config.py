@@ -27,16 +27,16 @@ FIELD_HINTS = {
     "split_seed": "split seed {got} vs {ref}",
     "optimizer": "optimizer {got} vs {ref}",
     "loss": "loss {got} vs {ref}",
-    "label_smoothing": "label smoothing {got} vs {ref}: Burn's CrossEntropyLossConfig::with_smoothing takes it",
 }
 
 
 def run(ctx: Context) -> StageResult:
     ref = ctx.reference.hyperparameters()
     got = ctx.port.effective_config()
+    field_hints = FIELD_HINTS | {o.name: o.hint for o in ctx.reference.loss_spec.options if o.hint}
     checks = [compare_value(k, v, got.get(k, "<missing>")) for k, v in ref.items()]
     hints = [
-        FIELD_HINTS.get(c.name, c.name + " {got} vs {ref}").format(ref=ref[c.name], got=got.get(c.name))
+        field_hints.get(c.name, c.name + " {got} vs {ref}").format(ref=ref[c.name], got=got.get(c.name))
         for c in checks
         if not c.passed
     ]

@@ -76,6 +76,36 @@ LOSSES: dict[str, LossSpec] = {
             ),
         ),
         LossSpec("MSELoss", "regression", VALUE),
+        LossSpec("L1Loss", "regression", VALUE),
+        LossSpec(
+            "HuberLoss",
+            "regression",
+            VALUE,
+            (
+                LossOption(
+                    "delta",
+                    1.0,
+                    0.0,
+                    low_open=True,
+                    residual_scale=True,
+                    hint="Huber delta {got} vs {ref}: Burn's HuberLossConfig::new(delta) has no default; torch's is 1.0",
+                ),
+            ),
+        ),
+        LossSpec(
+            "SmoothL1Loss",
+            "regression",
+            VALUE,
+            (
+                LossOption(
+                    "beta",
+                    1.0,
+                    0.0,
+                    residual_scale=True,
+                    hint="SmoothL1 beta {got} vs {ref}: Burn's SmoothL1LossConfig::with_beta takes it (default 1.0)",
+                ),
+            ),
+        ),
     )
 }
 

@@ -57,6 +57,8 @@ enum Target {
     Binary,
     /// K3: class indices, integers from 0.
     Multiclass,
+    /// K3: any finite number (true/false read as 1 and 0, as pandas does).
+    Regression,
 }
 
 /// Loads `path`, taking `label` as the target column and every other column as a feature.
@@ -72,6 +74,12 @@ pub fn read_csv(path: &Path, label: &str) -> Result<Table> {
 /// read as that index.
 pub fn read_csv_multiclass(path: &Path, label: &str) -> Result<Table> {
     read(path, label, Target::Multiclass)
+}
+
+/// [`read_csv`] for a regression target (csvcheck.py's `read(path, label, "regression")`, rule K3):
+/// every label cell is a finite number, read as f32 (the contract's targets) after its f64 parse.
+pub fn read_csv_regression(path: &Path, label: &str) -> Result<Table> {
+    read(path, label, Target::Regression)
 }
 
 fn read(path: &Path, label: &str, target: Target) -> Result<Table> {
@@ -390,6 +398,7 @@ fn table(
             match target {
                 Target::Binary => label_column(&col),
                 Target::Multiclass => class_column(&col),
+                Target::Regression => value_column(&col),
             }
             .map(|v| labels = v)
         } else {
@@ -515,6 +524,18 @@ fn class_column(col: &[&str]) -> std::result::Result<Vec<f32>, Problem> {
         values.push(v as f32);
     }
     Ok(values)
+}
+
+/// K3 (regression): the label column's numbers, or its first problem in row order.
+fn value_column(col: &[&str]) -> std::result::Result<Vec<f32>, Problem> {
+    col.iter()
+        .enumerate()
+        .map(|(i, token)| {
+            classify(token)
+                .map(|(_, v)| v as f32)
+                .map_err(|msg| (i, msg))
+        })
+        .collect()
 }
 
 /// A label cell's value by K2, or the problem with it.
@@ -1271,6 +1292,28 @@ mod tests {
             let err = read_csv_multiclass(&f.0, "label").unwrap_err().to_string();
             assert!(err.starts_with("line 3, column 'label'"), "{bad}: {err}");
             assert!(!err.contains('\n'), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn regression_targets_are_any_finite_number() {
+        let f = TempCsv::new(format!("{H}1,2,151\n3,4,-2.5\n5,6,1e3\n7,8,true\n"));
+        let t = read_csv_regression(&f.0, "label").unwrap();
+        assert_eq!(t.labels, vec![151.0, -2.5, 1000.0, 1.0]);
+        // Neither classification reader takes these targets.
+        assert!(read_csv(&f.0, "label").is_err() && read_csv_multiclass(&f.0, "label").is_err());
+        // The messages are csvcheck.py's (tests/test_models.py checks the same for "abc").
+        for (bad, says) in [
+            ("abc", "'abc' is not a number or true/false"),
+            ("nan", "'nan' is not a finite number"),
+            ("", "empty cell"),
+        ] {
+            let f = TempCsv::new(format!("{H}1,2,0\n3,4,{bad}\n"));
+            let err = read_csv_regression(&f.0, "label").unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("line 3, column 'label': {says}")),
+                "{bad}: {err}"
+            );
         }
     }
 }

@@ -12,6 +12,10 @@ gradients, each from the port's own parameters and state. Adam, SGD and their mo
 parameters where they are; a decoupled weight decay (AdamW, whose Burn default is 1e-4) shrinks them by
 lr x wd per step, about 1e-7 relative: invisible in one step at float32's tolerance, 1e-5 after 100
 (from parameters scaled up, so that it is well past the absolute tolerance too).
+
+An Adam or AdamW case that differs from torch's step is compared again with Burn's float32 arithmetic of
+the same algorithm (harness/reference/adam_f32.py, as the train stage's envelope counts it); a case that
+matches that whole passes, and the stage's `arithmetic` metric says which one each case matched.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from harness.compare import ArrayDiff, Tolerance, compare, compare_names, compar
 from harness.diagnosis import Cause, ratio, steps
 from harness.diagnosis.optimizer import Case, advice, diagnose
 from harness.results import StageResult, result
+from harness.specs import OPTIMIZERS
 from harness.stages.base import Context, Stage
 from harness.tolerances import for_update
 
@@ -155,32 +160,46 @@ def run(ctx: Context) -> StageResult:
             out.append((k, *_state_at(ctx, k)))
         return out
 
-    for step, params, grads, state in steps_to_check():
-        ref_new, ref_state = ref.optimizer_step(params, grads, state)
-        got, got_state = ctx.port.optimizer_step(params, grads, state)
-        case = f"step{step + 1}"
-        before = len(checks)
-        checks.append(compare_value(f"{case}.state_step", ref_state["step"], got_state.get("step")))
-        checks.append(compare_names(f"{case}.names", "parameter", list(ref_new), list(got)))
+    def case_checks(case: str, params: dict, ref_new: dict, ref_state: dict, got: dict, got_state: dict) -> list:
+        out = [compare_value(f"{case}.state_step", ref_state["step"], got_state.get("step"))]
+        out.append(compare_names(f"{case}.names", "parameter", list(ref_new), list(got)))
         for k in ref_new:
             if k not in got:
                 continue
-            checks.append(compare(f"{case}.{k}", ref_new[k], got[k], tol))
+            out.append(compare(f"{case}.{k}", ref_new[k], got[k], tol))
             if k in trainable:
                 tu = for_update(tol_update, params[k])
-                checks.append(compare(f"{case}.{k}.update", ref_new[k] - params[k], got[k] - params[k], tu))
+                out.append(compare(f"{case}.{k}.update", ref_new[k] - params[k], got[k] - params[k], tu))
                 for slot in ref.slots:
                     theirs = (got_state.get(slot) or {}).get(k)
                     if theirs is None:
-                        checks.append(compare_names(f"{case}.{k}.{slot}", f"{slot} for", [k], []))
+                        out.append(compare_names(f"{case}.{k}.{slot}", f"{slot} for", [k], []))
                     else:
-                        checks.append(compare(f"{case}.{k}.{slot}", ref_state[slot][k], theirs, tol))
+                        out.append(compare(f"{case}.{k}.{slot}", ref_state[slot][k], theirs, tol))
+        return out
+
+    arithmetic: dict[str, str] = {}
+    for step, params, grads, state in steps_to_check():
+        got, got_state = ctx.port.optimizer_step(params, grads, state)
+        case = f"step{step + 1}"
+        these = case_checks(case, params, *ref.optimizer_step(params, grads, state), got, got_state)
+        arithmetic[case] = "torch"
+        if not all(c.passed for c in these) and OPTIMIZERS[cfg.optimizer].adaptive:
+            # Burn's Adam and AdamW hold their betas in float32 (1 - 0.999f32 = 0.00099998713) and fold the
+            # bias corrections in float32 (harness/reference/adam_f32.py): a legitimate arithmetic whose
+            # second moment differs from torch's by 1.3e-5 relative, past float32's tolerance wherever
+            # the gradients are large enough for the moment to exceed its atol (a regression on a raw
+            # target: 6.8e-6 at step 6 of examples/diabetes). A case that matches it whole passes.
+            burn = case_checks(case, params, *ref.optimizer_step(params, grads, state, True), got, got_state)
+            if all(c.passed for c in burn):
+                these, arithmetic[case] = burn, "float32_adam"
+        checks += these
         cases.append(Case(params, grads, state, got, got_state))
-        failed = failed or not all(c.passed for c in checks[before:])
+        failed = failed or not all(c.passed for c in these)
     zero_checks, zero_cause = _zero_gradients(ctx, tol)
     checks += zero_checks
     if not failed and all(c.passed for c in zero_checks):
-        return result("optimizer", checks)
+        return result("optimizer", checks, arithmetic=arithmetic)
     if not failed:  # only the zero-gradient run differs: its own cause, or none
         causes = [zero_cause] if zero_cause else []
     elif ref.linear_chain:
@@ -192,7 +211,7 @@ def run(ctx: Context) -> StageResult:
         hint = causes[0].sentence() + (f"; {tip}" if tip else "")
     else:
         hint = f"no candidate cause reproduces the port's {cfg.optimizer} steps; {_evidence(ctx, cases)}"
-    return result("optimizer", checks, hint, diagnosis=[c.to_dict() for c in causes])
+    return result("optimizer", checks, hint, diagnosis=[c.to_dict() for c in causes], arithmetic=arithmetic)
 
 
 STAGE = Stage("optimizer", "one optimizer step: new parameters, update and state", run)

@@ -144,7 +144,7 @@ def test_another_regression_loss_is_named(reference: tuple, port: LossFn, cause:
     causes = _diagnose(ref, port)
     assert [c.cause for c in causes][:1] == [cause], [c.sentence() for c in causes]
     if cause not in ("loss.sum", "loss.broadcast"):  # a change of loss says which loss it replaces
-        assert f"where the reference applies {reference[0]}" in causes[0].description
+        assert f"instead of the reference's {reference[0]}(" in causes[0].description
     if fitted is not None:
         assert causes[0].parameters[fitted[0]] == pytest.approx(fitted[1], rel=1e-3)
 

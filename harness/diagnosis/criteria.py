@@ -100,7 +100,7 @@ def diagnose(reference: Reference, cases: list[Case], tol: Tolerance) -> list[Ca
 def _regression(reference: Reference, cases: list[Case], tol: Tolerance) -> list[Candidate]:
     """Each regression loss the port may apply instead of the reference's, on the model's one output."""
     name, opts = reference.cfg.loss, reference.cfg.loss_kwargs()
-    against = f"where the reference applies {name}" + "".join(f" ({k} = {v:g})" for k, v in opts.items())
+    against = f"instead of the reference's {name}(" + ", ".join(f"{k}={v:g}" for k, v in opts.items()) + ")"
 
     def err(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[[object], float]:
         return lambda _: _error(lambda p, y: fn(p.squeeze(1), y), cases, 1, tol)
@@ -134,7 +134,7 @@ def _regression(reference: Reference, cases: list[Case], tol: Tolerance) -> list
     out.append(
         Candidate(
             "loss.huber_delta",
-            f"the Huber loss with another delta (Burn's HuberLossConfig::new(delta)) {against}",
+            f"HuberLoss with another delta (Burn's HuberLossConfig::new(delta) has no default) {against}",
             fitted(lambda p, y, d: F.huber_loss(p, y, delta=d)),
             (Param("delta", -2.0, 2.0, reference=own("HuberLoss", "delta")),),
         )
@@ -142,7 +142,7 @@ def _regression(reference: Reference, cases: list[Case], tol: Tolerance) -> list
     out.append(
         Candidate(
             "loss.smooth_l1_beta",
-            f"SmoothL1 with another beta (Burn's SmoothL1LossConfig, Huber(beta) / beta) {against}",
+            f"SmoothL1Loss with another beta (Huber(beta) / beta) {against}",
             fitted(lambda p, y, b: F.smooth_l1_loss(p, y, beta=b)),
             (Param("beta", -2.0, 2.0, reference=own("SmoothL1Loss", "beta")),),
         )

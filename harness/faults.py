@@ -166,7 +166,7 @@ def _row(name: str, expected: str | None, report: Report, outcome: str = "fail",
         if cause:
             ok = ok and cause in named
         else:
-            ok = ok and not named and "no candidate cause reproduces" in first.hint
+            ok = ok and not named and first.diagnosis_outcome == "unexplained"
     return {
         "fault": name,
         "expected_stage": expected,

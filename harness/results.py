@@ -34,6 +34,10 @@ class StageResult:
     # Counterfactual causes that reproduce the port's numbers (harness/diagnosis), best first; failing
     # stages with a catalogue only.
     diagnosis: list[dict[str, Any]] = field(default_factory=list)
+    # What the diagnosis came to, so that nothing reads it from the hint: "named" (causes above),
+    # "unexplained" (the stage's catalogue was tried and no candidate reproduces the port) or "" (the
+    # stage passed, has no catalogue, or stopped before trying it: a NaN loss, a gradient check).
+    diagnosis_outcome: str = ""
 
     @property
     def first_failure(self) -> ArrayDiff | None:
@@ -50,22 +54,41 @@ class StageResult:
             "metrics": self.metrics,
             "checks": [c.to_dict() for c in self.checks],
             "diagnosis": self.diagnosis,
+            "diagnosis_outcome": self.diagnosis_outcome,
         }
 
 
 def result(
-    stage: str, checks: list[ArrayDiff], hint: str = "", diagnosis: list[dict[str, Any]] | None = None, **metrics: Any
+    stage: str,
+    checks: list[ArrayDiff],
+    hint: str = "",
+    diagnosis: list[dict[str, Any]] | None = None,
+    tried: bool | None = None,
+    **metrics: Any,
 ) -> StageResult:
+    """A stage's result from its checks. `diagnosis`: the causes its catalogue named, given (even empty)
+    when the catalogue was tried; `tried` says so explicitly where a stage passes causes it did not fit
+    (or stopped before its catalogue)."""
     ok = all(c.passed for c in checks)
-    return StageResult(stage, PASS if ok else FAIL, checks, "" if ok else hint, metrics, diagnosis=diagnosis or [])
+    tried = diagnosis is not None if tried is None else tried
+    outcome = "" if ok else "named" if diagnosis else "unexplained" if tried else ""
+    return StageResult(
+        stage,
+        PASS if ok else FAIL,
+        checks,
+        "" if ok else hint,
+        metrics,
+        diagnosis=diagnosis or [],
+        diagnosis_outcome=outcome,
+    )
 
 
 # The schema id also marks the file as the harness's own (harness/report/owner.py).
 SCHEMA_NAME = "burn-torch-harness/diff-report"
 # 1.1, 1.2: additions (fields marked "since" in schema.json). 1.2 also judges independent runs against the
 # reference's seed-to-seed spread, so the metrics stage no longer has the end_to_end.mcnemar_p check (the
-# p-values stay in its metrics). 1.7: a stage's error_kind.
-SCHEMA_VERSION = "1.7"
+# p-values stay in its metrics). 1.7: a stage's error_kind. 1.8: a stage's diagnosis_outcome.
+SCHEMA_VERSION = "1.8"
 
 
 @dataclass

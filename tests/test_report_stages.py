@@ -8,9 +8,10 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 from rich.console import Console
 
-from harness.compare import compare_value
+from harness.compare import Tolerance, compare, compare_value
 from harness.config import BUNDLED_DATA, RunConfig
 from harness.report.terminal import print_report
 from harness.results import Report, result
@@ -47,3 +48,17 @@ def test_a_lone_free_run_failure_is_the_first_divergence() -> None:
     report = _report(_stage("forward"), _stage("train", "envelope.params"))
     assert report.first_divergence is report.results[1]
     assert [report.downstream_of(s) for s in report.results] == [None, None]
+
+
+def test_a_stage_result_says_what_its_diagnosis_came_to() -> None:
+    """result(): 'named' with causes, 'unexplained' when the catalogue was tried and named none, '' when it
+    passed or was not tried; nothing reads it from the hint."""
+    bad = [compare("x", np.float32(1.0), np.float32(2.0), Tolerance(0.0, 0.0))]
+    good = [compare("x", np.float32(1.0), np.float32(1.0), Tolerance(0.0, 0.0))]
+    cause = {"cause": "c", "description": "d", "parameters": {}, "max_error": 0.0}
+    assert result("s", bad, "h", diagnosis=[cause]).diagnosis_outcome == "named"
+    assert result("s", bad, "no candidate cause reproduces it", diagnosis=[]).diagnosis_outcome == "unexplained"
+    assert result("s", bad, "no candidate cause reproduces it").diagnosis_outcome == ""
+    assert result("s", bad, "h", diagnosis=[], tried=False).diagnosis_outcome == ""
+    assert result("s", good, diagnosis=[]).diagnosis_outcome == ""
+    assert result("s", bad, "h", diagnosis=[]).to_dict()["diagnosis_outcome"] == "unexplained"

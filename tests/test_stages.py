@@ -61,9 +61,11 @@ def test_fault_fails_first_at_its_stage_with_a_hint(faithful_run, fault: str) ->
     named = [d["cause"] for d in first.diagnosis]
     if CAUSES[fault]:
         assert CAUSES[fault] in named, (first.hint, named)
+        assert first.diagnosis_outcome == "named"
     else:
-        assert named == [] and "no candidate cause reproduces" in first.hint
+        assert named == [] and first.diagnosis_outcome == "unexplained", first.hint
     d = report_json(report)
+    assert next(r for r in d["stages"] if r["stage"] == FAULTS[fault])["diagnosis_outcome"] == first.diagnosis_outcome
     assert d["first_divergence"]["stage"] == FAULTS[fault]
     jsonschema.validate(d, json.loads(SCHEMA_PATH.read_text()))
     if fault == "user-port":

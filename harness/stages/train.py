@@ -18,7 +18,13 @@ import numpy as np
 from harness import progress
 from harness.compare import ArrayDiff, Tolerance, compare, summary_stats
 from harness.diagnosis import Cause, ratio
-from harness.diagnosis.train import diagnose_boundary, diagnose_loop, first_diverging_epoch, localize, localize_at
+from harness.diagnosis.train import (
+    diagnose_boundary,
+    diagnose_loop,
+    first_diverging_epoch,
+    localize,
+    localize_at,
+)
 from harness.reference.kinks import slack
 from harness.reference.structure import Trace
 from harness.results import StageResult, result
@@ -239,12 +245,13 @@ def run(ctx: Context) -> StageResult:
     shadow = _shadow(ctx, checks, d_ref_env, d_loss, rest_of_epoch1)
     if shadow:
         checks = [c for c in checks if not c.name.startswith("envelope.")] + shadow
-    hint, causes = _diagnose(ctx, checks, step_loss, starts)
+    hint, causes, tried = _diagnose(ctx, checks, step_loss, starts)
     return result(
         "train",
         checks,
         hint,
         diagnosis=[c.to_dict() for c in causes],
+        tried=tried,
         # Since 1.3: the free run was judged against the reference trained on from the port's epoch-1
         # parameters (its shadow, _shadow) instead of the reference's own run.
         shadowed=bool(shadow),
@@ -370,10 +377,15 @@ def _reproduces_epoch_starts(ctx: Context, cause: Cause, starts: list[tuple]) ->
 
 
 def _diagnose(
-    ctx: Context, checks: list[ArrayDiff], step_loss: np.ndarray, starts: list[tuple]
-) -> tuple[str, list[Cause]]:
+    ctx: Context,
+    checks: list[ArrayDiff],
+    step_loss: np.ndarray,
+    starts: list[tuple],
+) -> tuple[str, list[Cause], bool]:
+    """The hint, the causes named, and whether the loop's catalogue was tried (not where a NaN loss or a
+    gradient check stops it first)."""
     if all(c.passed for c in checks):
-        return "", []
+        return "", [], False
     orders = next((c for c in checks if c.name == "orders" and not c.passed), None)
     if orders is not None:
         cause = Cause(
@@ -383,7 +395,7 @@ def _diagnose(
             0.0,
             "the batch orders the port reports",
         )
-        return f"{orders.reason}; use TrainRequest::orders when given", [cause]
+        return f"{orders.reason}; use TrainRequest::orders when given", [cause], True
     ref = ctx.ref_trace
     s = ctx.steps_per_epoch
     p = ctx.prepared
@@ -391,16 +403,20 @@ def _diagnose(
     if bad.size:
         k = int(bad[0])
         where = f"; {localize(ctx, k)[0]}" if k < s else ""
-        return f"the port's loss is {step_loss[k]} from step {k} on (epoch {k // s + 1}){where}", []
+        return f"the port's loss is {step_loss[k]} from step {k} on (epoch {k // s + 1}){where}", [], False
     grads = next((c for c in checks if not c.passed and c.name.startswith(GRADIENT_CHECKS)), None)
     if grads is not None:
         # The port's gradients at the reference's own parameters: no training-loop or optimizer change
         # (what the candidates below replay) alters a gradient, so any they fitted to the losses would be
         # named without reproducing this check.
         return (
-            f"the port's gradients at the reference's parameters differ ({grads.summary()}); no change to the "
-            "training loop or the optimizer reproduces a gradient, so none is named: see the backward stage"
-        ), []
+            (
+                f"the port's gradients at the reference's parameters differ ({grads.summary()}); no change to the "
+                "training loop or the optimizer reproduces a gradient, so none is named: see the backward stage"
+            ),
+            [],
+            False,
+        )
     tol = ctx.tol("train.step_loss")
     envs = ctx.envelope_traces
     # The loop's candidates are replays of the first epoch: they can reproduce a divergence only where the
@@ -420,7 +436,7 @@ def _diagnose(
     if any(c.name == "resync.epoch_starts" and not c.passed for c in checks):
         causes = [c for c in causes if _reproduces_epoch_starts(ctx, c, starts)]
     if causes:
-        return causes[0].sentence(), causes
+        return causes[0].sentence(), causes, True
     first = next(c for c in checks if not c.passed)
     if first.name == "resync.epoch_starts" and first.first_mismatch:
         e = first.first_mismatch[0] + 1
@@ -431,16 +447,20 @@ def _diagnose(
             ctx.orders[e][: ctx.cfg.batch_size],
             f"the start of epoch {e + 1}",
         )
-        return f"{where}; {first.summary()}", []
+        return f"{where}; {first.summary()}", [], True
     if first.name == "epoch1.step_loss" and first.first_mismatch:
         k = first.first_mismatch[0]
         where, agree = localize(ctx, k)
         loop = "; no candidate cause reproduces the loop" if agree else ""
         return (
-            f"per-step losses diverge first at step {k} (reference {ref.step_loss[k]:.8g}, port "
-            f"{step_loss[k]:.8g}); {where}{loop}; worst: {first.summary()}"
-        ), []
-    return f"no candidate cause reproduces it; {first.summary()}", []
+            (
+                f"per-step losses diverge first at step {k} (reference {ref.step_loss[k]:.8g}, port "
+                f"{step_loss[k]:.8g}); {where}{loop}; worst: {first.summary()}"
+            ),
+            [],
+            True,
+        )
+    return f"no candidate cause reproduces it; {first.summary()}", [], True
 
 
 STAGE = Stage("train", "lockstep training: per-step, re-synchronized and envelope", run)

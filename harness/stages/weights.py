@@ -41,7 +41,13 @@ def _structure(params: dict[str, np.ndarray], e: PortStructureError) -> StageRes
         f"{causes[0].description}; {e}" if causes else f"the port's model does not take the reference's parameters: {e}"
     )
     return result(
-        "weights", checks, hint, diagnosis=[c.to_dict() for c in causes], parameters=len(params), structure=str(e)
+        "weights",
+        checks,
+        hint,
+        diagnosis=[c.to_dict() for c in causes],
+        tried=bool(e.parameters),
+        parameters=len(params),
+        structure=str(e),
     )
 
 

@@ -151,6 +151,7 @@ def test_data_unexplained() -> None:
     # Every value nudged by one part in a million: no parse or type change gives it.
     res = stage("data", pandas_table(lambda x, y: (x * (1 + 1e-6), y)))
     assert res.status == "FAIL" and causes(res) == [] and res.hint.startswith("no candidate cause reproduces")
+    assert res.diagnosis_outcome == "unexplained"
     # Control for the per-column rule: two columns truncated and a third nudged is not named a truncation.
     change = _some_columns(np.trunc, [8, 17])
     res = stage("data", pandas_table(lambda x, y: (change(x, y)[0] + np.eye(1, x.shape[1], 7) * 1e-3, y)))
@@ -395,6 +396,7 @@ def test_backward_names_a_training_path_that_differs_from_the_evaluation_one() -
 def test_backward_unexplained() -> None:
     res = stage("backward", backward_port(lambda z, p, y: F.binary_cross_entropy(p, y) + 1e-3 * (z**2).mean()))
     assert res.status == "FAIL" and causes(res) == [] and res.hint.startswith("no candidate cause reproduces")
+    assert res.diagnosis_outcome == "unexplained"
 
 
 # train: the port's first-epoch trace, made from the reference's with one change in the loop.
@@ -949,3 +951,41 @@ def test_data_integers_read_exactly_are_the_same_whatever_their_width(tmp_path: 
     failed = {c.name for c in res.checks if not c.passed}
     assert res.status == "FAIL" and {"dtypes", "features"} <= failed, res.hint
     assert "value: float64 vs f32" in res.hint and "count:" not in res.hint, res.hint
+
+
+def _amsgrad_run(eight_epochs, port) -> list:
+    """diagnose_amsgrad_run against a port trace, with the train stage's allowances from the envelope."""
+    from harness.tolerances import ENVELOPE_FLOOR, envelope_allowed
+
+    cfg, ctx, p, ref, envs = eight_epochs
+    epochs = len(ref.orders)
+
+    def drift(a: dict, b: dict) -> float:
+        return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in a)
+
+    d_params = np.array([max(drift(ref.epoch_params[e], env.epoch_params[e]) for env in envs) for e in range(epochs)])
+    d_loss = np.max([np.abs(env.epoch_loss - ref.epoch_loss) for env in envs], axis=0)
+    trace = {"step_loss": port.step_loss, "epoch_params": port.epoch_params, "epoch_loss": port.epoch_loss}
+    return dtrain.diagnose_amsgrad_run(
+        _ref(cfg),
+        p.x_train,
+        p.y_train,
+        ref,
+        envs,
+        trace,
+        ctx.tol("train.step_loss"),
+        envelope_allowed(d_params, ENVELOPE_FLOOR),
+        envelope_allowed(d_loss, ENVELOPE_FLOOR),
+    )
+
+
+def test_amsgrad_over_a_whole_run_is_named_only_for_amsgrad(eight_epochs) -> None:
+    """A run with AMSGrad is reproduced by the whole-run replay; a run whose learning rate halves from epoch
+    4 is not (control)."""
+    cfg, ctx, p, ref, envs = eight_epochs
+    r = _ref(cfg)
+    amsgrad = r.train(p.x_train, p.y_train, ref.init, ref.orders, amsgrad=True)
+    found = _amsgrad_run(eight_epochs, amsgrad)
+    assert [c.cause for c in found] == ["train.amsgrad"] and found[0].max_error <= 1
+    halved = r.train(p.x_train, p.y_train, ref.init, ref.orders, lr_factor=lambda e, k: 0.5 if e >= 3 else 1.0)
+    assert _amsgrad_run(eight_epochs, halved) == []

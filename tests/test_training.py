@@ -44,7 +44,8 @@ def test_a_divergence_after_the_first_epoch_is_not_given_a_first_epoch_cause(tmp
     """scikit-learn's breast-cancer data (569 rows, 30 features) and the harness's port dividing the
     learning rate by 10 from epoch 6 (StepLR): the first epoch agrees, so the loop's first-epoch replays
     prove nothing; AMSGrad, within the first epoch's band there, was once named. The schedule is, from
-    the whole run. Control: the faithful port's train stage passes on the same data."""
+    the whole run, and AMSGrad (which departs there only after the first epoch) from a whole run's replay.
+    Control: the faithful port's train stage passes on the same data."""
     import pandas as pd
     from sklearn.datasets import load_breast_cancer
 
@@ -61,4 +62,8 @@ def test_a_divergence_after_the_first_epoch_is_not_given_a_first_epoch_cause(tmp
     assert all(c.passed for c in faulty.checks if c.name.startswith("epoch1."))
     causes = [c["cause"] for c in faulty.diagnosis]
     assert causes[:1] == ["train.lr_schedule_step"] and "train.amsgrad" not in causes, faulty.hint
+    # AMSGrad departs from Adam after the first epoch here: named from a whole run's replay.
+    amsgrad = train.STAGE.run(Context(RunConfig(data=data, fault="adam-amsgrad")))
+    assert [c["cause"] for c in amsgrad.diagnosis] == ["train.amsgrad"], amsgrad.hint
+    assert "every epoch's parameters and loss of a whole run" in amsgrad.hint
     assert train.STAGE.run(Context(RunConfig(data=data))).status == "PASS"

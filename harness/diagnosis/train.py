@@ -465,3 +465,53 @@ def diagnose_schedule(
         if found:
             break
     return sorted(found, key=lambda c: c.max_error)
+
+
+def diagnose_amsgrad_run(
+    reference: Reference,
+    x: np.ndarray,
+    y: np.ndarray,
+    ref: Trace,
+    envelope: list[Any],
+    port: dict[str, Any],
+    tol: Tolerance,
+    allowed_params: np.ndarray,
+    allowed_loss: np.ndarray,
+) -> list[Cause]:
+    """AMSGrad over a whole run, for a port whose first epoch agrees: AMSGrad departs from Adam only once a
+    second moment falls, which on a small dataset (breast cancer, 15 steps an epoch) is after the first
+    epoch. The reference's run with it must reproduce the port's as each free-run check judges the port:
+    every step loss within the envelope's band, every epoch's parameters and loss within the envelope
+    rule's allowance of the port's."""
+    if not OPTIMIZERS[reference.cfg.optimizer].adaptive or not envelope:
+        return []
+    got = np.asarray(port["step_loss"], dtype=np.float64)
+    band = allowed_band(ref, envelope, tol)
+    epochs = len(ref.orders)
+    if len(got) != len(band) or len(port["epoch_params"]) != epochs or len(port["epoch_loss"]) != epochs:
+        return []
+    rep = reference.train(x, y, ref.init, ref.orders, amsgrad=True)
+    with np.errstate(invalid="ignore"):
+        q = np.abs(rep.step_loss.astype(np.float64) - got) / band
+    steps = float(np.max(np.where(np.isfinite(q), q, np.inf)))
+    params = max(
+        max(
+            float(np.max(np.abs(rep.epoch_params[e][k].astype(np.float64) - port["epoch_params"][e][k])))
+            for k in ref.init
+        )
+        / allowed_params[e]
+        for e in range(epochs)
+    )
+    loss = float(np.max(np.abs(rep.epoch_loss.astype(np.float64) - np.asarray(port["epoch_loss"])) / allowed_loss))
+    err = max(steps, params, loss)
+    if not err <= 1:
+        return []
+    return [
+        Cause(
+            "train.amsgrad",
+            "Adam's AMSGrad variant (the largest second moment so far in the denominator)",
+            {},
+            err,
+            f"all {len(got)} step losses and every epoch's parameters and loss of a whole run",
+        )
+    ]

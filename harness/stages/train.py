@@ -19,6 +19,7 @@ from harness import progress
 from harness.compare import ArrayDiff, Tolerance, compare, summary_stats
 from harness.diagnosis import Cause, ratio
 from harness.diagnosis.train import (
+    diagnose_amsgrad_run,
     diagnose_boundary,
     diagnose_loop,
     first_diverging_epoch,
@@ -245,7 +246,8 @@ def run(ctx: Context) -> StageResult:
     shadow = _shadow(ctx, checks, d_ref_env, d_loss, rest_of_epoch1)
     if shadow:
         checks = [c for c in checks if not c.name.startswith("envelope.")] + shadow
-    hint, causes, tried = _diagnose(ctx, checks, step_loss, starts)
+    allowed = (envelope_allowed(d_ref_env, ENVELOPE_FLOOR), envelope_allowed(d_loss, ENVELOPE_FLOOR))
+    hint, causes, tried = _diagnose(ctx, checks, step_loss, starts, allowed)
     return result(
         "train",
         checks,
@@ -381,9 +383,11 @@ def _diagnose(
     checks: list[ArrayDiff],
     step_loss: np.ndarray,
     starts: list[tuple],
+    allowed: tuple[np.ndarray, np.ndarray],
 ) -> tuple[str, list[Cause], bool]:
     """The hint, the causes named, and whether the loop's catalogue was tried (not where a NaN loss or a
-    gradient check stops it first)."""
+    gradient check stops it first). `allowed`: the envelope rule's allowance per epoch, for the parameters
+    and for the epoch loss."""
     if all(c.passed for c in checks):
         return "", [], False
     orders = next((c for c in checks if c.name == "orders" and not c.passed), None)
@@ -433,6 +437,8 @@ def _diagnose(
         # The first epoch agrees and a later one does not: look at the boundary where it first diverges.
         e = boundary_epoch(ref, envs, step_loss, s, tol, checks)
         causes = diagnose_boundary(ctx.reference, p.x_train, p.y_train, ref, envs, step_loss, s, tol, e)
+        if not causes:
+            causes = diagnose_amsgrad_run(ctx.reference, p.x_train, p.y_train, ref, envs, ctx.port_trace, tol, *allowed)
     if any(c.name == "resync.epoch_starts" and not c.passed for c in checks):
         causes = [c for c in causes if _reproduces_epoch_starts(ctx, c, starts)]
     if causes:

@@ -982,7 +982,7 @@ def _amsgrad_run(eight_epochs, port) -> list:
 def test_amsgrad_over_a_whole_run_is_named_only_for_amsgrad(eight_epochs) -> None:
     """A run with AMSGrad is reproduced by the whole-run replay; a run whose learning rate halves from epoch
     4 is not (control)."""
-    cfg, ctx, p, ref, envs = eight_epochs
+    cfg, _, p, ref, _ = eight_epochs
     r = _ref(cfg)
     amsgrad = r.train(p.x_train, p.y_train, ref.init, ref.orders, amsgrad=True)
     found = _amsgrad_run(eight_epochs, amsgrad)

@@ -1,8 +1,9 @@
 """Type stub of the in-process transport: the classifier port compiled from rust_bridge/crates/burn-py.
 
 Every method of `Port` answers one question of the port contract (`burn_diff::Port`, docs/protocol.md);
-arrays are numpy, parameters are dicts of name to float32 array in PyTorch's layout. Errors are one
-exception class per error kind of the contract, all subclasses of `PortError`.
+arrays are numpy, parameters are dicts of name to float32 array in PyTorch's layout. Errors are the
+harness's own classes, one per error kind of the contract (harness/errors.py: PortInputError,
+PortShapeError, PortStructureError, PortPanic, PortUnsupported, all `PortFailure`s).
 """
 
 from collections.abc import Callable
@@ -11,25 +12,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 DEFAULT_BACKEND: str
-
-class PortError(ValueError):
-    """The port could not answer."""
-
-class PortInputError(PortError):
-    """The port rejected its input (file, data, unknown name)."""
-
-class PortShapeError(PortError):
-    """Arrays or parameters of the wrong shape, or unknown or missing names."""
-
-class PortStructureError(PortShapeError):
-    """The port's model lacks parameters it was given, or has others; `args` is
-    `(message, [(name, shape), ...])`, the model's own parameters by PyTorch name."""
-
-class PortPanic(PortError):
-    """The port's code panicked; the panic's message is the error's."""
-
-class PortUnsupported(PortError):
-    """The port does not implement this method."""
 
 Params = dict[str, NDArray[np.float32]]
 

@@ -33,7 +33,6 @@ from harness.config import (
     required_stages,
 )
 from harness.errors import HarnessError, PortFailure
-from harness.port import PortError
 
 app = typer.Typer(
     add_completion=False,
@@ -63,12 +62,13 @@ SEEDS_MAX = 1_000
 
 def _backend(value: str) -> str:
     """The port decides which backends exist; without the extension any later use of it fails anyway."""
-    from harness.port import PortError, _burn
+    from harness.errors import PortRejected
+    from harness.port import _burn
 
     if _burn is not None:
         try:
             _burn.Port(value)
-        except PortError as e:
+        except PortRejected as e:
             raise typer.BadParameter(str(e).splitlines()[0] if str(e) else f"unknown backend '{value}'") from e
     return value
 
@@ -731,7 +731,7 @@ def main(args: list[str] | None = None) -> None:
     except typer.Abort:
         sys.stderr.write("error: aborted\n")
         sys.exit(2)
-    except (HarnessError, PortError, PortFailure) as e:
+    except (HarnessError, PortFailure) as e:
         fail_msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         sys.stderr.write(f"error: {fail_msg}\n")
         sys.exit(2)

@@ -1,5 +1,8 @@
 """Errors the harness reports as 'could not run' (exit code 2)."""
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class HarnessError(Exception):
     """Bad input, usage or environment: reported as one line, exit code 2."""
@@ -8,8 +11,9 @@ class HarnessError(Exception):
 class PortFailure(Exception):
     """The port under test failed to answer usably: the stage is ERROR (exit code 2), never a traceback.
 
-    The in-process extension raises its own `harness._burn.PortError` (a ValueError); a port behind the
-    subprocess transport raises one of the subclasses below, so callers catch both.
+    The one hierarchy of port errors: the in-process extension (rust_bridge/crates/burn-py) raises these
+    classes themselves, by the contract's error kind, and the subprocess transport raises them from the
+    protocol's error responses.
     """
 
 
@@ -50,9 +54,11 @@ class PortStructureError(PortShapeError):
 
     kind = "structure"
 
-    def __init__(self, message: str, parameters: dict[str, tuple[int, ...]] | None = None) -> None:
+    def __init__(self, message: str, parameters: Any = None) -> None:
+        """`parameters`: name -> shape, as a mapping or as (name, shape) pairs (the extension's form)."""
         super().__init__(message)
-        self.parameters: dict[str, tuple[int, ...]] = dict(parameters or {})
+        pairs = parameters.items() if isinstance(parameters, Mapping) else (parameters or ())
+        self.parameters: dict[str, tuple[int, ...]] = {str(n): tuple(int(d) for d in s) for n, s in pairs}
 
 
 class PortPanic(PortRejected):

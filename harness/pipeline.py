@@ -8,7 +8,6 @@ from collections.abc import Callable
 from harness import progress
 from harness.config import RunConfig
 from harness.errors import HarnessError, PortFailure, PortStructureError, PortUnsupported
-from harness.port import PortError
 from harness.results import ERROR, FAIL, SKIP, Report, StageResult
 from harness.stages import STAGES
 from harness.stages.base import Context
@@ -66,7 +65,7 @@ def run_with(
             res = _unsupported(stage.name, str(e), stage.name in ctx.cfg.require)
         except PortStructureError as e:
             res = _structure(stage.name, str(e), structure, stage.name in ctx.cfg.require)
-        except (HarnessError, PortError, PortFailure) as e:
+        except (HarnessError, PortFailure) as e:
             res = StageResult(stage.name, ERROR, error=str(e), error_kind=type(e).__name__)
         except Exception as e:  # a stage that could not run is ERROR, never PASS
             res = StageResult(stage.name, ERROR, error=f"{type(e).__name__}: {e}", error_kind=type(e).__name__)

@@ -1,10 +1,10 @@
 """The Burn side as seen from Python: one typed interface over the PyO3 extension `harness._burn`.
 
 Parameters cross by name in PyTorch's layout ([out, in]); the port converts to Burn's [in, out].
-The extension raises one exception class per error kind of the contract (`PortInputError`,
-`PortShapeError`, `PortPanic`, `PortUnsupported`, all `_burn.PortError`); `BurnPort` re-raises each as
-the harness's class of the same name (harness/errors.py), which the subprocess transport raises too,
-so stages see one hierarchy whichever transport runs the port.
+The extension raises the harness's own exception class for each error kind of the contract
+(harness/errors.py: `PortInputError`, `PortShapeError`, `PortStructureError`, `PortPanic`,
+`PortUnsupported`), which the subprocess transport raises too, so stages see one hierarchy whichever
+transport runs the port.
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ Params = dict[str, np.ndarray]
 try:
     from harness import _burn
 
-    PortError: type[Exception] = _burn.PortError
     IMPORT_ERROR: str | None = None
 except ImportError as e:  # the extension is not built: every port stage is ERROR, exit 2
     _burn = None
-    PortError = ValueError
     IMPORT_ERROR = f"the Burn extension harness._burn is not built ({e}); run the README's setup command"
 
 
@@ -71,27 +69,9 @@ def require_extension() -> None:
         raise HarnessError(IMPORT_ERROR or "the Burn extension harness._burn is not built; run ./dev setup")
 
 
-def _kind_class(exc: BaseException) -> type[errors.PortFailure]:
-    """The harness's class for an extension exception, by the kind its class name carries."""
-    by_name: dict[str, type[errors.PortFailure]] = {
-        "PortInputError": errors.PortInputError,
-        "PortShapeError": errors.PortShapeError,
-        "PortPanic": errors.PortPanic,
-        "PortUnsupported": errors.PortUnsupported,
-    }
-    # A kind this table lacks is the extension's and the harness's hierarchies out of step: reported as
-    # the port failing (ERROR), not guessed to be bad input.
-    return by_name.get(type(exc).__name__, errors.PortFailure)
-
-
 def _call(f: Callable[..., T], *args: Any, **kw: Any) -> T:
-    try:
-        return f(*args, **kw)
-    except PortError as e:
-        if type(e).__name__ == "PortStructureError" and len(e.args) == 2:
-            message, params = e.args
-            raise errors.PortStructureError(str(message), {n: tuple(s) for n, s in params}) from None
-        raise _kind_class(e)(str(e)) from None
+    """One call into the extension; its errors are already the harness's classes."""
+    return f(*args, **kw)
 
 
 class BurnPort:
@@ -101,7 +81,7 @@ class BurnPort:
         require_extension()
         try:
             self._port = _burn.Port(backend, fault, epochs)
-        except PortError as e:
+        except errors.PortRejected as e:
             raise HarnessError(str(e)) from e
         self.backend = backend
         self.fault = fault

@@ -18,7 +18,6 @@ from harness.diagnosis import Cause, ratio
 from harness.diagnosis import buffers as buffers_dx
 from harness.diagnosis.backward import Case, diagnose
 from harness.errors import PortFailure
-from harness.port import PortError
 from harness.reference.kinks import slack
 from harness.results import StageResult, result
 from harness.specs import PROBABILITY
@@ -122,7 +121,7 @@ def _port_output(ctx: Context, case: Case) -> np.ndarray | None:
         return None
     try:
         out = ctx.port.forward(case.params, case.x)
-    except (PortFailure, PortError, AttributeError):  # evidence for a cause only
+    except (PortFailure, AttributeError):  # evidence for a cause only
         return None
     return np.asarray(list(out.values())[-1], np.float32).ravel() if out else None
 
@@ -140,7 +139,7 @@ def _training_path(ctx: Context, case: Case, ref_loss: float, tol) -> list[Cause
         return []
     try:
         own, _ = ctx.port.loss(out, case.y)
-    except (PortFailure, PortError, AttributeError):  # evidence for a cause only: a port without it has none
+    except (PortFailure, AttributeError):  # evidence for a cause only: a port without it has none
         return []
     reproduces = ratio(np.float32(ref_loss), np.float32(own), tol)
     if reproduces > 1 or ratio(np.float32(own), np.float32(case.loss), tol) <= 1:

@@ -13,7 +13,6 @@ from harness.compare import ArrayDiff, compare
 from harness.diagnosis import Cause
 from harness.diagnosis.metrics import diagnose, diagnose_regression, probe_threshold
 from harness.errors import PortFailure, PortUnsupported
-from harness.port import PortError
 from harness.results import StageResult, result
 from harness.specs import PROBABILITY
 from harness.stages.base import Context, Stage
@@ -104,7 +103,7 @@ def _measured_threshold(ctx: Context) -> float | None:
     the port's metric rejects the probe: it is evidence for a cause only, never a verdict of its own."""
     try:
         return probe_threshold(port_metric(ctx), ctx.cfg.threshold)
-    except (PortFailure, PortError):
+    except PortFailure:
         return None
 
 

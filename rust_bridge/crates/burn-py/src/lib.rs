@@ -1,6 +1,6 @@
 //! The in-process transport: PyO3 glue over `burn_diff::Port`, nothing else. numpy arrays in and
-//! out; every call runs under `catch_panic`, and each error kind of the contract becomes its own
-//! Python exception class (all subclasses of `PortError`), as polars maps its error kinds.
+//! out; every call runs under `catch_panic`, and each error kind of the contract is raised as the
+//! harness's own exception class for it (`harness/errors.py`), as polars maps its error kinds.
 #![warn(missing_docs)]
 
 use std::path::Path;
@@ -14,51 +14,46 @@ use burn_port::faults::{ALL, USER_PORT};
 use burn_port::ClassifierPort;
 use numpy::ndarray::{Array1, Array2, ArrayD};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::create_exception;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyType};
+use pyo3::PyErrArguments;
 
-create_exception!(
-    _burn,
-    PortError,
-    PyValueError,
-    "The Burn port could not answer."
-);
-create_exception!(
-    _burn,
-    PortInputError,
-    PortError,
-    "The port rejected its input (file, data, unknown name)."
-);
-create_exception!(
-    _burn,
-    PortShapeError,
-    PortError,
-    "Arrays or parameters of the wrong shape, or unknown/missing names."
-);
-create_exception!(
-    _burn,
-    PortStructureError,
-    PortShapeError,
-    "The port's model lacks parameters it was given, or has others: args are (message, [(name, shape)])."
-);
-create_exception!(_burn, PortPanic, PortError, "The port's code panicked.");
-create_exception!(
-    _burn,
-    PortUnsupported,
-    PortError,
-    "The port does not implement this method."
-);
+/// An exception of the harness's class for an error kind: `harness/errors.py` declares the hierarchy
+/// once (PortInputError, PortShapeError, PortStructureError, PortPanic, PortUnsupported, all
+/// `PortFailure`s), and the extension raises those classes themselves, as the subprocess transport does.
+fn kind_err<A>(kind: &str, args: A) -> PyErr
+where
+    A: PyErrArguments + Send + Sync + 'static,
+{
+    Python::attach(|py| {
+        match py
+            .import("harness.errors")
+            .and_then(|m| m.getattr(kind))
+            .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from))
+        {
+            Ok(class) => PyErr::from_type(class, args),
+            Err(e) => e,
+        }
+    })
+}
+
+fn input_err(msg: impl Into<String>) -> PyErr {
+    kind_err("PortInputError", msg.into())
+}
+
+fn shape_err(msg: impl Into<String>) -> PyErr {
+    kind_err("PortShapeError", msg.into())
+}
 
 fn to_py(e: RustError) -> PyErr {
     let msg = e.message().to_string();
     match e {
-        RustError::Input(_) => PortInputError::new_err(msg),
-        RustError::Shape(_) => PortShapeError::new_err(msg),
-        RustError::Panic(_) => PortPanic::new_err(msg),
-        RustError::Unsupported(_) => PortUnsupported::new_err(msg),
-        RustError::Structure(_, params) => PortStructureError::new_err((msg, params)),
+        RustError::Input(_) => input_err(msg),
+        RustError::Shape(_) => shape_err(msg),
+        RustError::Panic(_) => kind_err("PortPanic", msg),
+        RustError::Unsupported(_) => kind_err("PortUnsupported", msg),
+        // PortStructureError(message, parameters): the model's own parameters, name -> shape.
+        RustError::Structure(_, params) => kind_err("PortStructureError", (msg, params)),
     }
 }
 
@@ -81,7 +76,7 @@ fn describe(obj: &Bound<'_, PyAny>) -> String {
 }
 
 fn wrong(name: &str, expected: &str, obj: &Bound<'_, PyAny>) -> PyErr {
-    PortShapeError::new_err(format!(
+    shape_err(format!(
         "{name}: expected {expected}, got {}",
         describe(obj)
     ))
@@ -118,7 +113,7 @@ fn vec_1d<T: numpy::Element + Copy>(
 }
 
 fn index(i: i64, name: &str) -> PyResult<usize> {
-    usize::try_from(i).map_err(|_| PortInputError::new_err(format!("{name}: negative index {i}")))
+    usize::try_from(i).map_err(|_| input_err(format!("{name}: negative index {i}")))
 }
 
 fn indices(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<usize>> {
@@ -137,7 +132,7 @@ fn params_from(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Params> {
     for (k, v) in dict.iter() {
         let key: String = k
             .extract()
-            .map_err(|_| PortInputError::new_err(format!("{name}: keys must be strings")))?;
+            .map_err(|_| input_err(format!("{name}: keys must be strings")))?;
         let label = format!("{name}['{key}']");
         let arr = v
             .cast::<PyArrayDyn<f32>>()
@@ -156,7 +151,7 @@ fn params_to<'py>(py: Python<'py>, p: &Params) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for t in &p.0 {
         let arr = ArrayD::from_shape_vec(t.shape.clone(), t.data.clone())
-            .map_err(|e| PortShapeError::new_err(e.to_string()))?;
+            .map_err(|e| shape_err(e.to_string()))?;
         d.set_item(&t.name, arr.into_pyarray(py))?;
     }
     Ok(d)
@@ -172,8 +167,8 @@ fn state_from(obj: &Bound<'_, PyAny>) -> PyResult<Option<OptimState>> {
     let step: u64 = match s.get_item("step")? {
         Some(v) => v
             .extract()
-            .map_err(|_| PortInputError::new_err("state['step'] must be a whole number >= 0"))?,
-        None => return Err(PortShapeError::new_err("state: missing 'step'")),
+            .map_err(|_| input_err("state['step'] must be a whole number >= 0"))?,
+        None => return Err(shape_err("state: missing 'step'")),
     };
     let mut slots = Vec::new();
     for (k, v) in s.iter() {
@@ -201,7 +196,7 @@ fn array2<'py, T: numpy::Element>(
     d: usize,
 ) -> PyResult<Bound<'py, PyArray2<T>>> {
     Ok(Array2::from_shape_vec((n, d), v)
-        .map_err(|e| PortShapeError::new_err(e.to_string()))?
+        .map_err(|e| shape_err(e.to_string()))?
         .into_pyarray(py))
 }
 
@@ -573,13 +568,6 @@ fn burn_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(faults, m)?)?;
     m.add_function(wrap_pyfunction!(backends, m)?)?;
     m.add_function(wrap_pyfunction!(user_port_faults, m)?)?;
-    let py = m.py();
-    m.add("PortError", py.get_type::<PortError>())?;
-    m.add("PortStructureError", py.get_type::<PortStructureError>())?;
-    m.add("PortInputError", py.get_type::<PortInputError>())?;
-    m.add("PortShapeError", py.get_type::<PortShapeError>())?;
-    m.add("PortPanic", py.get_type::<PortPanic>())?;
-    m.add("PortUnsupported", py.get_type::<PortUnsupported>())?;
     m.add("DEFAULT_BACKEND", DEFAULT_BACKEND)?;
     Ok(())
 }

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, PortRejected, PortStructureError
 from harness.transport import naming
 from harness.transport.frames import Frame, encode_frame, read_frame
 
@@ -74,7 +74,7 @@ def _write(header: dict[str, Any], tensors: dict[str, np.ndarray] | None = None)
 
 
 def _kind(message: str) -> str:
-    # The extension has one error class; its messages tell a caught panic and a shape error apart.
+    # An error of the proxy's own code (not the extension's): its message tells a shape error apart.
     if message.startswith("internal error in the Burn port"):
         return "panic"
     return "shape" if "shape" in message else "input"
@@ -279,7 +279,12 @@ def serve(proxy: Proxy, src: BinaryIO) -> int:
             if e.parameters is not None:
                 error["parameters"] = [{"name": n, "shape": s} for n, s in e.parameters]
             _write({"id": rid, "ok": False, "error": error})
-        except (ValueError, KeyError, TypeError, HarnessError) as e:  # the extension's PortError is a ValueError
+        except PortRejected as e:  # the extension raises the harness's classes, each with its protocol kind
+            err: dict[str, Any] = {"kind": e.kind, "message": str(e)}
+            if isinstance(e, PortStructureError):
+                err["parameters"] = [{"name": n, "shape": list(s)} for n, s in e.parameters.items()]
+            _write({"id": rid, "ok": False, "error": err})
+        except (ValueError, KeyError, TypeError, HarnessError) as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             _write({"id": rid, "ok": False, "error": {"kind": _kind(msg), "message": msg}})
         if method == "shutdown":
@@ -315,7 +320,7 @@ def main() -> int:
             output_only=a.output_only,
             own_loop=a.own_loop,
         )
-    except (ImportError, ValueError) as e:
+    except (ImportError, ValueError, PortRejected) as e:
         sys.stderr.write(f"proxy port: {e}\n")
         return 2
     return serve(proxy, sys.stdin.buffer)

@@ -111,7 +111,8 @@ def _f(x: float) -> float:
 
 def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None, slack: Any = None) -> ArrayDiff:
     """`slack`: an extra allowance per element (the ref's shape), added to atol + rtol x |ref| (a gradient's
-    ReLU-kink allowance, harness/reference/kinks.py); the tolerance's `why` says how large it gets."""
+    ReLU-kink allowance, harness/reference/kinks.py, and its tensor's rounding allowance,
+    GRADIENT_ROUNDING_FACTOR); the tolerance's `why` says how large it gets."""
     r = np.asarray(ref)
     g = np.asarray(got)
     tol = tol or default_tolerance(r.dtype)
@@ -121,7 +122,7 @@ def compare(name: str, ref: Any, got: Any, tol: Tolerance | None = None, slack: 
             tol.rtol,
             tol.atol,
             tol.equal_nan,
-            f"{tol.why}; plus each element's ReLU-kink allowance (up to {float(extra.max()):.3g}, "
+            f"{tol.why}; plus each element's allowance for ReLU kinks and float32 rounding (up to {float(extra.max()):.3g}, "
             f"{int((extra > 0).sum())} elements)",
         )
     tol_d = {"rtol": tol.rtol, "atol": tol.atol, "equal_nan": tol.equal_nan, "why": tol.why}

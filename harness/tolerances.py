@@ -142,6 +142,19 @@ SEED_SPREAD_ALPHA = 0.001
 # faults this stage catches are 9e-4 of their tensor (a biased running variance) and larger.
 GRADIENT_TENSOR_RTOL = 1e-5
 
+# A gradient whose true value is zero is pure rounding noise, and its tensor's own largest element says
+# nothing of the magnitudes summed into it: a convolution's bias before a BatchNorm (the normalization
+# cancels it). The backward stage therefore allows a tensor whose float64 gradient is below the float32
+# one's rounding error everywhere (all noise) GRADIENT_ROUNDING_FACTOR x that error (its largest distance
+# from the same backward in float64). Only such tensors: in a saturated case a real gradient's rounding
+# error is large too (a hand-written sigmoid's fault is within 4x of it), and it keeps the tolerance alone.
+# Measured on examples/digits-cnn, seed 1, the saturated_flipped case, on an AVX2 CPU (no AVX-512):
+# conv1.bias's exact gradient is 1e-14; the reference's float32 one is 5.7e-6 and Burn Flex's -1.45e-5
+# (2.5x the reference's distance from the exact value), so the port is 3.5x the reference's rounding error
+# from the reference: 2.03e-5, against the 1e-5 the elementwise rule allows. The same model passed on an
+# AVX-512 CPU, whose kernels sum in another order.
+GRADIENT_ROUNDING_FACTOR = 4.0
+
 
 def per_tensor(tol: Tolerance, ref: np.ndarray) -> Tolerance:
     """`tol` with its atol raised to GRADIENT_TENSOR_RTOL x the tensor's largest |ref| where that is larger."""

@@ -22,7 +22,10 @@ from harness.stages import STAGE_NAMES
 from harness.stages.base import Context
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = [ROOT / "examples" / name / "harness.toml" for name in ("digits", "digits-cnn", "sequence", "transformer", "diabetes")]
+CONFIGS = [
+    ROOT / "examples" / name / "harness.toml"
+    for name in ("digits", "digits-cnn", "sequence", "transformer", "diabetes")
+]
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
 

@@ -2,6 +2,8 @@
 
   python .ci/kernel_levels.py env LEVEL       shell exports for LEVEL (best, avx2 or default)
   python .ci/kernel_levels.py describe LEVEL  one log line: the CPU and the kernels torch and numpy use now
+  python .ci/kernel_levels.py same LEVEL      exit 0 when LEVEL runs the very kernels of best on this machine
+                                              (a CPU without AVX-512 at avx2), so CI need not repeat it
 
 best is the machine's own (nothing set); avx2 is torch's AVX2 kernels with numpy's dispatch cut to x86-64-v3
 (what a CPU without AVX-512 runs); default is torch's scalar kernels with numpy at its compiled baseline.
@@ -60,10 +62,24 @@ def describe(level: str) -> str:
     )
 
 
+def same_as_best(level: str) -> bool:
+    """True when LEVEL changes nothing here: torch's best capability is LEVEL's and numpy has nothing to cut."""
+    import os
+
+    import torch
+
+    if os.environ.get("ATEN_CPU_CAPABILITY") or os.environ.get("NPY_DISABLE_CPU_FEATURES"):
+        return False
+    best = torch.backends.cpu.get_cpu_capability().lower()
+    return TORCH[level] in (None, best) and not _numpy_disable(level)
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("env", "describe") or argv[1] not in TORCH:
+    if len(argv) != 2 or argv[0] not in ("env", "describe", "same") or argv[1] not in TORCH:
         print(__doc__.strip().splitlines()[1], file=sys.stderr)
         return 2
+    if argv[0] == "same":
+        return 0 if same_as_best(argv[1]) else 1
     print(env(argv[1]) if argv[0] == "env" else describe(argv[1]))
     return 0
 

@@ -21,17 +21,7 @@ from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer vendors click
 
 from harness import progress
-from harness.config import (
-    BUNDLED_DATA,
-    PORT_TIMEOUT_S,
-    RunConfig,
-    load_model_settings,
-    load_port_declarations,
-    load_port_required,
-    load_port_settings,
-    load_tolerance_overrides,
-    required_stages,
-)
+from harness.config import BUNDLED_DATA, RunConfig, required_stages, resolve
 from harness.errors import HarnessError, PortFailure
 
 app = typer.Typer(
@@ -98,7 +88,9 @@ PortCmdOpt = Annotated[
 ]
 PortTimeoutOpt = Annotated[
     float | None,
-    typer.Option("--port-timeout", help=f"seconds per port request before it is killed (default {PORT_TIMEOUT_S:g})"),
+    typer.Option(
+        "--port-timeout", help=f"seconds per port request before it is killed (default {RunConfig.port_timeout:g})"
+    ),
 ]
 
 
@@ -140,25 +132,13 @@ def _runnable(cmd: str, what: str = "port command", cwd: Path | None = None) -> 
         fail(f"{what} {cmd!r}: program {argv[0] if argv else ''!r} not found or not executable")
 
 
-def _config_file(
-    config_path: Path | None, given: frozenset[str], options: dict[str, Any]
-) -> tuple[dict[str, Any], str | None, float | None]:
-    """RunConfig fields, port command and port timeout from --config (or ./harness.toml when it exists):
-    options given on the command line win over the file, the file over the options' defaults."""
-    if config_path is not None and not config_path.is_file():
-        fail(f"config file '{config_path}' not found")
-    settings: dict[str, Any] = {}
+def _resolve(config: Path | None, options: dict[str, Any], *, discover: bool = True) -> RunConfig:
+    """harness.config.resolve, its errors one line and exit 2."""
     try:
-        toml = config_path if config_path is not None else Path("harness.toml")
-        if toml.is_file():
-            settings = load_model_settings(toml)
-        cmd, timeout = load_port_settings(file=config_path)
+        return resolve(config, options, discover=discover)
     except HarnessError as e:
         fail(str(e))
-    for name, value in options.items():
-        if name in given or name not in settings:
-            settings[name] = value
-    return settings, cmd, timeout
+        raise  # fail exits; this keeps the type checker's view of the flow
 
 
 ConfigOpt = Annotated[
@@ -190,11 +170,11 @@ def _readable_data(data: Path, label: str, task: str = "binary") -> None:
 @app.command()
 def train(
     framework: Annotated[str, typer.Option("--framework", help="torch or burn")] = "torch",
-    data: DataOpt = BUNDLED_DATA,
-    label: LabelOpt = "label",
-    epochs: EpochsOpt = 20,
-    seed: SeedOpt = 0,
-    backend: BackendOpt = "flex",
+    data: DataOpt = RunConfig.data,
+    label: LabelOpt = RunConfig.label,
+    epochs: EpochsOpt = RunConfig.epochs,
+    seed: SeedOpt = RunConfig.seed,
+    backend: BackendOpt = RunConfig.backend,
     json_path: Annotated[Path | None, typer.Option("--json", help="write epoch losses and accuracy here")] = None,
     init_path: Annotated[
         Path | None, typer.Option("--init", help="initial weights, .npz in PyTorch's layout (default: own init)")
@@ -209,7 +189,9 @@ def train(
     if json_path:
         _safe_output(json_path, owner.json_head(owner.TRAIN_RUN))
     _readable_data(data, label)
-    cfg = RunConfig(data=data, label=label, epochs=epochs, seed=seed, backend=backend)
+    cfg = _resolve(
+        None, {"data": data, "label": label, "epochs": epochs, "seed": seed, "backend": backend}, discover=False
+    )
     t0 = time.perf_counter()
     if framework == "torch":
         from harness.data import prepare
@@ -296,9 +278,9 @@ class _Progress(Progress):
 def check(
     what: Annotated[str, typer.Argument(help="data, bce or labels")],
     framework: Annotated[str, typer.Option("--framework", help="torch or burn")] = "torch",
-    data: DataOpt = BUNDLED_DATA,
-    label: LabelOpt = "label",
-    backend: BackendOpt = "flex",
+    data: DataOpt = RunConfig.data,
+    label: LabelOpt = RunConfig.label,
+    backend: BackendOpt = RunConfig.backend,
 ) -> None:
     """The user's original checks (test_scaler.py, test_bce_loss.py, test-label-percentage) for either side."""
     from harness import checks
@@ -309,7 +291,7 @@ def check(
         fail(f"unknown check '{what}'; use data, bce or labels")
     if what != "bce":
         _readable_data(data, label)
-    fns[what](RunConfig(data=data, label=label, backend=backend), framework, print)
+    fns[what](_resolve(None, {"data": data, "label": label, "backend": backend}, discover=False), framework, print)
 
 
 def _diff(
@@ -343,21 +325,35 @@ def _diff(
 
     if stage != "all" and stage not in STAGE_NAMES:
         fail(f"unknown stage '{stage}'; stages are: all, {', '.join(STAGE_NAMES)}")
-    settings, toml_cmd, toml_timeout = _config_file(
-        config_path, given, {"data": data, "label": label, "seed": seed, "epochs": epochs}
-    )
-    data, label = settings["data"], settings["label"]
     if port_timeout is not None and not (math.isfinite(port_timeout) and port_timeout > 0):
         fail(f"--port-timeout must be a positive number of seconds, got {port_timeout:g}")
-    # An explicit --port-cmd "" overrides harness.toml and selects the in-process port.
-    cmd = (port_cmd or None) if port_cmd is not None else toml_cmd
-    timeout = port_timeout if port_timeout is not None else (toml_timeout or PORT_TIMEOUT_S)
-    if cmd:
-        _runnable(cmd)
-    if cmd and explicit:
+    required = None
+    if require is not None:
+        try:
+            required = required_stages(require, "--require", STAGE_NAMES)
+        except HarnessError as e:
+            fail(str(e))
+    # The file's values win over an option's default, an option the user gave over the file.
+    options = {"data": data, "label": label, "seed": seed, "epochs": epochs}
+    cfg = _resolve(
+        config_path,
+        {
+            **{k: v for k, v in options.items() if k in given},
+            "backend": backend,
+            "fault": fault,
+            "seeds": seeds,
+            "port_cmd": port_cmd,
+            "port_timeout": port_timeout,
+            "require": required,
+            "cache": use_cache,
+        },
+    )
+    if cfg.port_cmd:
+        _runnable(cfg.port_cmd)
+    if cfg.port_cmd and explicit:
         source = "--port-cmd" if port_cmd else "[port] cmd in harness.toml"
         fail(f"{explicit[0]} cannot be combined with {source}: the port command decides its backend and faults")
-    if fault and not cmd:
+    if fault and not cfg.port_cmd:
         from harness.port import available_faults
 
         names = {f["name"] for f in available_faults()} | {"user-port"}
@@ -372,41 +368,17 @@ def _diff(
         from harness.report.html import MARKER as HTML_MARKER
 
         _safe_output(html_path, owner.html_head(HTML_MARKER))
-    _readable_data(data, label, settings.get("task", "binary"))
-    try:
-        tolerances = load_tolerance_overrides(file=config_path)
-    except HarnessError as e:
-        fail(str(e))
+    _readable_data(cfg.data, cfg.label, cfg.task)
     if rtol is not None or atol is not None:
-        targets = STAGE_NAMES if stage == "all" else [stage]
-        for s in targets:
-            o = dict(tolerances.get(s, {}))
-            if rtol is not None:
-                o["rtol"] = rtol
-            if atol is not None:
-                o["atol"] = atol
-            tolerances[s] = o
-    try:
-        required = (
-            required_stages(require, "--require", STAGE_NAMES)
-            if require is not None
-            else load_port_required(STAGE_NAMES, file=config_path)
-        )
-        declared = load_port_declarations(file=config_path)
-    except HarnessError as e:
-        fail(str(e))
-    cfg = RunConfig(
-        backend=backend,
-        fault=fault,
-        seeds=seeds,
-        tolerances=tolerances,
-        port_cmd=cmd,
-        port_timeout=timeout,
-        require=required,
-        cache=use_cache,
-        **declared,
-        **settings,
-    )
+        tolerances = dict(cfg.tolerances)
+        for s in STAGE_NAMES if stage == "all" else [stage]:
+            tolerances[s] = {
+                **tolerances.get(s, {}),
+                **({"rtol": rtol} if rtol is not None else {}),
+                **({"atol": atol} if atol is not None else {}),
+            }
+        cfg = cfg.with_(tolerances=tolerances)
+    tolerances = cfg.tolerances
     if not cfg.port_cmd and cfg.reference:
         fail("a config that names its own reference model needs its port: [port] cmd or --port-cmd")
     # Stages are teacher-forced: each computes what it needs from the reference, so one runs alone.
@@ -443,12 +415,12 @@ def _diff(
 def _make_diff_command(stage: str) -> None:
     def command(
         ctx: typer.Context,
-        data: DataOpt = BUNDLED_DATA,
-        label: LabelOpt = "label",
-        backend: BackendOpt = "flex",
-        fault: FaultOpt = "",
-        seed: SeedOpt = 0,
-        epochs: EpochsOpt = 20,
+        data: DataOpt = RunConfig.data,
+        label: LabelOpt = RunConfig.label,
+        backend: BackendOpt = RunConfig.backend,
+        fault: FaultOpt = RunConfig.fault,
+        seed: SeedOpt = RunConfig.seed,
+        epochs: EpochsOpt = RunConfig.epochs,
         seeds: Annotated[
             int, typer.Option("--seeds", min=1, max=SEEDS_MAX, help="independent end-to-end runs (metrics)")
         ] = 1,
@@ -540,11 +512,10 @@ def watch(
 ) -> None:
     """Rebuild the port and re-run the stages that failed, whenever a file it is built from changes
     (`[port] build` and `[port] watch` in harness.toml); the reference side comes from the cache."""
-    from harness.config import load_port_build, load_run_config
+    from harness.config import load_port_build
     from harness.pipeline import run
     from harness.report.terminal import print_report
     from harness.results import ERROR, FAIL
-    from harness.stages import STAGE_NAMES
     from harness.watch import Build, loop
 
     path = config if config is not None else Path("harness.toml")
@@ -566,7 +537,7 @@ def watch(
 
     def diff(stages: list[str] | None) -> tuple[int, list[str]]:
         try:  # read again each cycle: the file may have changed too
-            cfg = load_run_config(path, STAGE_NAMES, **overrides)
+            cfg = resolve(path, overrides)
         except HarnessError as e:
             console.print(f"[red]{e}[/]")
             return 2, []
@@ -607,7 +578,7 @@ def faults_list(config: ConfigOpt = None) -> None:
     if config is not None:
         from harness.faults import port_catalogue
 
-        _, cmd, _ = _config_file(config, frozenset(), {})
+        cmd = _resolve(config, {}).port_cmd
         if not cmd:
             fail(f"{config} names no port command ([port] cmd)")
         try:
@@ -629,9 +600,9 @@ def faults_list(config: ConfigOpt = None) -> None:
 @faults_app.command("check")
 def faults_check(
     ctx: typer.Context,
-    data: DataOpt = BUNDLED_DATA,
-    label: LabelOpt = "label",
-    backend: BackendOpt = "flex",
+    data: DataOpt = RunConfig.data,
+    label: LabelOpt = RunConfig.label,
+    backend: BackendOpt = RunConfig.backend,
     seeds: Annotated[int, typer.Option("--seeds", min=1, max=SEEDS_MAX, help="faithful-port runs (seeds 0..N-1)")] = 3,
     only: Annotated[str, typer.Option("--only", help="comma list of faults to check (default: all)")] = "",
     json_path: Annotated[Path | None, typer.Option("--json", help="write the detection matrix here")] = None,
@@ -650,22 +621,11 @@ def faults_check(
         _safe_output(json_path, owner.json_head(owner.DETECTION_MATRIX))
     if html_path:
         _safe_output(html_path, owner.html_head(HTML_MARKER))
-    settings, cmd, timeout = _config_file(config, _given(ctx, ("data", "label")), {"data": data, "label": label})
-    _readable_data(settings["data"], settings["label"], settings.get("task", "binary"))
-    try:
-        tolerances = load_tolerance_overrides(file=config)
-        declared = load_port_declarations(file=config)
-    except HarnessError as e:
-        fail(str(e))
-    cfg = RunConfig(
-        backend=backend,
-        tolerances=tolerances,
-        port_cmd=cmd,
-        port_timeout=timeout or PORT_TIMEOUT_S,
-        **declared,
-        **settings,
-    )
-    if cfg.reference and not cmd:
+    given = _given(ctx, ("data", "label"))
+    options = {k: v for k, v in {"data": data, "label": label}.items() if k in given}
+    cfg = _resolve(config, {**options, "backend": backend})
+    _readable_data(cfg.data, cfg.label, cfg.task)
+    if cfg.reference and not cfg.port_cmd:
         fail("a config that names its own reference model needs its port: [port] cmd")
     # Each run's full report, kept only for the HTML page (the JSON matrix stays as it was).
     reports: dict[str, Any] = {}

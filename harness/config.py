@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
 from harness.specs import LOSSES, OPTIMIZERS
+from harness.stage_names import STAGE_NAMES
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data" / "demo_training_data.csv"
 REAL_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "demo_training_data.csv"
@@ -125,8 +127,6 @@ def load_tolerance_overrides(start: Path | None = None, file: Path | None = None
             doc = doc.get(k, {}) if isinstance(doc, dict) else {}
         if doc:
             out: dict[str, dict[str, float]] = {}
-            from harness.stage_names import STAGE_NAMES
-
             for stage, tol in doc.items():
                 if stage not in STAGE_NAMES:
                     raise HarnessError(
@@ -170,7 +170,9 @@ def _port_table(path: Path) -> dict[str, Any]:
     return port
 
 
-def required_stages(names: list[str] | tuple[str, ...] | str, where: str, known: list[str]) -> tuple[str, ...]:
+def required_stages(
+    names: list[str] | tuple[str, ...] | str, where: str, known: list[str] | tuple[str, ...]
+) -> tuple[str, ...]:
     """Stage names a port must implement, from a list or a comma list, each one of `known`."""
     items = [n.strip() if isinstance(n, str) else n for n in (names.split(",") if isinstance(names, str) else names)]
     if not all(isinstance(n, str) for n in items):
@@ -181,7 +183,9 @@ def required_stages(names: list[str] | tuple[str, ...] | str, where: str, known:
     return tuple(n for n in items if n)
 
 
-def load_port_required(known: list[str], start: Path | None = None, file: Path | None = None) -> tuple[str, ...]:
+def load_port_required(
+    known: list[str] | tuple[str, ...], start: Path | None = None, file: Path | None = None
+) -> tuple[str, ...]:
     """`[port] require = ["train", ...]` from ./harness.toml (or `file`); () when absent."""
     path = file if file is not None else (start or Path.cwd()) / "harness.toml"
     return required_stages(_port_table(path).get("require", ()), str(path), known)
@@ -389,19 +393,29 @@ def load_model_settings(path: Path) -> dict[str, Any]:
     return out
 
 
-def load_run_config(path: Path, stage_names: list[str], **overrides: Any) -> RunConfig:
-    """The whole run a harness.toml describes (model, data, training, port, tolerances), with `overrides`
-    (seed, backend, cache, ...) on top: what `harness diff all --config PATH` runs."""
-    if not path.is_file():
-        raise HarnessError(f"config file '{path}' not found")
-    settings = load_model_settings(path)
-    cmd, timeout = load_port_settings(file=path)
-    fields: dict[str, Any] = {
-        **settings,
-        "tolerances": load_tolerance_overrides(file=path),
-        "port_cmd": cmd,
-        "port_timeout": timeout or PORT_TIMEOUT_S,
-        "require": load_port_required(stage_names, file=path),
-        **load_port_declarations(file=path),
-    }
-    return RunConfig(**{**fields, **overrides})
+def resolve(config: Path | None, options: Mapping[str, Any] | None = None, *, discover: bool = True) -> RunConfig:
+    """The run a command asks for, the one way every command builds it: RunConfig's defaults, then the
+    harness.toml, then `options` (what the user gave on the command line; a None value is not given).
+
+    The file is `config`, or with `discover` and no `config` the working directory's harness.toml when it
+    exists (tolerances also from ./pyproject.toml's [tool.harness.tolerances]). An empty `port_cmd` option
+    selects the in-process port over the file's command."""
+    if config is not None and not config.is_file():
+        raise HarnessError(f"config file '{config}' not found")
+    fields: dict[str, Any] = {}
+    if config is not None or discover:
+        toml = config if config is not None else Path("harness.toml")
+        if toml.is_file():
+            fields.update(load_model_settings(toml))
+        cmd, timeout = load_port_settings(file=config)
+        fields.update(
+            tolerances=load_tolerance_overrides(file=config),
+            port_cmd=cmd,
+            port_timeout=timeout or PORT_TIMEOUT_S,
+            require=load_port_required(STAGE_NAMES, file=config),
+            **load_port_declarations(file=config),
+        )
+    fields.update({k: v for k, v in (options or {}).items() if v is not None})
+    if fields.get("port_cmd") == "":
+        fields["port_cmd"] = None
+    return RunConfig(**fields)

@@ -77,7 +77,8 @@ def _call(f: Callable[..., T], *args: Any, **kw: Any) -> T:
 class BurnPort:
     """The in-process port (PyO3). `fault` is a fault name, a comma list, or '' for the faithful port."""
 
-    def __init__(self, backend: str = "flex", fault: str = "", epochs: int = 20) -> None:
+    def __init__(self, backend: str, fault: str = "", epochs: int | None = None) -> None:
+        """`epochs`: the port's own when None."""
         require_extension()
         try:
             self._port = _burn.Port(backend, fault, epochs)
@@ -86,7 +87,7 @@ class BurnPort:
         self.backend = backend
         self.fault = fault
 
-    def prepare(self, path: Path, label: str = "label", test_size: float = 0.2, seed: int = 42) -> dict[str, Any]:
+    def prepare(self, path: Path, label: str, test_size: float, seed: int) -> dict[str, Any]:
         return dict(_call(self._port.prepare, str(path), label, test_size, seed))
 
     def load_csv(self, path: Path, label: str = "label") -> dict[str, Any]:

@@ -85,18 +85,17 @@ class HarnessRun(pytest.Collector):
         return _RUNS[key]
 
     def _run(self) -> Any:
-        from harness.config import load_run_config
+        from harness.config import resolve
         from harness.errors import HarnessError
         from harness.pipeline import run
         from harness.report.files import report_json, write_json
         from harness.report.html import render_diff, write_html
-        from harness.stages import STAGE_NAMES
 
         overrides: dict[str, Any] = {"cache": True}
         if self.seed is not None:
             overrides["seed"] = self.seed
         try:
-            cfg = load_run_config(self.config_path, STAGE_NAMES, **overrides)
+            cfg = resolve(self.config_path, overrides)
         except HarnessError as e:
             return e
         if self.backend is not None:

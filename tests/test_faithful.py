@@ -57,7 +57,7 @@ def test_negative_controls_break_the_step_losses(first_epoch, fault: str) -> Non
 
 def test_split_and_scaler_reproduce_sklearn(bundled_cfg: RunConfig) -> None:
     p = prepare(bundled_cfg)
-    d = BurnPort("flex").prepare(bundled_cfg.data)
+    d = BurnPort("flex").prepare(bundled_cfg.data, bundled_cfg.label, bundled_cfg.test_size, bundled_cfg.split_seed)
     np.testing.assert_array_equal(d["train_idx"], p.train_idx)
     np.testing.assert_array_equal(d["test_idx"], p.test_idx)
     np.testing.assert_allclose(d["mean"], p.mean, rtol=1e-12)
@@ -66,5 +66,5 @@ def test_split_and_scaler_reproduce_sklearn(bundled_cfg: RunConfig) -> None:
 
 
 def test_real_file_first_sample(real_data) -> None:
-    d = BurnPort("flex").prepare(real_data)
+    d = BurnPort("flex").prepare(real_data, "label", 0.2, 42)
     np.testing.assert_allclose(d["x_train"][0, :3], [-1.00928936, -0.86094706, -0.40131254], atol=1e-7)

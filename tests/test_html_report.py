@@ -197,4 +197,28 @@ def test_the_envelope_bound_is_drawn_from_the_report_not_todays_constants() -> N
     train["metrics"].update(envelope_factor=7.0, envelope_floor=3e-5)
     assert "max(3e-05, 7× the envelope's running max)" in render_diff(report)
     del train["metrics"]["envelope_factor"], train["metrics"]["envelope_floor"]
-    assert "max(1e-05, 10× the envelope's running max)" in render_diff(report)
+    html = render_diff(report)
+    # A report that did not record its rule is not redrawn under today's constants.
+    assert "the bound the report does not record (it predates schema 1.7)" in html
+    assert "the envelope's running max" not in html
+
+
+def test_a_stored_report_renders_without_torch_or_the_harness_constants() -> None:
+    """The page is a function of the JSON alone: rendering a stored diff report and a stored detection
+    matrix loads neither torch, the stages, the tolerances nor the reference."""
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from harness.report.html import render_diff, render_faults\n"
+        f"fx = Path({str(FIXTURES)!r})\n"
+        "html = render_diff(json.loads((fx / 'diff-missing-relu.json').read_text()))\n"
+        "rows = json.loads((fx / 'faults-rows.json').read_text())\n"
+        "page = render_faults(rows['rows'], False)\n"
+        "assert '<svg ' in html and 'Detection matrix' in page\n"
+        "loaded = ('torch', 'harness.stages', 'harness.stage_names', 'harness.tolerances',\n"
+        "          'harness.reference', 'harness.config')\n"
+        "print(sorted(m for m in loaded if m in sys.modules))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", r.stdout

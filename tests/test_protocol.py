@@ -459,7 +459,7 @@ def test_proxy_returns_exactly_what_the_extension_returns(fault: str) -> None:
     with SubprocessPort(proxy("--fault", fault, "--epochs", "2")) as remote:
         assert remote.fault == fault and remote.backend == "flex"
         for name, call in [
-            ("prepare", lambda p: p.prepare(BUNDLED_DATA)),
+            ("prepare", lambda p: p.prepare(BUNDLED_DATA, "label", 0.2, 42)),
             ("load_csv", lambda p: p.load_csv(BUNDLED_DATA)),
             ("split", lambda p: p.split(100, 0.2, 42)),
             ("fit_scaler", lambda p: p.fit_scaler(np.asarray(prep.table.features), prep.train_idx)),

@@ -300,13 +300,11 @@ def _stage_table(report: Mapping[str, Any]) -> str:
 
 
 def _train_charts(train: Mapping[str, Any], loss_name: str = "BCE") -> list[str]:
-    from harness.tolerances import ENVELOPE_FACTOR, ENVELOPE_FLOOR
-
     m = train.get("metrics") or {}
-    # The rule the run itself applied (since schema 1.7); a report from before says nothing, and today's
-    # constants stand in for it.
-    factor = as_float(m.get("envelope_factor")) or ENVELOPE_FACTOR
-    floor = as_float(m.get("envelope_floor")) or ENVELOPE_FLOOR
+    # The rule the run itself applied (since schema 1.7). A report from before did not record it; the page
+    # says so rather than stand today's constants in for a judgement made under other ones.
+    factor = as_float(m.get("envelope_factor"))
+    floor = as_float(m.get("envelope_floor"))
     ref = [as_float(v) for v in m.get("epoch_loss_ref", [])]
     port = m.get("epoch_loss_port", [])
     if not ref:
@@ -368,7 +366,9 @@ def _train_charts(train: Mapping[str, Any], loss_name: str = "BCE") -> list[str]
     )
     d_port = m.get("max_param_diff_port", [])
     d_env = m.get("max_param_diff_envelope", [])
-    d_allowed = m.get("max_param_diff_allowed") or _running_allowed(d_env, factor, floor)
+    d_allowed = m.get("max_param_diff_allowed") or (
+        _running_allowed(d_env, factor, floor) if factor is not None and floor is not None else []
+    )
     dist = line_chart(
         "Parameter distance from the reference per epoch (log scale)",
         [
@@ -381,7 +381,11 @@ def _train_charts(train: Mapping[str, Any], loss_name: str = "BCE") -> list[str]
         fail_above=d_allowed,
     )
     ok = {c.get("name"): c.get("passed") for c in train.get("checks", [])}
-    bound = f"max({floor:g}, {factor:g}× the envelope's running max)"
+    bound = (
+        f"max({floor:g}, {factor:g}× the envelope's running max)"
+        if factor is not None and floor is not None
+        else "the report does not record (it predates schema 1.7)"
+    )
     loss_badge = _badge("PASS" if ok.get("envelope.epoch_loss", True) else "FAIL")
     shadow_note = (
         "<p class=\"note\">The port's free run left the reference's envelope while epoch 1 and every "
@@ -612,10 +616,10 @@ def render_faults(
         for s in rep.get("stages", []):
             if s["stage"] not in stage_names:
                 stage_names.append(s["stage"])
-    if not stage_names:
-        from harness.stages import STAGE_NAMES
-
-        stage_names = list(STAGE_NAMES)
+    for r in rows:
+        for st in (*r.get("failing_stages", []), r.get("expected_stage"), r.get("first_stage")):
+            if st and st not in stage_names:
+                stage_names.append(st)
     n_faults = sum(1 for r in rows if r.get("expected_stage"))
     misses = [r for r in rows if not r.get("ok")]
     status = "pass" if passed else "fail"

@@ -168,7 +168,7 @@ class SubprocessPort:
 
     # -- the Port interface (harness/port.py) ------------------------------------------------------
 
-    def prepare(self, path: Path, label: str = "label", test_size: float = 0.2, seed: int = 42) -> dict[str, Any]:
+    def prepare(self, path: Path, label: str, test_size: float, seed: int) -> dict[str, Any]:
         a = self._call("prepare", {"path": str(path), "label": label, "test_size": float(test_size), "seed": int(seed)})
         out: dict[str, Any] = {"feature_names": list(a.field("feature_names"))}
         for name in ("train_idx", "test_idx", "mean", "scale", "x_train", "y_train", "x_test", "y_test"):

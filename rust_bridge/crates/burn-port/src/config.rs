@@ -35,7 +35,7 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// The reference script's values.
-    pub fn reference() -> Self {
+    pub const fn reference() -> Self {
         Self {
             lr: 1e-3,
             beta1: 0.9,

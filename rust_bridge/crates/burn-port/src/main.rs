@@ -10,8 +10,12 @@ use burn_diff::backend::DEFAULT_BACKEND;
 use burn_diff::error::{input, Result};
 use burn_diff::layout::values;
 use burn_diff::{Matrix64, Port, TrainRequest};
+use burn_port::config::TrainConfig;
 use burn_port::loss::bce_on_probabilities;
 use burn_port::ClassifierPort;
+
+/// The reference script's settings, which this binary's options default to.
+const REFERENCE: TrainConfig = TrainConfig::reference();
 
 const USAGE: &str =
     "usage: burn-port <test-training-data|test-bce-loss|test-label-percentage|train|serve> \
@@ -38,9 +42,9 @@ fn parse_args() -> Result<Args> {
         command,
         data: default_data,
         label: "label".into(),
-        epochs: 20,
+        epochs: REFERENCE.epochs,
         seed: 0,
-        port: ClassifierPort::new(DEFAULT_BACKEND, "", 20)?,
+        port: ClassifierPort::new(DEFAULT_BACKEND, "", REFERENCE.epochs)?,
     };
     while let Some(flag) = it.next() {
         let Some(value) = it.next() else {
@@ -72,7 +76,9 @@ fn parse_args() -> Result<Args> {
 fn test_training_data(a: &Args) -> Result<()> {
     println!("=== Training Data Check (Rust) ===");
     let table = a.port.load_csv(&a.data, &a.label)?;
-    let p = a.port.prepare(&a.data, &a.label, 0.2, 42)?;
+    let p = a
+        .port
+        .prepare(&a.data, &a.label, REFERENCE.test_size, REFERENCE.split_seed)?;
     println!("\nDataset sizes:");
     println!("Train: {} Test: {}", p.x_train.n, p.x_test.n);
     // The check script prints the scaled features in f64, before the cast to f32.
@@ -152,7 +158,9 @@ fn label_distribution(name: &str, y: &[f32]) {
 }
 
 fn train_cmd(a: &Args) -> Result<()> {
-    let p = a.port.prepare(&a.data, &a.label, 0.2, 42)?;
+    let p = a
+        .port
+        .prepare(&a.data, &a.label, REFERENCE.test_size, REFERENCE.split_seed)?;
     println!("Train set: {}, Test set: {}", p.x_train.n, p.x_test.n);
     let req = TrainRequest {
         x: p.x_train,
@@ -179,7 +187,9 @@ fn run(a: Args) -> Result<()> {
         "test-training-data" => test_training_data(&a),
         "test-bce-loss" => test_bce_loss(&a),
         "test-label-percentage" => {
-            let p = a.port.prepare(&a.data, &a.label, 0.2, 42)?;
+            let p = a
+                .port
+                .prepare(&a.data, &a.label, REFERENCE.test_size, REFERENCE.split_seed)?;
             label_distribution("Train", &p.y_train);
             label_distribution("Test", &p.y_test);
             Ok(())

@@ -10,6 +10,7 @@ use burn_diff::error::{catch_panic, PortError as RustError, Result};
 use burn_diff::{
     Matrix, Matrix64, NamedTensor, OptimState, Params, Port, TrainRequest, TrainTrace,
 };
+use burn_port::config::TrainConfig;
 use burn_port::faults::{ALL, USER_PORT};
 use burn_port::ClassifierPort;
 use numpy::ndarray::{Array1, Array2, ArrayD};
@@ -244,8 +245,10 @@ struct PyPort {
 #[pymethods]
 impl PyPort {
     #[new]
-    #[pyo3(signature = (backend = DEFAULT_BACKEND, fault = "", epochs = 20))]
-    fn new(backend: &str, fault: &str, epochs: usize) -> PyResult<Self> {
+    /// `epochs`: the port's own (its `TrainConfig::reference()`) when not given.
+    #[pyo3(signature = (backend = DEFAULT_BACKEND, fault = "", epochs = None))]
+    fn new(backend: &str, fault: &str, epochs: Option<usize>) -> PyResult<Self> {
+        let epochs = epochs.unwrap_or(TrainConfig::reference().epochs);
         Ok(Self {
             port: ClassifierPort::new(backend, fault, epochs).map_err(to_py)?,
             backend_name: backend.to_string(),
@@ -327,7 +330,6 @@ impl PyPort {
     }
 
     /// The port's whole preparation: load, split, scale. Arrays in the split's row order.
-    #[pyo3(signature = (path, label = "label", test_size = 0.2, seed = 42))]
     fn prepare<'py>(
         &self,
         py: Python<'py>,

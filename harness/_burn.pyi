@@ -12,6 +12,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 DEFAULT_BACKEND: str
+# The methods burn_diff::serve answers (serve.rs METHODS).
+METHODS: list[str]
 
 Params = dict[str, NDArray[np.float32]]
 

@@ -28,29 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
 
+from harness import _burn
 from harness.errors import HarnessError, PortRejected, PortStructureError
 from harness.transport import naming
 from harness.transport.frames import Frame, encode_frame, read_frame
 
 PROTOCOL = 1
-METHODS = [
-    "hello",
-    "load_csv",
-    "split",
-    "fit_scaler",
-    "transform",
-    "prepare",
-    "effective_config",
-    "roundtrip",
-    "forward",
-    "loss",
-    "backward",
-    "optimizer_step",
-    "train",
-    "evaluate",
-    "accuracy",
-    "shutdown",
-]
+# The methods a Rust server answers, read from burn_diff::serve::METHODS through the extension.
+METHODS: list[str] = list(_burn.METHODS)
 Reply = tuple[dict[str, Any], dict[str, np.ndarray]]
 
 
@@ -94,7 +79,6 @@ class Proxy:
         output_only: bool = False,
         own_loop: bool = False,
     ) -> None:
-        from harness import _burn
 
         self.output_only = output_only
         self.own_loop = own_loop

@@ -571,5 +571,7 @@ fn burn_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backends, m)?)?;
     m.add_function(wrap_pyfunction!(user_port_faults, m)?)?;
     m.add("DEFAULT_BACKEND", DEFAULT_BACKEND)?;
+    // The methods `serve` answers: the one list, for Python code that speaks for a Rust port.
+    m.add("METHODS", burn_diff::serve::METHODS.to_vec())?;
     Ok(())
 }

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,21 +76,45 @@ def kernel_level() -> str:
     return json.dumps({"machine": platform.machine(), "torch": cpu, "numpy": simd, **overrides}, sort_keys=True)
 
 
-def key_inputs(data: Path, config: dict[str, Any], reference_file: Path | None = None) -> dict[str, str]:
-    """Everything the reference's numbers depend on, each hashed or spelled out."""
+def torch_version() -> str:
+    """torch.__version__ (local tag included: +cpu, +cu130), read from torch/version.py without importing
+    torch, which takes seconds a run answered from the cache need not spend."""
+    import sys
+
+    if "torch" in sys.modules:
+        return str(sys.modules["torch"].__version__)
+    spec = importlib.util.find_spec("torch")
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", (Path(loc) / "version.py").read_text(), re.M)
+        except OSError:
+            continue
+        if found:
+            return found.group(1)
     import torch
 
-    return {
+    return str(torch.__version__)
+
+
+def key_inputs(
+    data: Path, config: dict[str, Any], reference_file: Path | None = None, kernels: bool = True
+) -> dict[str, str]:
+    """Everything the reference's numbers depend on, each hashed or spelled out. Without `kernels`: the
+    key of what does not depend on the CPU's float kernels (the reference's declared hyperparameters),
+    computed without importing torch."""
+    inputs = {
         "format": str(FORMAT),
         "harness": __version__,
         "source": source_hash(),
         "reference_module": _sha256(reference_file.read_bytes()) if reference_file and reference_file.is_file() else "",
         "data": _sha256(Path(data).read_bytes()),
         "config": json.dumps(config, sort_keys=True, default=str),
-        "torch": torch.__version__,
+        "torch": torch_version(),
         "numpy": np.__version__,
-        "kernels": kernel_level(),
     }
+    if kernels:
+        inputs["kernels"] = kernel_level()
+    return inputs
 
 
 def key_of(inputs: dict[str, str]) -> str:

@@ -9,7 +9,7 @@ from harness import progress
 from harness.config import RunConfig
 from harness.errors import HarnessError, PortFailure, PortStructureError, PortUnsupported
 from harness.results import ERROR, FAIL, SKIP, Report, StageResult
-from harness.stages import STAGES
+from harness.stages import load
 from harness.stages.base import Context
 
 
@@ -47,16 +47,14 @@ def run_with(
 ) -> Report:
     report = Report(ctx.cfg)
     t0 = time.perf_counter()
-    selected = [s for s in STAGES if not stages or s.name in stages]
+    selected = load(stages)
     if any(s.name in ("train", "metrics") for s in selected):
         try:
             ctx.start_ensemble()
         except Exception:  # bad input: the stages that need it report it, one by one
             pass
     structure = ""  # the first stage that found the port's model not taking the reference's parameters
-    for stage in STAGES:
-        if stages and stage.name not in stages:
-            continue
+    for stage in selected:
         progress.current().stage(stage.name, selected.index(stage) + 1, len(selected))
         t = time.perf_counter()
         try:
@@ -77,7 +75,10 @@ def run_with(
             on_stage(res)
     report.seconds = time.perf_counter() - t0
     report.port = ctx.port_identity()
-    c = ctx.__dict__.get("cache")
-    if c is not None:
-        report.cache = {"dir": str(c.root), "key": c.key, "parts": dict(c.status)}
+    # The kernel-dependent cache first (its key names the run); a run that only needed the static one
+    # (config alone) reports that one.
+    caches = [c for c in (ctx.__dict__.get("cache"), ctx.__dict__.get("static_cache")) if c is not None]
+    if caches:
+        parts = {part: how for c in caches for part, how in c.status.items()}
+        report.cache = {"dir": str(caches[0].root), "key": caches[0].key, "parts": parts}
     return report

@@ -182,3 +182,54 @@ def test_only_the_most_recent_keys_are_kept(tmp_path: Path) -> None:
     assert sorted({p.name.split(".")[0] for p in tmp_path.iterdir()}) == ["k3", "k4"]
     # A store keeps its own key however old the others make it look.
     assert cache.evict(tmp_path, 0, protect="k3") == ["k4"]
+
+
+def test_the_static_key_leaves_out_the_kernels_and_reads_torchs_version_without_importing_it(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("a,label\n1,0\n2,1\n")
+    full, static = cache.key_inputs(data, {"lr": 0.001}), cache.key_inputs(data, {"lr": 0.001}, kernels=False)
+    assert "kernels" in full and "kernels" not in static
+    assert {k: v for k, v in full.items() if k != "kernels"} == static
+    code = (
+        "import sys\n"
+        "from harness import cache\n"
+        "v = cache.torch_version()\n"
+        "assert 'torch' not in sys.modules\n"
+        "import torch\n"
+        "assert v == torch.__version__, (v, torch.__version__)\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_a_warm_config_stage_answers_without_torch_sklearn_or_the_reference(tmp_path: Path) -> None:
+    """`harness diff config` reads the reference's hyperparameters from the cache: a second run loads none
+    of what computing them needs, and says the same."""
+    env = {**__import__("os").environ, "HARNESS_CACHE": str(tmp_path)}
+    code = (
+        "import json, sys\n"
+        "from harness.cli import main\n"
+        "sys.argv = ['harness', 'diff', 'config', '--json', sys.argv[1]]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as e:\n"
+        "    code = e.code\n"
+        "loaded = ('torch', 'sklearn', 'scipy', 'harness.reference.reference', 'harness.data')\n"
+        "print(json.dumps([code, sorted(m for m in loaded if m in sys.modules)]))\n"
+    )
+    outs = []
+    for k in range(2):
+        path = tmp_path / f"r{k}.json"
+        r = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, check=False, timeout=600
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        outs.append((json.loads(r.stdout.strip().splitlines()[-1]), json.loads(path.read_text())))
+    (cold, cold_report), (warm, warm_report) = outs
+    assert cold[0] == 0 and "torch" in cold[1], cold  # the control: computing them needs torch
+    assert warm == [0, []], warm
+    assert cold_report["cache"]["parts"] == {"hyperparameters": "miss"}
+    assert warm_report["cache"]["parts"] == {"hyperparameters": "hit"}
+    strip = [{k: v for k, v in s.items() if k != "seconds"} for s in cold_report["stages"]]
+    assert strip == [{k: v for k, v in s.items() if k != "seconds"} for s in warm_report["stages"]]

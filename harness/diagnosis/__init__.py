@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares, minimize_scalar
 
 from harness.compare import Tolerance
 
@@ -157,6 +156,8 @@ class Candidate:
 
         lo = [p.low for p in self.params]
         hi = [p.high for p in self.params]
+        from scipy.optimize import least_squares  # a second to import; only fitted candidates need it
+
         fit = least_squares(
             res, np.clip(start, lo, hi), bounds=(lo, hi), x_scale=0.1, diff_step=1e-4, xtol=1e-12, ftol=1e-12
         )
@@ -194,6 +195,8 @@ class Candidate:
         k = int(np.argmin(values))
         lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
         best_s, best = float(grid[k]), values[k]
+        from scipy.optimize import minimize_scalar
+
         res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-9})
         if res.fun < best:
             best_s, best = float(res.x), float(res.fun)

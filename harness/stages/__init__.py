@@ -14,7 +14,15 @@ if TYPE_CHECKING:
 
     STAGES: list[Stage]
 
-__all__ = ["STAGES", "STAGE_NAMES"]
+__all__ = ["STAGES", "STAGE_NAMES", "load"]
+
+
+def load(names: list[str] | None = None) -> list[Stage]:
+    """The stages named (all when None), in pipeline order, importing only their modules: a run of the
+    config stage alone loads neither torch nor the reference."""
+    if names is None:
+        return __getattr__("STAGES")
+    return [importlib.import_module(f"{__name__}.{n}").STAGE for n in STAGE_NAMES if n in names]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,13 +15,18 @@ from harness import cache as reference_cache
 from harness import progress
 from harness.cache import Cache
 from harness.config import RunConfig
-from harness.data import Prepared, prepare
 from harness.port import BurnPort, Port
 from harness.reference import ensemble
-from harness.reference import train as ref_train
-from harness.reference.reference import Reference, n_outputs
 from harness.results import StageResult
 from harness.tolerances import REFERENCE_SEEDS, tolerance
+
+if TYPE_CHECKING:
+    from harness.data import Prepared
+    from harness.reference import train as ref_train
+    from harness.reference.reference import Reference
+
+# torch, sklearn and the reference load on first use, not with this module: a stage that a warm cache
+# answers (config) runs without them.
 
 # RunConfig fields that concern only the port (or how it is judged), never the reference's numbers: not
 # part of the reference cache's key.
@@ -58,6 +63,7 @@ class Context:
         "ref_trace",
         "reference_seeds",
         "ensemble",
+        "reference_hyperparameters",
     )
 
     def __init__(self, cfg: RunConfig, port: Port | None = None) -> None:
@@ -118,6 +124,8 @@ class Context:
 
     @cached_property
     def prepared(self) -> Prepared:
+        from harness.data import prepare
+
         return prepare(self.cfg)
 
     @cached_property
@@ -127,6 +135,8 @@ class Context:
     @cached_property
     def reference(self) -> Reference:
         """The configured reference model, loss and optimizer; names and shapes come from it."""
+        from harness.reference.reference import Reference, n_outputs
+
         return Reference(self.cfg, self.n_features, n_outputs(self.cfg, self.prepared.table.labels))
 
     @cached_property
@@ -146,22 +156,40 @@ class Context:
 
     @cached_property
     def orders(self) -> np.ndarray:
+        from harness.reference import train as ref_train
+
         return ref_train.batch_orders(len(self.prepared.y_train), self.cfg.epochs, self.cfg.seed)
 
     @cached_property
     def steps_per_epoch(self) -> int:
         return first_epoch_steps(len(self.prepared.y_train), self.cfg.batch_size)
 
-    @cached_property
-    def cache(self) -> Cache | None:
-        """The reference cache for this run's inputs (harness/cache.py), or None when caching is off."""
+    def _cache(self, kernels: bool) -> Cache | None:
         if not self.cfg.cache:
             return None
         config = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in PORT_SIDE}
         module = self.cfg.reference.partition(":")[0].replace(".", "/") + ".py" if self.cfg.reference else ""
         ref_file = self.cfg.reference_dir / module if self.cfg.reference_dir and module else None
-        inputs = reference_cache.key_inputs(self.cfg.data, config, ref_file)
+        inputs = reference_cache.key_inputs(self.cfg.data, config, ref_file, kernels=kernels)
         return Cache(reference_cache.cache_dir(), reference_cache.key_of(inputs), inputs)
+
+    @cached_property
+    def cache(self) -> Cache | None:
+        """The reference cache for this run's inputs (harness/cache.py), or None when caching is off."""
+        return self._cache(kernels=True)
+
+    @cached_property
+    def static_cache(self) -> Cache | None:
+        """The cache of what does not depend on the CPU's float kernels (its key computed without torch)."""
+        return self._cache(kernels=False)
+
+    @cached_property
+    def reference_hyperparameters(self) -> dict[str, Any]:
+        """What the reference uses, in the names of the port's effective_config (the config stage): from
+        the cache when it holds them, so that a warm `diff config` never loads torch."""
+        if self.static_cache is None:
+            return self.reference.hyperparameters()
+        return self.static_cache.get("hyperparameters", lambda: self.reference.hyperparameters())
 
     @cached_property
     def ref_trace(self) -> ref_train.Trace:

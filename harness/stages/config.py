@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness.compare import compare_value
 from harness.diagnosis.config import diagnose
 from harness.results import StageResult, result
+from harness.specs import LOSSES
 from harness.stages.base import Context, Stage
 
 # What a differing field usually means in a Burn port (keyed by the field that differs).
@@ -31,9 +32,9 @@ FIELD_HINTS = {
 
 
 def run(ctx: Context) -> StageResult:
-    ref = ctx.reference.hyperparameters()
+    ref = ctx.reference_hyperparameters
     got = ctx.port.effective_config()
-    field_hints = FIELD_HINTS | {o.name: o.hint for o in ctx.reference.loss_spec.options if o.hint}
+    field_hints = FIELD_HINTS | {o.name: o.hint for o in LOSSES[ctx.cfg.loss].options if o.hint}
     checks = [compare_value(k, v, got.get(k, "<missing>")) for k, v in ref.items()]
     hints = [
         field_hints.get(c.name, c.name + " {got} vs {ref}").format(ref=ref[c.name], got=got.get(c.name))

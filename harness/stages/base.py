@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from harness.data import Prepared
     from harness.reference import train as ref_train
     from harness.reference.reference import Reference
+
+T = TypeVar("T")
 
 # torch, sklearn and the reference load on first use, not with this module: a stage that a warm cache
 # answers (config) runs without them.
@@ -64,6 +66,7 @@ class Context:
         "reference_seeds",
         "ensemble",
         "reference_hyperparameters",
+        "reference_parts",
     )
 
     def __init__(self, cfg: RunConfig, port: Port | None = None) -> None:
@@ -81,6 +84,20 @@ class Context:
         for name in self.REFERENCE_SIDE:
             if name in vars(src):
                 vars(self)[name] = vars(src)[name]
+
+    @cached_property
+    def reference_parts(self) -> dict[str, Any]:
+        """Values a stage computes from the reference alone (see `reference_side`), by part name."""
+        return {}
+
+    def reference_side(self, part: str, compute: Callable[[], T]) -> T:
+        """A value a stage computes from the reference alone, never from the port (the train stage's
+        reference gradients at the reference's own steps): computed once, then read by every port run on
+        this reference (`faults check`) and, with the cache on, by the next run from the cache."""
+        parts = self.reference_parts
+        if part not in parts:
+            parts[part] = compute() if self.cache is None else self.cache.get(part, compute)
+        return parts[part]
 
     @cached_property
     def port(self) -> Port:

@@ -175,12 +175,44 @@ def run(ctx: Context) -> StageResult:
     names = ctx.reference.param_names
     tb = ctx.tol("backward")
 
-    def resync(params: dict, state: dict | None, rows: np.ndarray) -> tuple[dict, dict, np.ndarray, np.ndarray, dict]:
+    order = ctx.orders[0]
+    bs = cfg.batch_size
+    # (parameters, optimizer state, rows) of each re-synchronized step: the first RESYNC_STEPS of epoch 1,
+    # then the first step of every later epoch.
+    at_steps = [
+        (ref.init if k == 0 else ref.step_params[k - 1], ref.step_states[k], order[k * bs : (k + 1) * bs])
+        for k in range(min(RESYNC_STEPS, s))
+    ]
+    at_starts = [
+        (ref.epoch_params[e - 1], ref.epoch_states[e - 1], ctx.orders[e][:bs]) for e in range(1, len(ref.epoch_states))
+    ]
+
+    def reference_gradients() -> list[list[tuple[dict, dict]]]:
+        """The reference's gradients at its own parameters, and what ReLUs at their kink may change in each
+        (reference/kinks.py): the port plays no part, so every port run on this reference reads them."""
+        out = []
+        for group in (at_steps, at_starts):
+            rows_out = []
+            for params, _, rows in group:
+                xb, yb = p.x_train[rows], p.y_train[rows]
+                rows_out.append(
+                    (
+                        ctx.reference.backward(params, xb, yb)[1],
+                        slack(lambda params=params, xb=xb, yb=yb: ctx.reference.backward(params, xb, yb)[1], names),
+                    )
+                )
+            out.append(rows_out)
+        return out
+
+    ref_steps, ref_starts = ctx.reference_side("resync", reference_gradients)
+
+    def resync(
+        params: dict, state: dict | None, rows: np.ndarray, reference: tuple[dict, dict]
+    ) -> tuple[dict, dict, np.ndarray, np.ndarray, dict]:
         """The reference's and the port's gradients, the reference's and the port's step from the port's
         gradients (flat), and what ReLUs at their kink may change in each gradient (reference/kinks.py)."""
         xb, yb = p.x_train[rows], p.y_train[rows]
-        _, rg = ctx.reference.backward(params, xb, yb)
-        kinks = slack(lambda: ctx.reference.backward(params, xb, yb)[1], names)
+        rg, kinks = reference
         _, pg = ctx.port.backward(params, xb, yb)
         pg = {k: pg[k] for k in names if k in pg}
         got, _ = ctx.port.optimizer_step(params, pg, state)
@@ -197,21 +229,13 @@ def run(ctx: Context) -> StageResult:
             out.append(compare(f"{prefix}.{n}", r, q, per_tensor(tb, r), slack=kinks))
         return out
 
-    order = ctx.orders[0]
-    bs = cfg.batch_size
-    runs = [
-        resync(ref.init if k == 0 else ref.step_params[k - 1], ref.step_states[k], order[k * bs : (k + 1) * bs])
-        for k in range(min(RESYNC_STEPS, s))
-    ]
+    runs = [resync(*at, r) for at, r in zip(at_steps, ref_steps, strict=True)]
     checks += grad_checks("resync.grads", runs)
     checks.append(compare("resync.params", np.stack([r[2] for r in runs]), np.stack([r[3] for r in runs]), tr))
     # The first step of every later epoch, re-synchronized the same way from the reference's parameters and
     # optimizer state after the epoch before: later weights (larger activations, saturated outputs) exercise
     # the port's components where the first epoch's do not, and a component that differs only there is named.
-    starts = [
-        resync(ref.epoch_params[e - 1], ref.epoch_states[e - 1], ctx.orders[e][:bs])
-        for e in range(1, len(ref.epoch_states))
-    ]
+    starts = [resync(*at, r) for at, r in zip(at_starts, ref_starts, strict=True)]
     if starts:
         checks += grad_checks("resync.epoch_start_grads", starts)
         checks.append(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -96,6 +97,13 @@ def torch_version() -> str:
     return str(torch.__version__)
 
 
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def key_inputs(
     data: Path, config: dict[str, Any], reference_file: Path | None = None, kernels: bool = True
 ) -> dict[str, str]:
@@ -111,6 +119,9 @@ def key_inputs(
         "config": json.dumps(config, sort_keys=True, default=str),
         "torch": torch_version(),
         "numpy": np.__version__,
+        # The split and the scaler's statistics (the prepared data) are theirs.
+        "sklearn": _version("scikit-learn"),
+        "pandas": _version("pandas"),
     }
     if kernels:
         inputs["kernels"] = kernel_level()
@@ -124,10 +135,12 @@ def key_of(inputs: dict[str, str]) -> str:
 # Encoding: a JSON skeleton with every array replaced by a name in the safetensors file.
 def _types() -> dict[str, type]:
     """The dataclasses the cache may hold, by name: only these are ever rebuilt from an entry."""
+    from harness.csvcheck import Table
+    from harness.data import Prepared
     from harness.reference.ensemble import Ensemble, Run
     from harness.reference.structure import Trace
 
-    return {c.__name__: c for c in (Trace, Run, Ensemble)}
+    return {c.__name__: c for c in (Trace, Run, Ensemble, Prepared, Table)}
 
 
 def _encode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:

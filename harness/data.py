@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 from harness import csvcheck
 from harness.config import RunConfig
@@ -37,6 +34,8 @@ def load_table(path: Path, label: str, task: str = "binary") -> Table:
     """pandas' reading of `path` (the user's `pd.read_csv`), after the shared rules (harness/csvcheck.py)
     have accepted the file, and checked against them: a disagreement is the harness's own fault, so it
     stops the run (exit 2) instead of reaching the data stage."""
+    import pandas as pd  # pandas and sklearn load on first use: a run whose preparation is cached skips them
+
     shared = csvcheck.read(path, label, task)
     # compression=None: the rules read plain text whatever the name (F2). Integers beyond int64 are
     # float64 by K1, where pandas would make them uint64 or Python ints.
@@ -99,6 +98,9 @@ def _disagree(path: Path, what: str) -> HarnessError:
 def prepare(cfg: RunConfig) -> Prepared:
     """The user's script: scaler fit on ALL rows, then train_test_split(0.2, random_state=42). A config may
     fit the scaler on the training rows only, or use none (cfg.scaler)."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
     table = load_table(cfg.data, cfg.label, cfg.task)
     if cfg.sample_shape and int(np.prod(cfg.sample_shape)) != table.features.shape[1]:
         raise HarnessError(

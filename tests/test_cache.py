@@ -99,9 +99,10 @@ def test_every_input_is_in_the_key(tmp_path: Path) -> None:
     keys.add(cache.key_of(cache.key_inputs(data, {"lr": 0.001}, module)))
     module.write_text("def build(n, o): ...  # changed\n")  # the reference module's source
     keys.add(cache.key_of(cache.key_inputs(data, {"lr": 0.001}, module)))
-    for field, value in (("torch", "0.0"), ("numpy", "0.0"), ("harness", "0.0"), ("kernels", "{}"), ("source", "x")):
+    versions = [(name, "0.0") for name in ("torch", "numpy", "sklearn", "pandas", "harness")]
+    for field, value in (*versions, ("kernels", "{}"), ("source", "x")):
         keys.add(cache.key_of({**cache.key_inputs(data, {"lr": 0.001}), field: value}))
-    assert len(keys) == 10
+    assert len(keys) == 12
     # The harness's own source: any file's content changes the hash.
     src = tmp_path / "src"
     src.mkdir()
@@ -149,8 +150,9 @@ def test_a_second_run_reads_the_reference_and_reports_the_same() -> None:
         finally:
             ctx.close()
     first, second = (report_json(r) for r in reports)
-    assert first["cache"]["parts"] == {"trace": "miss", "ensemble": "miss", "resync": "miss"}
-    assert second["cache"]["parts"] == {"trace": "hit", "ensemble": "hit", "resync": "hit"}
+    parts = ("prepared", "trace", "ensemble", "resync")
+    assert first["cache"]["parts"] == dict.fromkeys(parts, "miss")
+    assert second["cache"]["parts"] == dict.fromkeys(parts, "hit")
 
     def verdicts(d: dict) -> str:
         return json.dumps([{k: v for k, v in s.items() if k != "seconds"} for s in d["stages"]], sort_keys=True)
@@ -229,7 +231,7 @@ def test_a_warm_config_stage_answers_without_torch_sklearn_or_the_reference(tmp_
     (cold, cold_report), (warm, warm_report) = outs
     assert cold[0] == 0 and "torch" in cold[1], cold  # the control: computing them needs torch
     assert warm == [0, []], warm
-    assert cold_report["cache"]["parts"] == {"hyperparameters": "miss"}
+    assert cold_report["cache"]["parts"] == {"hyperparameters": "miss", "prepared": "miss"}
     assert warm_report["cache"]["parts"] == {"hyperparameters": "hit"}
     strip = [{k: v for k, v in s.items() if k != "seconds"} for s in cold_report["stages"]]
     assert strip == [{k: v for k, v in s.items() if k != "seconds"} for s in warm_report["stages"]]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from harness.diagnosis import Candidate, Cause, explain
 
@@ -17,6 +16,8 @@ SEEDS = range(0, 1025)
 
 
 def _sklearn(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split  # seconds to import; only a failing split needs it
+
     train, test = train_test_split(np.arange(n), test_size=test_size, random_state=seed)
     return np.asarray(train), np.asarray(test)
 
@@ -82,6 +83,8 @@ def diagnose(
         return math.inf, -1
 
     def stratified() -> float:
+        from sklearn.model_selection import train_test_split
+
         a, b = train_test_split(np.arange(n), test_size=test_size, random_state=seed, stratify=labels)
         return err((np.asarray(a), np.asarray(b)))
 

@@ -141,9 +141,11 @@ class Context:
 
     @cached_property
     def prepared(self) -> Prepared:
+        """The reference's preparation of the data (pandas, StandardScaler, the sklearn split); from the
+        cache when it holds it, so a warm run neither parses the file again nor loads pandas or sklearn."""
         from harness.data import prepare
 
-        return prepare(self.cfg)
+        return prepare(self.cfg) if self.cache is None else self.cache.get("prepared", lambda: prepare(self.cfg))
 
     @cached_property
     def n_features(self) -> int:

@@ -1,7 +1,9 @@
 """What the reference cache buys: `diff all` cold (empty cache) and warm (every reference part from the
 cache), against one reference training, on the bundled and the real data; and single-stage commands warm.
 Whole commands (`harness ...` as a user types them, startup included), medians of --runs interleaved
-rounds, every ratio from this one run.
+rounds, every ratio from this one run. Beside them, what no cache removes: a warm `diff all` in a process
+that already imported torch (what `harness watch` and the pytest plugin repeat), and the port's own
+training (the train stage's lockstep run; the metrics stage trains it once more from its own init).
 
   python bench/cache_bench.py [--runs 3] [--data PATH ...]
 """
@@ -19,6 +21,8 @@ from pathlib import Path
 
 from harness.config import BUNDLED_DATA, REAL_DATA, RunConfig
 from harness.data import prepare
+from harness.pipeline import run
+from harness.port import BurnPort
 from harness.reference import model as ref_model
 from harness.reference import train as ref_train
 
@@ -39,23 +43,34 @@ def bench(data: Path, runs: int) -> None:
     p = prepare(cfg)
     init = ref_model.init_params(p.x_train.shape[1], cfg.seed)
     orders = ref_train.batch_orders(len(p.y_train), cfg.epochs, cfg.seed)
-    one, cold, warm = [], [], []
+    one, cold, warm, in_process, port = [], [], [], [], []
     single: dict[str, list[float]] = {s: [] for s in STAGES}
     for _ in range(runs):  # interleaved, so drift in the machine's load hits all alike
         t = time.perf_counter()
         ref_train.train(p.x_train, p.y_train, init, orders, cfg)
         one.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        BurnPort(cfg.backend).train(p.x_train, p.y_train, params=init, orders=orders, epochs=cfg.epochs)
+        port.append(time.perf_counter() - t)
         with tempfile.TemporaryDirectory() as cache:
             cold.append(command(["diff", "all", "--data", str(data)], cache))
             warm.append(command(["diff", "all", "--data", str(data)], cache))
             for s in STAGES:
                 single[s].append(command(["diff", s, "--data", str(data)], cache))
+            os.environ["HARNESS_CACHE"] = cache
+            try:
+                t = time.perf_counter()
+                run(RunConfig(data=data, cache=True))
+                in_process.append(time.perf_counter() - t)
+            finally:
+                del os.environ["HARNESS_CACHE"]
     ref = statistics.median(one)
     print(f"\n{data} ({len(p.y_train)} training rows), medians of {runs}:")
     print(f"  one reference training (in process)  {ref:6.2f} s")
-    for name, times in [("diff all, cold cache", cold), ("diff all, warm cache", warm)] + [
-        (f"diff {s}, warm cache", v) for s, v in single.items()
-    ]:
+    rows = [("diff all, cold cache", cold), ("diff all, warm cache", warm)]
+    rows += [(f"diff {s}, warm cache", v) for s, v in single.items()]
+    rows += [("diff all, warm cache, in process", in_process), ("the port's own training", port)]
+    for name, times in rows:
         m = statistics.median(times)
         print(f"  {name:<36} {m:6.2f} s  {m / ref:5.2f} x one reference training")
     print(f"  warm / cold diff all: {statistics.median(warm) / statistics.median(cold):.2f}")

@@ -187,24 +187,23 @@ def run(ctx: Context) -> StageResult:
         (ref.epoch_params[e - 1], ref.epoch_states[e - 1], ctx.orders[e][:bs]) for e in range(1, len(ref.epoch_states))
     ]
 
-    def reference_gradients() -> list[list[tuple[dict, dict]]]:
+    def reference_gradients(group: list[tuple[dict, dict | None, np.ndarray]]) -> list[tuple[dict, dict]]:
         """The reference's gradients at its own parameters, and what ReLUs at their kink may change in each
         (reference/kinks.py): the port plays no part, so every port run on this reference reads them."""
         out = []
-        for group in (at_steps, at_starts):
-            rows_out = []
-            for params, _, rows in group:
-                xb, yb = p.x_train[rows], p.y_train[rows]
-                rows_out.append(
-                    (
-                        ctx.reference.backward(params, xb, yb)[1],
-                        slack(lambda params=params, xb=xb, yb=yb: ctx.reference.backward(params, xb, yb)[1], names),
-                    )
+        for params, _, rows in group:
+            xb, yb = p.x_train[rows], p.y_train[rows]
+            out.append(
+                (
+                    ctx.reference.backward(params, xb, yb)[1],
+                    slack(lambda params=params, xb=xb, yb=yb: ctx.reference.backward(params, xb, yb)[1], names),
                 )
-            out.append(rows_out)
+            )
         return out
 
-    ref_steps, ref_starts = ctx.reference_side("resync", reference_gradients)
+    ref_steps, ref_starts = ctx.reference_side(
+        "resync", lambda: [reference_gradients(at_steps), reference_gradients(at_starts)]
+    )
 
     def resync(
         params: dict, state: dict | None, rows: np.ndarray, reference: tuple[dict, dict]
@@ -256,12 +255,14 @@ def run(ctx: Context) -> StageResult:
     def rest_of_epoch1() -> list[ArrayDiff]:
         """The re-synchronized steps of epoch 1 after the first RESYNC_STEPS: the shadow forgives only a
         port whose every first-epoch step agrees."""
-        rest = [
-            resync(ref.step_params[k - 1], ref.step_states[k], order[k * bs : (k + 1) * bs])
+        at_rest = [
+            (ref.step_params[k - 1], ref.step_states[k], order[k * bs : (k + 1) * bs])
             for k in range(min(RESYNC_STEPS, s), s)
         ]
-        if not rest:
+        if not at_rest:
             return []
+        ref_rest = ctx.reference_side("resync_rest", lambda: reference_gradients(at_rest))
+        rest = [resync(*at, r) for at, r in zip(at_rest, ref_rest, strict=True)]
         return [
             *grad_checks("shadow.resync_grads", rest),
             compare("shadow.resync_params", np.stack([r[2] for r in rest]), np.stack([r[3] for r in rest]), tr),

@@ -43,6 +43,9 @@ def bench(data: Path, runs: int) -> None:
     p = prepare(cfg)
     init = ref_model.init_params(p.x_train.shape[1], cfg.seed)
     orders = ref_train.batch_orders(len(p.y_train), cfg.epochs, cfg.seed)
+    # The first torch.optim optimizer of a process imports torch._dynamo (seconds): once, before any timing,
+    # so that the first reference training is timed like the others.
+    ref_train.train(p.x_train, p.y_train, init, orders[:1], cfg.with_(epochs=1))
     one, cold, warm, in_process, port = [], [], [], [], []
     single: dict[str, list[float]] = {s: [] for s in STAGES}
     for _ in range(runs):  # interleaved, so drift in the machine's load hits all alike

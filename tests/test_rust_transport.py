@@ -40,28 +40,38 @@ def statuses(ctx: Context) -> dict[str, str]:
     return {r.stage: r.status for r in report.results}
 
 
+FAULT_CASES = ["", *(f["name"] for f in available_faults()), "user-port"]
+assert set(LATE) <= set(FAULT_CASES), "LATE names a fault the port no longer has"
+
+
+@pytest.fixture(scope="module")
+def two_epoch_reference() -> Context:
+    """The faithful in-process run whose reference side every case shares (once per worker)."""
+    base = Context(RunConfig(data=BUNDLED_DATA, epochs=EPOCHS))
+    faithful = statuses(base)
+    assert set(faithful.values()) == {"PASS"}, faithful
+    return base
+
+
+# One case per fault, so that pytest-xdist spreads them over the workers (serially they took 318 s).
 @needs_binaries
 @pytest.mark.slow
-def test_every_fault_gives_the_same_statuses_over_both_transports() -> None:
-    cfg = RunConfig(data=BUNDLED_DATA, epochs=EPOCHS)
-    base = Context(cfg)
-    faithful_in = statuses(base)
-    assert set(faithful_in.values()) == {"PASS"}, faithful_in
-    assert set(LATE) <= {f["name"] for f in available_faults()}, "LATE names a fault the port no longer has"
-    for fault in ["", *(f["name"] for f in available_faults()), "user-port"]:
-        epochs = LATE.get(fault, EPOCHS)
-        shared = base
-        if epochs != EPOCHS:
-            shared = Context(cfg.with_(epochs=epochs))
-            assert set(statuses(shared).values()) == {"PASS"}  # computes the reference side to share
-        inproc = Context(cfg.with_(fault=fault, epochs=epochs))
-        inproc.adopt_reference(shared)
-        sub = Context(cfg.with_(epochs=epochs, port_cmd=serve("--fault", fault or "none", "--epochs", str(epochs))))
-        sub.adopt_reference(shared)
-        a, b = statuses(inproc), statuses(sub)
-        assert a == b, f"fault {fault or 'none'}: in-process {a}, subprocess {b}"
-        if fault:
-            assert set(a.values()) != {"PASS"}, f"fault {fault} went unnoticed"
+@pytest.mark.parametrize("fault", FAULT_CASES, ids=lambda f: f or "faithful")
+def test_every_fault_gives_the_same_statuses_over_both_transports(two_epoch_reference: Context, fault: str) -> None:
+    base = two_epoch_reference
+    epochs = LATE.get(fault, EPOCHS)
+    shared = base
+    if epochs != EPOCHS:
+        shared = Context(base.cfg.with_(epochs=epochs))
+        assert set(statuses(shared).values()) == {"PASS"}  # computes the reference side to share
+    inproc = Context(base.cfg.with_(fault=fault, epochs=epochs))
+    inproc.adopt_reference(shared)
+    sub = Context(base.cfg.with_(epochs=epochs, port_cmd=serve("--fault", fault or "none", "--epochs", str(epochs))))
+    sub.adopt_reference(shared)
+    a, b = statuses(inproc), statuses(sub)
+    assert a == b, f"fault {fault or 'none'}: in-process {a}, subprocess {b}"
+    if fault:
+        assert set(a.values()) != {"PASS"}, f"fault {fault} went unnoticed"
 
 
 @needs_binaries

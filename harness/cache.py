@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,8 +81,6 @@ def kernel_level() -> str:
 def torch_version() -> str:
     """torch.__version__ (local tag included: +cpu, +cu130), read from torch/version.py without importing
     torch, which takes seconds a run answered from the cache need not spend."""
-    import sys
-
     if "torch" in sys.modules:
         return str(sys.modules["torch"].__version__)
     spec = importlib.util.find_spec("torch")

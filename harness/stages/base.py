@@ -65,7 +65,6 @@ class Context:
         "ref_trace",
         "reference_seeds",
         "ensemble",
-        "reference_hyperparameters",
         "reference_parts",
     )
 
@@ -90,13 +89,15 @@ class Context:
         """Values a stage computes from the reference alone (see `reference_side`), by part name."""
         return {}
 
-    def reference_side(self, part: str, compute: Callable[[], T]) -> T:
+    def reference_side(self, part: str, compute: Callable[[], T], kernels: bool = True) -> T:
         """A value a stage computes from the reference alone, never from the port (the train stage's
         reference gradients at the reference's own steps): computed once, then read by every port run on
-        this reference (`faults check`) and, with the cache on, by the next run from the cache."""
+        this reference (`faults check`) and, with the cache on, by the next run from the cache. Without
+        `kernels`, a value no CPU kernel changes, under the key computed without torch (`static_cache`)."""
         parts = self.reference_parts
         if part not in parts:
-            parts[part] = compute() if self.cache is None else self.cache.get(part, compute)
+            cache = self.cache if kernels else self.static_cache
+            parts[part] = compute() if cache is None else cache.get(part, compute)
         return parts[part]
 
     @cached_property
@@ -145,7 +146,7 @@ class Context:
         cache when it holds it, so a warm run neither parses the file again nor loads pandas or sklearn."""
         from harness.data import prepare
 
-        return prepare(self.cfg) if self.cache is None else self.cache.get("prepared", lambda: prepare(self.cfg))
+        return self.reference_side("prepared", lambda: prepare(self.cfg))
 
     @cached_property
     def n_features(self) -> int:
@@ -202,13 +203,11 @@ class Context:
         """The cache of what does not depend on the CPU's float kernels (its key computed without torch)."""
         return self._cache(kernels=False)
 
-    @cached_property
+    @property
     def reference_hyperparameters(self) -> dict[str, Any]:
         """What the reference uses, in the names of the port's effective_config (the config stage): from
         the cache when it holds them, so that a warm `diff config` never loads torch."""
-        if self.static_cache is None:
-            return self.reference.hyperparameters()
-        return self.static_cache.get("hyperparameters", lambda: self.reference.hyperparameters())
+        return self.reference_side("hyperparameters", lambda: self.reference.hyperparameters(), kernels=False)
 
     @cached_property
     def ref_trace(self) -> ref_train.Trace:

@@ -393,3 +393,88 @@ def test_train_schedule_on_the_digits_model(digits_run) -> None:
     found = dtrain.diagnose_boundary(ctx.reference, p.x_train, p.y_train, ref, envs, port, s, tol, e)
     assert [c.cause for c in found][:1] == ["train.lr_schedule_step"], [c.sentence() for c in found]
     assert found[0].parameters == pytest.approx({"step_size": 2, "gamma": 0.5}, rel=1e-6)
+
+
+def _with_linears_read_untransposed(params: dict, names: list[str]) -> dict:
+    """The parameters a port computes with when it loads each named Linear's [out, in] buffer as Burn's
+    [in, out] weight as it lies: its forward is x @ w.reshape(in, out), which is F.linear with that
+    reshaped buffer transposed."""
+    out = dict(params)
+    for n in names:
+        w = params[f"{n}.weight"]
+        out[f"{n}.weight"] = np.ascontiguousarray(w.reshape(w.shape[1], w.shape[0]).T)
+    return out
+
+
+def test_every_linear_weight_read_without_a_transpose(ref: Reference, params: dict, x: np.ndarray) -> None:
+    got = ref.forward(_with_linears_read_untransposed(params, ["fc1", "fc2", "fc3"]), x)
+    causes = _forward(ref, params, x, "fc1", got)
+    assert [c.cause for c in causes] == ["forward.linear.weight_reshaped"], [c.sentence() for c in causes]
+    assert causes[0].description.startswith("every layer of its kind (fc1, fc2, fc3)"), causes[0].description
+    assert "[128, 64] weight buffer read as [64, 128]" in causes[0].description
+
+
+def test_one_linear_weight_read_without_a_transpose(ref: Reference, params: dict, x: np.ndarray) -> None:
+    got = ref.forward(_with_linears_read_untransposed(params, ["fc2"]), x)
+    causes = _forward(ref, params, x, "fc2", got)
+    assert [c.cause for c in causes] == ["forward.linear.weight_reshaped"], [c.sentence() for c in causes]
+    assert causes[0].description.startswith("fc2: Linear's [64, 128] weight buffer"), causes[0].description
+    # Control: fc2's weight transposed the right way round but scaled is no layout slip.
+    scaled = ref.forward({**params, "fc2.weight": params["fc2.weight"] * np.float32(1.01)}, x)
+    assert _forward(ref, params, x, "fc2", scaled) == []
+
+
+def test_extra_activation_after_a_layer(ref: Reference, params: dict, x: np.ndarray) -> None:
+    a = _inputs(ref, params, x)["act2"].numpy().astype(np.float64)
+    got = (1 / (1 + np.exp(-np.maximum(a, 0)))).astype(np.float32)
+    causes = _forward(ref, params, x, "act2", got)
+    assert [c.cause for c in causes] == ["forward.activation.extra_sigmoid_after"], [c.sentence() for c in causes]
+    assert causes[0].description == "act2: ReLU followed by an extra sigmoid"
+    # Control: the same, scaled, is neither the extra sigmoid nor any other single change.
+    assert _forward(ref, params, x, "act2", got * np.float32(1.01)) == []
+
+
+def test_same_function_either_way_names_both(ref: Reference, params: dict, x: np.ndarray) -> None:
+    # tanh is monotone with tanh(0) = 0, so ReLU(tanh(z)) = tanh(ReLU(z)): the evidence cannot tell an extra
+    # tanh before the ReLU from one after it, and the diagnosis names both.
+    a = _inputs(ref, params, x)["act2"].numpy()
+    causes = _forward(ref, params, x, "act2", np.tanh(np.maximum(a, 0)))
+    assert sorted(c.cause for c in causes) == [
+        "forward.activation.extra_tanh_after",
+        "forward.activation.extra_tanh_before",
+    ]
+
+
+def test_layer_outputs_reported_under_each_others_names(ref: Reference, params: dict, x: np.ndarray) -> None:
+    plain = ref.forward(params, x)
+    # act2 and fc2 are both [n, 64]: a port that records them into each other's slots.
+    got = {**plain, "fc2": plain["act2"], "act2": plain["fc2"]}
+    causes = _forward(ref, params, x, "fc2", got)
+    assert [c.cause for c in causes] == ["forward.names_swapped"], [c.sentence() for c in causes]
+    assert causes[0].description == "fc2 and act2 reported under each other's names"
+    # Control: fc2 reported as act2 but act2 as its own output is not a swap of names.
+    assert "forward.names_swapped" not in [
+        c.cause for c in _forward(ref, params, x, "fc2", {**plain, "fc2": plain["act2"]})
+    ]
+
+
+def test_burns_hard_sigmoid_default_in_place_of_torchs(tmp_path: Path) -> None:
+    # A reference with nn.Hardsigmoid (x / 6 + 1/2, clamped), and a port that builds Burn's HardSigmoid
+    # with its default config: alpha 0.2, beta 0.5, written out here in numpy.
+    (tmp_path / "hs.py").write_text(
+        "from torch import nn\n\n"
+        "def build(n, k):\n"
+        "    return nn.Sequential(nn.Linear(n, 16), nn.Hardsigmoid(), nn.Linear(16, k))\n"
+    )
+    cfg = RunConfig(reference="hs:build", reference_dir=tmp_path, task="multiclass", loss="CrossEntropyLoss")
+    ref = Reference(cfg, 8, 3)
+    params = ref.init_params(0)
+    x = np.random.default_rng(1).normal(scale=4.0, size=(200, 8)).astype(np.float32)
+    z = _inputs(ref, params, x)["1"].numpy()
+    burn = np.clip(z * np.float32(0.2) + np.float32(0.5), 0, 1)
+    causes = _forward(ref, params, x, "1", burn)
+    assert [c.cause for c in causes] == ["forward.activation.hardsigmoid_burn"], [c.sentence() for c in causes]
+    assert "Burn's HardSigmoid default (0.2 x + 1/2" in causes[0].description
+    # Control: torch's own hard sigmoid, shifted, is not Burn's default.
+    shifted = np.clip(z / np.float32(6) + np.float32(0.55), 0, 1)
+    assert _forward(ref, params, x, "1", shifted) == []

@@ -51,9 +51,16 @@ ACTIVATIONS: dict[str, tuple[str, Replay]] = {
     "SiLU": ("SiLU", F.silu),
     "ELU": ("ELU", F.elu),
     "ReLU6": ("ReLU6", F.relu6),
+    "Hardsigmoid": ("PyTorch's hard sigmoid (x / 6 + 1/2, clamped to [0, 1])", F.hardsigmoid),
+    # Burn 0.22's HardSigmoidConfig defaults to alpha 0.2, beta 0.5 (burn-nn activation/hard_sigmoid.rs),
+    # Keras's slope; torch's Hardsigmoid is alpha 1/6. Burn computes alpha * x + beta in float32.
+    "Hardsigmoid_burn": (
+        "Burn's HardSigmoid default (0.2 x + 1/2, clamped to [0, 1]; PyTorch's slope is 1/6)",
+        lambda a: torch.clamp(a * 0.2 + 0.5, 0.0, 1.0),
+    ),
     "Identity": ("no activation (identity)", lambda a: a),
 }
-ACTIVATION_KINDS = {"ReLU", "GELU", "Sigmoid", "Tanh", "SiLU", "ELU", "ReLU6", "LeakyReLU", "Identity"}
+ACTIVATION_KINDS = {"ReLU", "GELU", "Sigmoid", "Tanh", "SiLU", "ELU", "ReLU6", "Hardsigmoid", "LeakyReLU", "Identity"}
 
 
 def _own(module: nn.Module) -> str:
@@ -109,7 +116,7 @@ def _candidates(
                 confirm=lambda t, r=replay: downstream({layer: r(t)}),
             )
         )
-        same = [(name, ch[i][2]) for name, ch in kin_changes if len(ch) == len(changes) and ch[i][0] == cause]
+        same = [(name, c[2]) for name, ch in kin_changes if (c := _same_change(ch, i, cause)) is not None]
         if not kin or len(same) != len(kin):
             continue
         names = ", ".join([layer, *(n for n, _ in same)])
@@ -125,6 +132,15 @@ def _candidates(
     return found
 
 
+def _same_change(changes: list[Change], i: int, cause: str) -> Change | None:
+    """A later layer's change that is the same change: at the same place in its list, or else the one
+    change with that id (the Linears of one model differ in whether they are square or have a bias)."""
+    if i < len(changes) and changes[i][0] == cause:
+        return changes[i]
+    same = [c for c in changes if c[0] == cause]
+    return same[0] if len(same) == 1 else None
+
+
 def _changes(module: nn.Module, a: torch.Tensor) -> list[Change]:
     """The changes tried on a layer of `module`'s kind, `a` its input."""
 
@@ -138,6 +154,24 @@ def _changes(module: nn.Module, a: torch.Tensor) -> list[Change]:
         for key, (what, replay) in ACTIVATIONS.items():
             if key != own:
                 found.append(candidate(f"forward.activation.{key.lower()}", what, lambda _, r=replay: r))
+        # An extra activation before or after the layer's own: a sigmoid on a model that already ends in
+        # one, a ReLU left after the last Linear, an activation applied twice in a written-out forward.
+        own_what = ACTIVATIONS[own][0] if own in ACTIVATIONS else kind
+        for key, (what, replay) in ACTIVATIONS.items():
+            if key in (own, "Identity"):
+                continue
+            found += [
+                candidate(
+                    f"forward.activation.extra_{key.lower()}_before",
+                    f"{own_what} applied after an extra {what}",
+                    lambda _, r=replay: lambda v, r=r: module(r(v)),
+                ),
+                candidate(
+                    f"forward.activation.extra_{key.lower()}_after",
+                    f"{own_what} followed by an extra {what}",
+                    lambda _, r=replay: lambda v, r=r: r(module(v)),
+                ),
+            ]
         slope = float(getattr(module, "negative_slope", 0.0))
         found.append(
             candidate(
@@ -185,10 +219,23 @@ def _changes(module: nn.Module, a: torch.Tensor) -> list[Change]:
                 (Param("eps", -12, 0, reference=math.log10(eps)),),
             ),
         ]
-    if isinstance(module, nn.Linear) and module.bias is not None:
+    if isinstance(module, nn.Linear):
+        w, b = module.weight, module.bias
+        o, i = w.shape
+        # Burn's Linear stores its weight [in, out], PyTorch's [out, in]: a buffer loaded as it lies, without
+        # a transpose, still runs wherever the sizes fit. A square weight is then used transposed.
         found.append(
-            candidate("forward.linear.bias_dropped", "Linear without its bias", lambda _: lambda v: v @ module.weight.T)
+            candidate(
+                "forward.linear.weight_reshaped",
+                f"Linear's [{o}, {i}] weight buffer read as [{i}, {o}] without a transpose"
+                + (" (the weight used transposed)" if o == i else ""),
+                lambda _: lambda v: F.linear(v, w.reshape(i, o).T, b),
+            )
         )
+        if b is not None:
+            found.append(
+                candidate("forward.linear.bias_dropped", "Linear without its bias", lambda _: lambda v: v @ w.T)
+            )
     if isinstance(module, nn.modules.conv._ConvNd) and not module.transposed:
         found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _conv_changes(module)]
     if isinstance(module, POOLS):
@@ -582,6 +629,31 @@ def _swapped(
     ]
 
 
+def _relabeled(
+    reference: Reference,
+    params: Params,
+    x: np.ndarray,
+    got: dict[str, np.ndarray],
+    layer: str,
+    later: list[str],
+    tol: Tolerance,
+) -> list[Candidate]:
+    """`layer` and a later layer of the same shape reported under each other's names: the reference's
+    own outputs, relabeled, reproduce every layer the port reports from `layer` on."""
+    plain = reference.forward(params, x)
+    if layer not in plain:
+        return []
+    return [
+        Candidate(
+            "forward.names_swapped",
+            f"{layer} and {other} reported under each other's names",
+            lambda _, r={**plain, layer: plain[other], other: plain[layer]}: _worst(r, got, [layer, *later], tol),
+        )
+        for other in later
+        if other in plain and plain[other].shape == plain[layer].shape
+    ]
+
+
 def _functional_activation(
     reference: Reference,
     params: Params,
@@ -652,15 +724,21 @@ def _downstream(
             return math.inf
         if not outs:  # a model with its own layers(): the change cannot be run through it
             return 0.0
-        worst = 0.0
-        for name in later:
-            r, g = outs.get(name), np.asarray(got[name], dtype=np.float32)
-            if r is None or r.size != g.size:
-                return math.inf
-            worst = max(worst, ratio(r.reshape(g.shape), g, tol))
-        return worst
+        return _worst(outs, got, later, tol)
 
     return judge, later
+
+
+def _worst(outs: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray], names: list[str], tol: Tolerance) -> float:
+    """The worst tolerance ratio of the port's outputs of `names` against `outs` (inf where one is missing
+    or has another size)."""
+    worst = 0.0
+    for name in names:
+        r, g = outs.get(name), np.asarray(got[name], dtype=np.float32)
+        if r is None or r.size != g.size:
+            return math.inf
+        worst = max(worst, ratio(r.reshape(g.shape), g, tol))
+    return worst
 
 
 def _kin(
@@ -696,7 +774,11 @@ def diagnose(
     after = {0: "", 1: " and the layer after it"}.get(len(later), f" and the {len(later)} layers after it")
     evidence = f"{out.size} outputs of {layer}{after}"
     found = explain(
-        _candidates(module, a, out, tol, layer, downstream, _kin(reference, params, inputs, layer)), evidence
+        [
+            *_candidates(module, a, out, tol, layer, downstream, _kin(reference, params, inputs, layer)),
+            *_relabeled(reference, params, x, got, layer, later, tol),
+        ],
+        evidence,
     )
     if found:
         return found

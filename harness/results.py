@@ -87,8 +87,10 @@ def result(
 SCHEMA_NAME = "burn-torch-harness/diff-report"
 # 1.1, 1.2: additions (fields marked "since" in schema.json). 1.2 also judges independent runs against the
 # reference's seed-to-seed spread, so the metrics stage no longer has the end_to_end.mcnemar_p check (the
-# p-values stay in its metrics). 1.7: a stage's error_kind. 1.8: a stage's diagnosis_outcome.
-SCHEMA_VERSION = "1.8"
+# p-values stay in its metrics). 1.7: a stage's error_kind. 1.8: a stage's diagnosis_outcome. 1.9: the
+# built-in classifier's forward causes take the ids every model's forward gives (docs/design.md has the
+# old ids and their new ones).
+SCHEMA_VERSION = "1.9"
 
 
 @dataclass

@@ -268,13 +268,13 @@ def forward_port(
 @pytest.mark.parametrize(
     ("port", "cause", "params"),
     [
-        (forward_port(act1=lambda z: F.leaky_relu(z, 0.01)), "forward.relu1.leaky_relu", {"negative_slope": 0.01}),
-        (forward_port(act2=F.gelu), "forward.relu2.gelu", {}),
-        (forward_port(act1=lambda z: F.gelu(z, approximate="tanh")), "forward.relu1.gelu_tanh", {}),
-        (forward_port(act2=lambda z: z), "forward.relu2.identity", {}),
-        (forward_port(out=F.hardsigmoid), "forward.sigmoid.hard_sigmoid", {}),
-        (forward_port(bias2=False), "forward.fc2.bias_dropped", {}),
-        (forward_port(out=lambda z: torch.sigmoid(torch.relu(z))), "forward.sigmoid.extra_relu_before", {}),
+        (forward_port(act1=lambda z: F.leaky_relu(z, 0.01)), "forward.activation.leaky_relu", {"negative_slope": 0.01}),
+        (forward_port(act2=F.gelu), "forward.activation.gelu", {}),
+        (forward_port(act1=lambda z: F.gelu(z, approximate="tanh")), "forward.activation.gelu_tanh", {}),
+        (forward_port(act2=lambda z: z), "forward.activation.identity", {}),
+        (forward_port(out=F.hardsigmoid), "forward.activation.hardsigmoid", {}),
+        (forward_port(bias2=False), "forward.linear.bias_dropped", {}),
+        (forward_port(out=lambda z: torch.sigmoid(torch.relu(z))), "forward.activation.extra_relu_before", {}),
     ],
     ids=["leaky relu", "gelu", "gelu tanh", "missing relu", "hard sigmoid", "bias dropped", "relu after the last"],
 )
@@ -323,7 +323,7 @@ def test_forward_layers_swapped_in_the_classifier() -> None:
 
     res = stage("forward", Port(forward=forward))
     assert res.status == "FAIL" and causes(res) == ["forward.layers_swapped"], res.hint
-    assert res.diagnosis[0]["description"] == "relu2 and fc3 applied in the other order"
+    assert res.diagnosis[0]["description"] == "relu2 (ReLU) and fc3 (Linear) applied in the other order"
 
 
 def test_forward_unexplained() -> None:
@@ -335,7 +335,7 @@ def test_forward_unexplained() -> None:
 def backward_port(loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> Port:
     def backward(params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         model = ref_model.build(params)
-        z = model.layers(torch.tensor(x))["fc3"].squeeze(1)
+        z = model.logits(torch.tensor(x)).squeeze(1)
         v = loss(z, torch.sigmoid(z), torch.tensor(y))
         v.backward()
         return float(v.item()), {k: p.grad.numpy().copy() for k, p in model.named_parameters()}

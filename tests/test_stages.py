@@ -162,7 +162,7 @@ def test_faults_check_rejects_a_diagnosis_that_misses_the_cause(faithful_run) ->
     ctx.adopt_reference(base)
     report = run_with(ctx, ["forward"])
     assert _row("missing-relu", "forward", report, "fail", CAUSES["missing-relu"])["ok"]
-    assert not _row("missing-relu", "forward", report, "fail", "forward.relu2.gelu")["ok"]
+    assert not _row("missing-relu", "forward", report, "fail", "forward.activation.gelu")["ok"]
     assert not _row("missing-relu", "forward", report, "fail", "")["ok"]
 
 

@@ -83,7 +83,7 @@ def _explicit_sigmoid_with(port_p: np.ndarray) -> Loss:
 
 def replay(case: Case, loss: Loss) -> tuple[float, Params]:
     model = ref_model.build(case.params)
-    z = model.layers(torch.from_numpy(case.x))["fc3"].squeeze(1)
+    z = model.logits(torch.from_numpy(case.x)).squeeze(1)
     value = loss(z, torch.sigmoid(z), torch.from_numpy(case.y))
     value.backward()
     return float(value.item()), {n: p.grad.numpy().copy() for n, p in model.named_parameters() if p.grad is not None}

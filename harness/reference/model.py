@@ -29,22 +29,23 @@ LAYERS = ("fc1", "relu1", "fc2", "relu2", "fc3", "sigmoid")
 
 
 class Classifier(nn.Module):
+    """Every layer a module, activations included, so that the forward hooks see each by name and a
+    diagnosis can replay any one of them through the rest (harness/diagnosis/layers.py)."""
+
     def __init__(self, n_features: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(n_features, 64)
+        self.relu1 = nn.ReLU()
         self.fc2 = nn.Linear(64, 32)
+        self.relu2 = nn.ReLU()
         self.fc3 = nn.Linear(32, 1)
+        self.sigmoid = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)["sigmoid"]
+        return self.sigmoid(self.logits(x))
 
-    def layers(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        z1 = self.fc1(x)
-        a1 = torch.relu(z1)
-        z2 = self.fc2(a1)
-        a2 = torch.relu(z2)
-        z3 = self.fc3(a2)
-        return {"fc1": z1, "relu1": a1, "fc2": z2, "relu2": a2, "fc3": z3, "sigmoid": torch.sigmoid(z3)}
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(x)))))
 
 
 def init_params(n_features: int, seed: int) -> Params:

@@ -9,7 +9,6 @@ import numpy as np
 
 from harness.compare import compare, compare_names
 from harness.diagnosis import layers
-from harness.diagnosis.forward import diagnose
 from harness.results import StageResult, result
 from harness.stages.base import Context, Stage
 
@@ -56,10 +55,7 @@ def run(ctx: Context) -> StageResult:
         hint = "; ".join(h for h in (names.reason, unlocalized) if h)
         return result("forward", checks, hint, samples=len(x), test_samples=len(x_all), first_divergent_layer=None)
     layer = first.name
-    if ctx.reference.linear_chain:
-        causes = diagnose(params, x, got, layer, tol)
-    else:
-        causes = layers.diagnose(ctx.reference, params, x, got, layer, tol)
+    causes = layers.diagnose(ctx.reference, params, x, got, layer, tol)
     if causes:
         hint = f"first divergent layer: {layer}; {causes[0].sentence()}"
     else:

@@ -301,7 +301,7 @@ impl Fault {
             Fault::ScalerF32 => "scaler.float32",
             Fault::SampleStd => "scaler.ddof1",
             Fault::WeightsReshaped => "weights.reshaped",
-            Fault::MissingRelu => "forward.relu2.identity",
+            Fault::MissingRelu => "forward.activation.identity",
             Fault::UnclampedBce => "loss.unclamped",
             Fault::BurnStockBce => "loss.gradient_through_clamp",
             Fault::LogitsBce => "backward.logits_loss",

@@ -520,3 +520,43 @@ def test_two_parameters_in_each_others_place_are_named_from_the_gradients(tmp_pa
         assert "Burn's pre-norm TransformerEncoderLayer applies norm_2 first" in r.hint
     else:
         assert causes == [], r.hint
+
+
+class _Stacked(nn.Module):
+    """The most common way to write a model: its layers in a container attribute named `layers`."""
+
+    def __init__(self, container: str, act: type[nn.Module] = nn.ReLU) -> None:
+        super().__init__()
+        mods = [nn.Linear(4, 8), act(), nn.Linear(8, 2)]
+        self.layers = nn.Sequential(*mods) if container == "sequential" else nn.ModuleList(mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for m in self.layers:
+            x = m(x)
+        return x
+
+
+@pytest.mark.parametrize("container", ["sequential", "modulelist"])
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh])
+def test_a_model_that_keeps_its_layers_in_an_attribute_named_layers(
+    tmp_path: Path, container: str, act: type[nn.Module]
+) -> None:
+    """Its layers are its container's children by their qualified names (`layers.0`), and a port whose
+    activation differs fails at that layer (the control: Tanh in the port for the reference's ReLU)."""
+    (tmp_path / "stacked.py").write_text(
+        f"from tests.test_models import _Stacked\n\ndef build(n, k):\n    return _Stacked({container!r})\n"
+    )
+    cfg = RunConfig(reference="stacked:build", reference_dir=tmp_path, task="multiclass", loss="CrossEntropyLoss")
+    ref = Reference(cfg, 4, 2)
+    assert ref.layer_names == ["layers.0", "layers.1", "layers.2"]
+    assert [layer.kind for layer in ref.layers] == ["Linear", "ReLU", "Linear"]
+    ctx = Context(cfg, TorchPort(cfg, 4, 2, lambda n, k: _Stacked(container, act)))
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    ctx.__dict__.update(n_features=4, reference=ref, init=ref.init_params(0), prepared=type("P", (), {"x_test": x})())
+    ctx.__dict__["forward_params"] = ctx.init
+    r = forward.STAGE.run(ctx)
+    if act is nn.ReLU:
+        assert r.status == "PASS", r.hint
+    else:
+        assert r.status == "FAIL"
+        assert next(c for c in r.checks if not c.passed).name == "layers.1"

@@ -722,8 +722,6 @@ def _downstream(
             outs = reference.forward(params, x, replays=replays)
         except (RuntimeError, ValueError):  # a change a later layer's input cannot take
             return math.inf
-        if not outs:  # a model with its own layers(): the change cannot be run through it
-            return 0.0
         return _worst(outs, got, later, tol)
 
     return judge, later

@@ -169,14 +169,6 @@ class Reference:
     def _trace_layers(self, model: nn.Module) -> list[Layer]:
         model.eval()
         x = torch.zeros(2, *self.sample_shape)
-        if callable(getattr(model, "layers", None)):
-            with torch.no_grad():
-                outs = model.layers(x)
-            mods = dict(model.named_modules())
-            return [
-                Layer(n, type(mods[n]).__name__ if n in mods else "function", _hyper(mods.get(n)), _sample_shape(o))
-                for n, o in outs.items()
-            ]
         order: list[Layer] = []
         hooks = []
         mods = dict(model.named_modules())
@@ -227,13 +219,11 @@ class Reference:
         """Every layer's output on x, evaluation mode, in call order, each `[n, values]` (a layer's
         per-sample shape is in `layer_shapes`). `replays`: layer -> a function of the layer's input whose
         result takes the place of its output, so the layers after it run on it (a diagnosis replaying a
-        change through the rest of the model); a model with its own `layers()` cannot, and gives {} then."""
+        change through the rest of the model)."""
         model = self.build(params).eval()
         xt = self.batch(x)
         replays = replays or {}
         with torch.no_grad():
-            if callable(getattr(model, "layers", None)):
-                return {} if replays else {k: v.numpy() for k, v in model.layers(xt).items()}
             out: dict[str, np.ndarray] = {}
 
             def record(name: str, args: tuple, o: Any) -> Any:

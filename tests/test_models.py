@@ -560,3 +560,110 @@ def test_a_model_that_keeps_its_layers_in_an_attribute_named_layers(
     else:
         assert r.status == "FAIL"
         assert next(c for c in r.checks if not c.passed).name == "layers.1"
+
+
+class _SigmoidNet(nn.Module):
+    """A binary model as people write it: one nn.Sequential ending in nn.Sigmoid, trained with BCELoss."""
+
+    def __init__(self, n_features: int, n_outputs: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_features, 8), nn.ReLU(), nn.Linear(8, n_outputs), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _binary_csv(tmp_path: Path) -> Path:
+    """200 rows of 5 features and a 0/1 label."""
+    data = tmp_path / "b.csv"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    y = (x[:, 0] - x[:, 2] > 0).astype(int)
+    rows = "\n".join(",".join(f"{v:.6f}" for v in r) + f",{t}" for r, t in zip(x, y, strict=True))
+    data.write_text("a,b,c,d,e,label\n" + rows + "\n")
+    return data
+
+
+@pytest.mark.parametrize(
+    ("change", "cause"),
+    [
+        ("summed", "backward.loss_sum"),
+        ("logits", "backward.logits_loss"),
+        ("mse", "backward.mse"),
+        # A penalty in the backward alone: the port's forward and loss method give BCE, its backward more.
+        ("penalty", "backward.training_path"),
+        # Control: the penalty's gradient with BCE's value; no candidate gives that gradient.
+        ("gradient_only", None),
+        ("same", None),
+    ],
+)
+def test_a_sigmoid_model_of_any_shape_gets_the_bce_backward_candidates(
+    tmp_path: Path, change: str, cause: str | None
+) -> None:
+    """Not the built-in classifier: the candidates start from the output Sigmoid module's input, found by
+    its place in the model. The port's backward is built from the change itself (torch on its own copy of
+    the model), not from the replay."""
+    import torch.nn.functional as F
+
+    (tmp_path / "sig.py").write_text(
+        "from tests.test_models import _SigmoidNet\n\ndef build(n, k):\n    return _SigmoidNet(n, k)\n"
+    )
+    cfg = RunConfig(
+        data=_binary_csv(tmp_path), label="label", reference="sig:build", reference_dir=tmp_path, task="binary",
+        loss="BCELoss", batch_size=16, epochs=1,
+    )  # fmt: skip
+    port = TorchPort(cfg, 5, 1, _SigmoidNet)
+    losses = {
+        "summed": lambda z, p, y: F.binary_cross_entropy(p, y, reduction="sum"),
+        "logits": lambda z, p, y: F.binary_cross_entropy_with_logits(z, y),
+        "mse": lambda z, p, y: F.mse_loss(p, y),
+        "penalty": lambda z, p, y: F.binary_cross_entropy(p, y) + 1e-3 * (z**2).mean(),
+        "gradient_only": lambda z, p, y: F.binary_cross_entropy(p, y) + 1e-3 * ((z**2).mean() - (z**2).mean().detach()),
+    }
+    if change in losses:
+
+        def changed(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
+            model = port.ref.build(params).train()
+            z = model.net[:-1](torch.from_numpy(x)).squeeze(1)
+            v = losses[change](z, torch.sigmoid(z), torch.from_numpy(y))
+            v.backward()
+            return float(v.item()), {k: p.grad.numpy().copy() for k, p in model.named_parameters()}
+
+        port.backward = changed  # type: ignore[method-assign]
+    r = backward.STAGE.run(Context(cfg, port))
+    if change == "same":
+        assert r.status == "PASS", r.hint
+        return
+    assert r.status == "FAIL"
+    found = [d["cause"] for d in r.diagnosis]
+    if cause is None:
+        assert found == [] and r.hint.startswith("no candidate cause reproduces the gradients"), r.hint
+    else:
+        assert found[:1] == [cause], r.hint
+
+
+class _SqueezedRegressor(_Regressor):
+    """A one-output model that returns [n] (`.squeeze(-1)` in its forward), as many scripts write it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).squeeze(-1)
+
+
+@pytest.mark.parametrize("stage", [backward, optimizer])
+def test_a_model_that_returns_one_value_a_row_unsqueezed(tmp_path: Path, stage) -> None:
+    """The loss takes its [n] output as the user's script does. Control: a port whose loss is twice the
+    reference's fails there."""
+    (tmp_path / "sq.py").write_text(
+        "from tests.test_models import _SqueezedRegressor\n\ndef build(n, k):\n    return _SqueezedRegressor(n, k)\n"
+    )
+    cfg = _regression_cfg(tmp_path, "sq:build")
+    port = TorchPort(cfg, 5, 1, _SqueezedRegressor)
+    assert stage.STAGE.run(Context(cfg, port)).status == "PASS"
+    if stage is backward:
+        def doubled(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
+            value, grads = port.ref.backward(params, x, y)
+            return 2 * value, {k: 2 * g for k, g in grads.items()}
+
+        port.backward = doubled  # type: ignore[method-assign]
+        r = stage.STAGE.run(Context(cfg, port))
+        assert r.status == "FAIL" and any(c.name == "initial.loss" and not c.passed for c in r.checks), r.hint

@@ -295,11 +295,12 @@ class Reference:
         return getattr(nn, self.loss_spec.name)(**self.cfg.loss_kwargs())
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
-        """The loss on the model's [n, outputs] output: squeezed to [n] for a one-output model (as the
-        user's script does), class indices as int64 targets for a loss over classes."""
+        """The loss on the model's output: a one-output model's as [n] (as the user's script squeezes it,
+        whether the model returns [n, 1] or already [n]), class indices as int64 targets for a loss over
+        classes."""
         if self.loss_spec.class_targets:
             return criterion(out, y.long())
-        return criterion(out.squeeze(1), y.to(out.dtype))
+        return criterion(out.reshape(len(out), -1).squeeze(1), y.to(out.dtype))
 
     def loss_and_grad(self, p: np.ndarray, y: np.ndarray, logits: bool = False) -> tuple[float, np.ndarray]:
         """Loss value and d loss / d p for outputs p ([n] or flat [n * outputs]) against y; `logits`: p

@@ -387,7 +387,7 @@ def test_backward_names_a_training_path_that_differs_from_the_evaluation_one() -
     faithful_forward = forward_port().forward
     res = stage("backward", Port(backward=backward_with(leaky), forward=faithful_forward, loss=loss))
     assert res.status == "FAIL" and causes(res) == ["backward.training_path"], res.hint
-    assert res.hint.startswith("reproduced by a training-mode forward that differs from the evaluation-mode one")
+    assert res.hint.startswith("reproduced by a training path that computes another loss than the port's own")
     both = Port(backward=backward_with(leaky), forward=forward_port(act1=leaky).forward, loss=loss)
     res = stage("backward", both)
     assert res.status == "FAIL" and "backward.training_path" not in causes(res), res.hint

@@ -660,6 +660,7 @@ def test_a_model_that_returns_one_value_a_row_unsqueezed(tmp_path: Path, stage) 
     port = TorchPort(cfg, 5, 1, _SqueezedRegressor)
     assert stage.STAGE.run(Context(cfg, port)).status == "PASS"
     if stage is backward:
+
         def doubled(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
             value, grads = port.ref.backward(params, x, y)
             return 2 * value, {k: 2 * g for k, g in grads.items()}

@@ -1,6 +1,9 @@
 """Candidate causes for gradients that differ: the reference's backward pass (torch autograd through
 the user's model) replayed with another loss on its output.
 
+For any model whose output is a Sigmoid module's (the built-in classifier, an `nn.Sequential` ending in
+`nn.Sigmoid()`) trained with BCELoss: the Sigmoid's input is the logits z every candidate starts from.
+
 Evidence: the loss and every parameter's gradient on each case the stage ran (the first batch at the
 initial weights, and saturated outputs both ways).
 """
@@ -16,8 +19,9 @@ import torch.nn.functional as F
 
 from harness.compare import Tolerance
 from harness.diagnosis import Candidate, Cause, explain, ratios
-from harness.reference import model as ref_model
-from harness.reference.model import Params
+from harness.reference.reference import Reference
+from harness.reference.structure import Params
+from harness.specs import PROBABILITY
 from harness.tolerances import per_tensor
 
 # A loss on (logits z, probabilities p, targets y).
@@ -43,7 +47,7 @@ def _clamped(z: torch.Tensor, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 LOSSES: dict[str, tuple[str, Loss]] = {
     "logits_loss": (
-        "BCE with logits on the last Linear's output (no clamp: the gradient stays (sigmoid(z) - y) / N where "
+        "BCE with logits on the output Sigmoid's input (no clamp: the gradient stays (sigmoid(z) - y) / N where "
         "the reference's float32 sigmoid saturates)",
         lambda z, p, y: F.binary_cross_entropy_with_logits(z, y),
     ),
@@ -81,21 +85,56 @@ def _explicit_sigmoid_with(port_p: np.ndarray) -> Loss:
     return loss
 
 
-def replay(case: Case, loss: Loss) -> tuple[float, Params]:
-    model = ref_model.build(case.params)
-    z = model.logits(torch.from_numpy(case.x)).squeeze(1)
+def output_sigmoid(reference: Reference) -> str | None:
+    """The Sigmoid module whose output is the model's (its last layer), where a BCELoss model has one."""
+    last = reference.layers[-1] if reference.layers else None
+    if reference.loss_spec.output != PROBABILITY or last is None or last.kind != "Sigmoid":
+        return None
+    return last.name
+
+
+def replay(reference: Reference, case: Case, loss: Loss) -> tuple[float, Params] | None:
+    """The loss and every parameter's gradient with `loss` on the output Sigmoid's input (training mode,
+    dropout off, as the stage's backward); None where the Sigmoid's output is not the model's."""
+    name = output_sigmoid(reference)
+    if name is None:
+        return None
+    model = reference._train_mode(reference.build(case.params), dropout=False)
+    seen: dict[str, torch.Tensor] = {}
+
+    def hook(_m: torch.nn.Module, args: tuple, out: torch.Tensor) -> None:
+        seen.setdefault("z", args[0])
+        seen.setdefault("p", out)
+
+    handle = dict(model.named_modules())[name].register_forward_hook(hook)
+    try:
+        out = model(reference.batch(case.x))
+    finally:
+        handle.remove()
+    z, p = seen.get("z"), seen.get("p")
+    if z is None or p is None or z.numel() != len(case.y) or not torch.equal(p.reshape(-1), out.reshape(-1)):
+        return None  # the Sigmoid is not the model's output, or not one value a row
+    z = z.reshape(-1)
     value = loss(z, torch.sigmoid(z), torch.from_numpy(case.y))
     value.backward()
     return float(value.item()), {n: p.grad.numpy().copy() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def diagnose(cases: Sequence[Case], tol: Tolerance) -> list[Cause]:
+def diagnose(reference: Reference, cases: Sequence[Case], tol: Tolerance) -> list[Cause]:
+    """The loss candidates that reproduce the port's loss and every gradient on each case; none for a
+    model whose output is not a Sigmoid module's."""
+    if output_sigmoid(reference) is None:
+        return []
+
     def err(loss: Loss, key: str = "") -> float:
         worst = 0.0
         for c in cases:
             own = key == "sigmoid_explicit" and c.port_p is not None and c.port_p.size == len(c.y)
             with np.errstate(all="ignore"):
-                value, grads = replay(c, _explicit_sigmoid_with(c.port_p) if own else loss)
+                got = replay(reference, c, _explicit_sigmoid_with(c.port_p) if own else loss)
+            if got is None:
+                return np.inf
+            value, grads = got
             worst = max(worst, float(ratios(np.float32(c.loss), np.float32(value), tol).max()))
             for n, g in grads.items():
                 # The stage's own rule: per tensor, its atol scaled by the tensor's largest value.

@@ -16,7 +16,7 @@ import numpy as np
 from harness.compare import Tolerance, compare, compare_names
 from harness.diagnosis import Cause, ratio
 from harness.diagnosis import buffers as buffers_dx
-from harness.diagnosis.backward import Case, diagnose
+from harness.diagnosis.backward import Case, diagnose, output_sigmoid
 from harness.errors import PortFailure
 from harness.reference.kinks import slack
 from harness.results import StageResult, result
@@ -118,11 +118,12 @@ def run(ctx: Context) -> StageResult:
     if all(c.passed for c in checks):
         return result("backward", checks, batch_rows=len(rows))
     worst = next(c for c in checks if not c.passed)
-    if ctx.reference.linear_chain:
+    causes: list[Cause] = []
+    if output_sigmoid(ctx.reference) is not None:
         # The port's own outputs, asked once: the hand-written sigmoid's replay and the training path read them.
         evidence_cases = [replace(c, port_p=_port_output(ctx, c)) for c in evidence_cases]
-        causes = diagnose(evidence_cases, tol)
-    else:
+        causes = diagnose(ctx.reference, evidence_cases, tol)
+    if not causes:
         causes = _buffer_causes(ctx, evidence_cases, checks, tol)
     if not causes and not checks[0].passed:
         causes = _training_path(ctx, evidence_cases[0], ref_losses[0], tol)
@@ -151,8 +152,9 @@ def _port_output(ctx: Context, case: Case) -> np.ndarray | None:
 def _training_path(ctx: Context, case: Case, ref_loss: float, tol) -> list[Cause]:
     """The port's backward does not compute the loss of its own forward: its forward (evaluation mode) and
     its loss method, applied to the same batch and weights, give the reference's loss, and its backward's
-    loss differs. Its training path (a forward written twice, a `train` flag that changes a layer) is then
-    where it diverges. Only for a model whose training and evaluation forwards agree in the reference (no
+    loss differs. Its training path (a forward written twice, a `train` flag that changes a layer, a loss
+    in the training step other than its loss method) is then where it diverges; the evidence cannot tell
+    which of those, so the cause names the path, not the change. Only for a model whose training and evaluation forwards agree in the reference (no
     BatchNorm; dropout is off in backward), and a loss fed the model's last output."""
     if ctx.reference.buffer_names or ctx.reference.takes_logits():
         return []
@@ -169,8 +171,9 @@ def _training_path(ctx: Context, case: Case, ref_loss: float, tol) -> list[Cause
     return [
         Cause(
             "backward.training_path",
-            f"a training-mode forward that differs from the evaluation-mode one (the port's own forward and loss "
-            f"give {own:.8g} on the first batch, the reference {ref_loss:.8g}; its backward {case.loss:.8g})",
+            f"a training path that computes another loss than the port's own forward and loss (a training-mode "
+            f"forward unlike the evaluation-mode one, or another loss in its backward): its forward and loss give "
+            f"{own:.8g} on the first batch, the reference {ref_loss:.8g}; its backward {case.loss:.8g}",
             {},
             reproduces,
             "the first batch's loss by the port's backward, and by its own forward and loss",

@@ -668,3 +668,39 @@ def test_a_model_that_returns_one_value_a_row_unsqueezed(tmp_path: Path, stage) 
         port.backward = doubled  # type: ignore[method-assign]
         r = stage.STAGE.run(Context(cfg, port))
         assert r.status == "FAIL" and any(c.name == "initial.loss" and not c.passed for c in r.checks), r.hint
+
+
+@pytest.mark.parametrize(
+    ("act", "left_out", "outcome"),
+    [
+        (nn.ReLU, "layers.1", "PASS"),  # Burn's relu(x) as a function: nothing to report it by
+        (nn.Tanh, "layers.1", "FAIL at layers.2"),  # a wrong activation the port does not report
+        (nn.ReLU, "layers.0", "FAIL names"),  # a layer with parameters left out
+        (nn.ReLU, "layers.2", "FAIL names"),  # the model's output left out
+    ],
+)
+def test_a_port_that_does_not_report_a_layer_without_parameters(
+    tmp_path: Path, act: type[nn.Module], left_out: str, outcome: str
+) -> None:
+    """Its forward is compared through the layers it reports; the report lists those it left out."""
+    (tmp_path / "stacked.py").write_text(
+        "from tests.test_models import _Stacked\n\ndef build(n, k):\n    return _Stacked('sequential')\n"
+    )
+    cfg = RunConfig(reference="stacked:build", reference_dir=tmp_path, task="multiclass", loss="CrossEntropyLoss")
+    ref = Reference(cfg, 4, 2)
+    port = TorchPort(cfg, 4, 2, lambda n, k: _Stacked("sequential", act))
+    full = port.forward
+    port.forward = lambda params, x: {k: v for k, v in full(params, x).items() if k != left_out}  # type: ignore[method-assign]
+    ctx = Context(cfg, port)
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    ctx.__dict__.update(n_features=4, reference=ref, init=ref.init_params(0), prepared=type("P", (), {"x_test": x})())
+    ctx.__dict__["forward_params"] = ctx.init
+    r = forward.STAGE.run(ctx)
+    if outcome == "PASS":
+        assert r.status == "PASS", r.hint
+        assert r.metrics["unreported_layers"] == ["layers.1"]
+    elif outcome == "FAIL names":
+        assert r.status == "FAIL" and f"the port has no layer '{left_out}'" in r.hint, r.hint
+    else:
+        assert r.status == "FAIL" and r.metrics["first_divergent_layer"] == "layers.2", r.hint
+        assert "(the port does not report layers.1 before it: the divergence may start there)" in r.hint, r.hint

@@ -45,15 +45,28 @@ def run(ctx: Context) -> StageResult:
         # before it are not localized.
         last = list(ref)[-1]
         ref = {last: ref[last]}
+    unreported = [] if outputs_only else _unreported(ctx, list(ref), got)
+    for name in unreported:
+        ref.pop(name)
     ref, got = _in_sample_shapes(ref, got, ctx.reference.layer_shapes)
     tol = ctx.tol("forward")
     names = compare_names(NAMES_CHECK, "layer", list(ref), list(got))
     checks = [names] + [compare(layer, ref[layer], got[layer], tol) for layer in ref if layer in got]
     first = next((c for c in checks[1:] if not c.passed), None)
     unlocalized = 'the port reports its model\'s output only ([port] layers = "output")' if outputs_only else ""
+    if unreported:
+        unlocalized = f"not reported by the port, so compared through the layers after them: {', '.join(unreported)}"
     if first is None:
         hint = "; ".join(h for h in (names.reason, unlocalized) if h)
-        return result("forward", checks, hint, samples=len(x), test_samples=len(x_all), first_divergent_layer=None)
+        return result(
+            "forward",
+            checks,
+            hint,
+            samples=len(x),
+            test_samples=len(x_all),
+            first_divergent_layer=None,
+            unreported_layers=unreported,
+        )
     layer = first.name
     causes = layers.diagnose(ctx.reference, params, x, got, layer, tol)
     if causes:
@@ -70,6 +83,15 @@ def run(ctx: Context) -> StageResult:
         )
     if outputs_only:
         hint = f"{hint} ({unlocalized}: an earlier layer may be where it starts)"
+    order = ctx.reference.layer_names
+    before = [n for n in unreported if order.index(n) < order.index(layer)]
+    # The unreported layers since the last reported one before it: where the divergence may start.
+    reported_before = [n for n in ref if order.index(n) < order.index(layer)]
+    since = [n for n in before if not reported_before or order.index(n) > order.index(reported_before[-1])]
+    if since:
+        hint = f"{hint} (the port does not report {', '.join(since)} before it: the divergence may start there)"
+    elif unreported:
+        hint = f"{hint}; {unlocalized}"
     if len(x) < len(x_all):
         hint = f"{hint} (on the test set's first {len(x)} of {len(x_all)} samples)"
     if not names.passed:
@@ -82,7 +104,21 @@ def run(ctx: Context) -> StageResult:
         samples=len(x),
         test_samples=len(x_all),
         first_divergent_layer=layer,
+        unreported_layers=unreported,
     )
+
+
+def _unreported(ctx: Context, order: list[str], got: dict[str, np.ndarray]) -> list[str]:
+    """The reference's layers the port leaves out of its forward that hold no parameter or buffer and are
+    not the model's output: an activation, dropout, a flatten or a pooling the port computes as a function
+    (Burn's `relu(x)`, not a module). Those are compared through the layers after them. A missing layer
+    with parameters, or a missing output, stays a divergence of the layer names."""
+    owned = [n.rpartition(".")[0] for n in (*ctx.reference.param_names, *ctx.reference.buffer_names)]
+
+    def holds(layer: str) -> bool:
+        return any(o == layer or o.startswith(layer + ".") for o in owned)
+
+    return [n for n in order[:-1] if n not in got and not holds(n)]
 
 
 def _in_sample_shapes(

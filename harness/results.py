@@ -89,8 +89,9 @@ SCHEMA_NAME = "burn-torch-harness/diff-report"
 # reference's seed-to-seed spread, so the metrics stage no longer has the end_to_end.mcnemar_p check (the
 # p-values stay in its metrics). 1.7: a stage's error_kind. 1.8: a stage's diagnosis_outcome. 1.9: the
 # built-in classifier's forward causes take the ids every model's forward gives (docs/design.md has the
-# old ids and their new ones).
-SCHEMA_VERSION = "1.9"
+# old ids and their new ones). 1.10: a configured Adam or AdamW model's optimizer causes take the ids the
+# classifier's gave (`adam.lr`, `adam.eps`, `adam.beta1`, `adam.beta2`), from the one optimizer catalogue.
+SCHEMA_VERSION = "1.10"
 
 
 @dataclass

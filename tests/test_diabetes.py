@@ -74,7 +74,9 @@ def test_every_diabetes_fault_is_caught_at_its_stage_with_its_cause() -> None:
     assert "reference's HuberLoss(delta=20) (delta = 1)" in huber
     assert "SmoothL1Loss with another beta" in by_name["smooth-l1-for-huber"]["hint"]
     assert "(beta = 20)" in by_name["smooth-l1-for-huber"]["hint"]
-    assert "Adam with another eps (eps = 1e-05)" in by_name["adam-eps-default"]["hint"]
+    eps = by_name["adam-eps-default"]["hint"]
+    assert eps.startswith("reproduced by Adam epsilon (eps = 1e-05)"), eps
+    assert "Burn's AdamConfig defaults to epsilon 1e-5: set with_epsilon(1e-08)" in eps
     assert "broadcast to [n, n]" in by_name["target-broadcast"]["hint"]
     assert "the mean absolute error instead of the MSE" in by_name["metric-mae"]["hint"]
 

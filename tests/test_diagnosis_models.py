@@ -6,6 +6,7 @@ fitted value), and one control per catalogue asserts that an unrelated change is
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -314,7 +315,7 @@ def test_weight_decay_without_the_learning_rate(ref: Reference, params: dict) ->
 
 def test_adamw_learning_rate_is_fitted(ref: Reference, params: dict) -> None:
     causes = _steps(ref, params, lambda ps: torch.optim.AdamW(ps, lr=3e-4, weight_decay=0.01))
-    assert causes[0].cause == "optimizer.lr"
+    assert causes[0].cause == "adam.lr"
     assert causes[0].parameters["lr"] == pytest.approx(3e-4, rel=1e-3)
 
 
@@ -478,3 +479,31 @@ def test_burns_hard_sigmoid_default_in_place_of_torchs(tmp_path: Path) -> None:
     # Control: torch's own hard sigmoid, shifted, is not Burn's default.
     shifted = np.clip(z / np.float32(6) + np.float32(0.55), 0, 1)
     assert _forward(ref, params, x, "1", shifted) == []
+
+
+@pytest.mark.parametrize("how", ["global", "per_tensor"])
+def test_adamw_with_gradient_clipping_is_named(ref: Reference, params: dict, how: str) -> None:
+    """Burn's `with_grad_clipping` on a model that is not the built-in classifier: torch's AdamW after
+    torch's own clipping (its gradients' norm is about 6 here), global or per tensor; each is named as
+    itself, with its threshold, and not as the other."""
+
+    def make(ps: Any) -> torch.optim.Optimizer:
+        ps = list(ps)
+        opt = torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.01)
+        step = opt.step
+
+        def clipped() -> None:
+            if how == "global":
+                torch.nn.utils.clip_grad_norm_(ps, 1.0)
+            else:
+                for p in ps:
+                    torch.nn.utils.clip_grad_norm_([p], 0.5)
+            step()
+
+        opt.step = clipped  # type: ignore[method-assign]
+        return opt
+
+    causes = _steps(ref, params, make)
+    expected = {"global": ("clip.norm_global", 1.0), "per_tensor": ("clip.norm_per_tensor", 0.5)}[how]
+    assert causes[0].cause == expected[0], causes
+    assert causes[0].parameters["max_norm"] == pytest.approx(expected[1], rel=1e-2)

@@ -1,10 +1,15 @@
-"""Candidate causes for an optimizer step that differs: torch.optim.Adam replayed with one change.
+"""Candidate causes for an Adam or AdamW step that differs, for any model: the configured optimizer
+replayed with one change.
 
 The replay is torch's single-tensor Adam written out in float32 (exp_avg.lerp_, exp_avg_sq.mul_.addcmul_,
 bias corrections in float64 Python scalars, denom = sqrt(v) / sqrt(bc2) + eps, p.addcdiv_(m, denom,
--lr / bc1)), so the unchanged candidate is the reference itself. Evidence: every case the stage ran (the
-first step from an empty state and a later step from the reference's state), each with the new
-parameters, the update and both moments, and the step count.
+-lr / bc1)), with the configured weight decay (AdamW's decoupled, Adam's L2), so the unchanged candidate
+is the reference itself. A candidate is also replayed in Burn's float32 arithmetic
+(harness/reference/adam_f32.py) and judged by the closer of the two: a port's legitimate arithmetic must
+not hide the change it made. Evidence: every case the stage ran (the first step from an empty state and
+later steps from the reference's state), each with the new parameters, the update and both moments, and
+the step count. SGD's candidates, and the weight-decay ones of a reference that has weight decay, are in
+harness/diagnosis/steps.py.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from harness.compare import Tolerance
 from harness.config import RunConfig
 from harness.diagnosis import Candidate, Cause, Param, explain, ratios
 from harness.reference.structure import powi
+from harness.specs import OPTIMIZERS
 
 Params = dict[str, np.ndarray]
 
@@ -56,6 +62,18 @@ class Variant:
     # harness carries has no running maximum, so the port's starts from the carried second moment (a
     # maximum started from the new one, as Burn's is, gives Adam's step: the train stage names that).
     amsgrad: bool = False
+    # Burn's float32 arithmetic (adam_f32.py): float32 betas and bias corrections, Adam's bias corrections
+    # folded into one factor and its epsilon scaled by sqrt(1 - beta2^t).
+    burn: bool = False
+
+    @staticmethod
+    def of(cfg: RunConfig) -> Variant:
+        """The configured optimizer: Adam (weight decay as L2 on the gradient) or AdamW (decoupled)."""
+        wd = cfg.weight_decay
+        decoupled = OPTIMIZERS[cfg.optimizer].decoupled
+        return Variant(
+            cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, l2=0.0 if decoupled else wd, decoupled=wd if decoupled else 0.0
+        )
 
 
 def _clip(grads: Params, how: str, at: float) -> Params:
@@ -75,62 +93,95 @@ def _clip(grads: Params, how: str, at: float) -> Params:
 
 
 def replay(case: Case, v: Variant) -> tuple[Params, dict]:
-    """One Adam step with the variant's changes, in torch's float32 arithmetic."""
+    """One Adam step with the variant's changes, in torch's float32 arithmetic (or Burn's, `v.burn`), on
+    every parameter that has a gradient."""
+    f32 = np.float32
     fresh = v.reset_state or not case.state or case.state.get("step", 0) == 0
     t = 1 if fresh else int(case.state["step"]) + 1
     grads = _clip(case.grads, v.clip, v.clip_at)
-    if v.float32_bias_correction:
-        bc1 = float(np.float32(1) - powi(np.float32(v.beta1), t))
-        bc2 = float(np.float32(1) - powi(np.float32(v.beta2), t))
+    b1, b2 = f32(v.beta1), f32(v.beta2)
+    if v.float32_bias_correction or v.burn:
+        bc1 = float(f32(1) - powi(b1, t))
+        bc2 = float(f32(1) - powi(b2, t))
     else:
         bc1, bc2 = 1 - v.beta1**t, 1 - v.beta2**t
     bc1 = bc1 if v.bias_correction1 else 1.0
     bc2 = bc2 if v.bias_correction2 else 1.0
     new, state = {}, {"step": t, "exp_avg": {}, "exp_avg_sq": {}}
-    for k, p in case.params.items():
-        g = grads[k].astype(np.float32)
+    for k in grads:
+        p = case.params[k]
+        g = grads[k].astype(f32)
         if v.l2:
-            g = (g + p * np.float32(v.l2)).astype(np.float32)
+            g = (g + p * f32(v.l2)).astype(f32)
         if fresh and v.moments_from_gradient:
-            m0, v0 = g, (g * g).astype(np.float32)
+            m0, v0 = g, (g * g).astype(f32)
         elif fresh:
             m0, v0 = np.zeros_like(p), np.zeros_like(p)
         else:
             m0, v0 = case.state["exp_avg"][k], case.state["exp_avg_sq"][k]
-        m = (m0 + (g - m0) * np.float32(1 - v.beta1)).astype(np.float32)
-        s = (v0 * np.float32(v.beta2) + g * g * np.float32(1 - v.beta2)).astype(np.float32)
-        q = p * np.float32(1 - v.lr * v.decoupled) if v.decoupled else p
-        vd = np.maximum(v0, s) if v.amsgrad else s
-        if v.eps_inside_sqrt:
-            denom = np.sqrt(vd / np.float32(bc2) + np.float32(v.eps))
+        if v.burn:  # Burn holds the betas in float32: 1 - 0.999f32 = 0.00099998713
+            m = (m0 * b1 + g * (f32(1) - b1)).astype(f32)
+            s = (v0 * b2 + g * g * (f32(1) - b2)).astype(f32)
         else:
-            denom = np.sqrt(vd) / np.float32(math.sqrt(bc2)) + np.float32(v.eps)
-        new[k] = (q - np.float32(v.lr / bc1) * (m / denom)).astype(np.float32)
+            m = (m0 + (g - m0) * f32(1 - v.beta1)).astype(f32)
+            s = (v0 * f32(v.beta2) + g * g * f32(1 - v.beta2)).astype(f32)
+        vd = np.maximum(v0, s) if v.amsgrad else s
+        if v.burn and v.decoupled:  # Burn's AdamW: each moment bias-corrected, then p (1 - lr wd) - lr delta
+            keep = f32(1.0 - v.lr * float(f32(v.decoupled)))
+            v_hat = vd / f32(bc2)
+            denom = np.sqrt(v_hat + f32(v.eps)) if v.eps_inside_sqrt else np.sqrt(v_hat) + f32(v.eps)
+            new[k] = (p * keep - f32(v.lr) * ((m / f32(bc1)) / denom)).astype(f32)
+        elif v.burn and not v.eps_inside_sqrt:  # Burn's Adam: one factor, epsilon scaled by sqrt(bc2)
+            root = np.sqrt(f32(bc2), dtype=f32)
+            update = m * f32(root / f32(bc1)) / (np.sqrt(vd) + f32(f32(v.eps) * root))
+            new[k] = (p - update * f32(v.lr)).astype(f32)
+        else:
+            q = p * f32(1 - v.lr * v.decoupled) if v.decoupled else p
+            if v.eps_inside_sqrt:
+                denom = np.sqrt(vd / f32(bc2) + f32(v.eps))
+            else:
+                denom = np.sqrt(vd) / f32(math.sqrt(bc2)) + f32(v.eps)
+            new[k] = (q - f32(v.lr / bc1) * (m / denom)).astype(f32)
         state["exp_avg"][k], state["exp_avg_sq"][k] = m, s
     return new, state
 
 
-def residuals(cases: Sequence[Case], v: Variant, tol: Tolerance, tol_update: Tolerance) -> np.ndarray:
-    """Every number's tolerance ratio, replay against port, over every case (inf on a step count that
-    differs)."""
+def _residuals(cases: Sequence[Case], v: Variant, tol: Tolerance, tol_update: Tolerance) -> np.ndarray:
     out = []
     for c in cases:
         new, state = replay(c, v)
         if int(c.got_state.get("step", -1)) != state["step"]:
             return np.array([math.inf])
-        for k, p in c.params.items():
+        for k, p in new.items():
+            old = c.params[k]
+            got = c.got.get(k)
+            if got is None:
+                return np.array([math.inf])
             out += [
-                ratios(c.got[k], new[k], tol),
-                ratios(c.got[k].astype(np.float64) - p, new[k].astype(np.float64) - p, tol_update),
-                ratios(c.got_state["exp_avg"][k], state["exp_avg"][k], tol),
-                ratios(c.got_state["exp_avg_sq"][k], state["exp_avg_sq"][k], tol),
+                ratios(got, p, tol),
+                ratios(got.astype(np.float64) - old, p.astype(np.float64) - old, tol_update),
+                *(
+                    ratios((c.got_state.get(slot) or {}).get(k, np.full_like(p, np.nan)), state[slot][k], tol)
+                    for slot in ("exp_avg", "exp_avg_sq")
+                ),
             ]
-    return np.concatenate(out)
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def residuals(cases: Sequence[Case], v: Variant, tol: Tolerance, tol_update: Tolerance) -> np.ndarray:
+    """Every number's tolerance ratio, replay against port, over every case (inf on a step count that
+    differs), in torch's arithmetic or Burn's, whichever is closer."""
+    torch_form = _residuals(cases, v, tol, tol_update)
+    if v.burn or not torch_form.size or torch_form.max() <= 1:
+        return torch_form
+    burn_form = _residuals(cases, replace(v, burn=True), tol, tol_update)
+    return burn_form if burn_form.max() < torch_form.max() else torch_form
 
 
 def error(cases: Sequence[Case], v: Variant, tol: Tolerance, tol_update: Tolerance) -> float:
     """Worst tolerance ratio of the replay against the port over every case and number."""
-    return float(residuals(cases, v, tol, tol_update).max())
+    q = residuals(cases, v, tol, tol_update)
+    return float(q.max()) if q.size else 0.0
 
 
 def _log(name: str, low: float, high: float, ref: float | None = None) -> Param:
@@ -144,7 +195,9 @@ def _one_minus(name: str, low: float, high: float, ref: float) -> Param:
 
 
 def candidates(cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update: Tolerance) -> list[Candidate]:
-    base = Variant(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
+    """The catalogue for the configured Adam or AdamW: its structure changed, its hyperparameters fitted
+    (one or two at once), gradient clipping, and a weight decay where the reference has none."""
+    base = Variant.of(cfg)
     # Adam's continuous hyperparameters: what a port may have set differently, and where to search.
     hyper = {
         "lr": ("learning rate", _log("lr", -7, 0, cfg.lr)),
@@ -212,17 +265,23 @@ def candidates(cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update
             lambda e: with_(eps=e, eps_inside_sqrt=True),
             (_log("eps", -20, -2),),
         ),
-        cand(
-            "adam.l2_weight_decay",
-            "L2 weight decay added to the gradient (torch Adam's weight_decay)",
-            lambda wd: with_(l2=wd),
-            (_log("weight_decay", -6, 0),),
-        ),
-        cand(
-            "adam.decoupled_weight_decay",
-            "decoupled weight decay p *= 1 - lr wd (AdamW)",
-            lambda wd: with_(decoupled=wd),
-            (_log("weight_decay", -6, 1),),
+        *(
+            ()
+            if cfg.weight_decay > 0  # a reference with weight decay: harness/diagnosis/steps.py has its changes
+            else (
+                cand(
+                    "adam.l2_weight_decay",
+                    "L2 weight decay added to the gradient (torch Adam's weight_decay)",
+                    lambda wd: with_(l2=wd),
+                    (_log("weight_decay", -6, 0),),
+                ),
+                cand(
+                    "adam.decoupled_weight_decay",
+                    "decoupled weight decay p *= 1 - lr wd (AdamW)",
+                    lambda wd: with_(decoupled=wd),
+                    (_log("weight_decay", -6, 1),),
+                ),
+            )
         ),
         cand(
             "clip.norm_per_tensor",
@@ -291,7 +350,7 @@ def _with_clipping(
         return []
     ordered = sorted(cases, key=_largest_gradient)
     small = ordered[:-1]
-    base = Variant(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
+    base = Variant.of(cfg)
     found: list[Cause] = []
     for hyper_cause in explain(candidates(small, cfg, tol, tol_update), evidence):
         names = hyper_cause.cause.removeprefix("adam.").split("+")
@@ -313,11 +372,14 @@ def _with_clipping(
     return sorted(found, key=lambda c: (c.size, c.max_error))
 
 
-def diagnose(cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update: Tolerance) -> list[Cause]:
-    evidence = f"{len(cases)} Adam steps (parameters, updates, both moments, step count)"
-    return explain(candidates(cases, cfg, tol, tol_update), evidence) or _with_clipping(
-        cases, cfg, tol, tol_update, evidence
-    )
+def evidence(cases: Sequence[Case], cfg: RunConfig) -> str:
+    return f"{len(cases)} {cfg.optimizer} steps (parameters, updates, both moments, step count)"
+
+
+def with_clipping(cases: Sequence[Case], cfg: RunConfig, tol: Tolerance, tol_update: Tolerance) -> list[Cause]:
+    """The hyperparameter changes together with gradient clipping (below), for when no one change alone
+    reproduces the steps."""
+    return _with_clipping(cases, cfg, tol, tol_update, evidence(cases, cfg))
 
 
 def advice(cause: Cause, cfg: RunConfig) -> str:

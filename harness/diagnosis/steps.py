@@ -1,10 +1,12 @@
 """Candidate causes for an optimizer step of any model and any configured optimizer (Adam, AdamW, SGD):
-the configured torch optimizer replayed with one change on the stage's own cases.
+the one catalogue the optimizer stage asks. Adam and AdamW take harness/diagnosis/optimizer.py's (their
+structure, hyperparameters and clipping); SGD's and every optimizer's weight-decay changes are here, the
+configured torch optimizer replayed with one change on the stage's own cases.
 
 Evidence: every case the optimizer stage ran, each with the new parameters, the update (new - old) and
-every state slot. Changes: AdamW's decoupled weight decay taken as Adam's L2 (added to the gradient) or the
-other way round, weight decay left out, and one fitted hyperparameter (learning rate, weight decay,
-epsilon, beta1, beta2, SGD's momentum).
+every state slot. Changes here: AdamW's decoupled weight decay taken as Adam's L2 (added to the gradient)
+or the other way round, weight decay left out or fitted, SGD's learning rate and momentum fitted, Nesterov
+switched.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from harness.compare import Tolerance
 from harness.config import RunConfig
 from harness.diagnosis import Candidate, Cause, Param, explain, ratio
+from harness.diagnosis import optimizer as adam
 from harness.diagnosis.optimizer import Case
 from harness.reference.reference import Reference
 from harness.specs import OPTIMIZERS
@@ -67,33 +70,28 @@ def diagnose(reference: Reference, cases: list[Case], tol: Tolerance, tol_update
             (param,),
         )
 
-    found = [fitted("lr", -6, 0, cfg.lr)]
-    if OPTIMIZERS[cfg.optimizer].adaptive:
-        found += [
-            fitted("eps", -12, -1, cfg.eps),
-            fitted("beta1", 0.0, 0.9999, cfg.beta1, linear=True),
-            fitted("beta2", 0.9, 0.99999, cfg.beta2, linear=True),
-        ]
-        if cfg.weight_decay > 0:
-            other = "Adam" if cfg.optimizer == "AdamW" else "AdamW"
-            how = (
-                "added to the gradient (Adam's L2, coupled) instead of decoupled"
-                if other == "Adam"
-                else "decoupled (AdamW) instead of added to the gradient"
+    adaptive = OPTIMIZERS[cfg.optimizer].adaptive
+    found = adam.candidates(cases, cfg, tol, tol_update) if adaptive else [fitted("lr", -6, 0, cfg.lr)]
+    if adaptive and cfg.weight_decay > 0:
+        other = "Adam" if cfg.optimizer == "AdamW" else "AdamW"
+        how = (
+            "added to the gradient (Adam's L2, coupled) instead of decoupled"
+            if other == "Adam"
+            else "decoupled (AdamW) instead of added to the gradient"
+        )
+        found.append(
+            Candidate(
+                f"optimizer.weight_decay_{'coupled' if other == 'Adam' else 'decoupled'}",
+                f"weight decay {cfg.weight_decay:g} {how}",
+                err(lambda _: cfg.with_(optimizer=other)),
             )
-            found.append(
-                Candidate(
-                    f"optimizer.weight_decay_{'coupled' if other == 'Adam' else 'decoupled'}",
-                    f"weight decay {cfg.weight_decay:g} {how}",
-                    err(lambda _: cfg.with_(optimizer=other)),
-                )
-            )
+        )
     if cfg.weight_decay > 0:
         found += [
             Candidate("optimizer.no_weight_decay", "weight decay left out", err(lambda _: cfg.with_(weight_decay=0.0))),
             fitted("weight_decay", -7, 1, cfg.weight_decay),
         ]
-    if not OPTIMIZERS[cfg.optimizer].adaptive:
+    if not adaptive:
         found.append(fitted("momentum", 0.0, 0.999, cfg.momentum, linear=True))
         found.append(
             Candidate(
@@ -102,4 +100,5 @@ def diagnose(reference: Reference, cases: list[Case], tol: Tolerance, tol_update
                 err(lambda _: cfg.with_(nesterov=not cfg.nesterov)),
             )
         )
-    return explain(found, f"{len(cases)} {cfg.optimizer} steps (parameters, updates and state)")
+        return explain(found, f"{len(cases)} {cfg.optimizer} steps (parameters, updates and state)")
+    return explain(found, adam.evidence(cases, cfg)) or adam.with_clipping(cases, cfg, tol, tol_update)

@@ -24,7 +24,7 @@ import numpy as np
 
 from harness.compare import ArrayDiff, Tolerance, compare, compare_names, compare_value
 from harness.diagnosis import Cause, ratio, steps
-from harness.diagnosis.optimizer import Case, advice, diagnose
+from harness.diagnosis.optimizer import Case, advice
 from harness.results import StageResult, result
 from harness.specs import OPTIMIZERS
 from harness.stages.base import Context, Stage
@@ -209,8 +209,6 @@ def run(ctx: Context) -> StageResult:
         return result("optimizer", checks, arithmetic=arithmetic)
     if not failed:  # only the zero-gradient run differs: its own cause, or none
         causes = [zero_cause] if zero_cause else []
-    elif ref.linear_chain:
-        causes = diagnose(cases, cfg, tol, tol_update)
     else:
         causes = steps.diagnose(ref, cases, tol, tol_update)
     if causes:

@@ -51,7 +51,7 @@ impl burn_diff::faults::Fault for Fault {
             Fault::AdamEpsDefault => (
                 "adam-eps-default",
                 "optimizer",
-                "optimizer.eps",
+                "adam.eps",
                 "AdamConfig::new() without with_epsilon: Burn's default epsilon 1e-5, not PyTorch's 1e-8",
             ),
             Fault::MetricMae => (

@@ -2,11 +2,10 @@
 
 Every stage asks the reference through this one class, by the names the model itself gives: its
 parameters and float buffers (`state_dict()` names, PyTorch's layouts), its layers (the leaf modules'
-qualified names, recorded with forward hooks in call order, or the names a `layers(x)` method returns),
-and its optimizer's state slots (`exp_avg`, `momentum_buffer`, ...). The user's classifier is the
-default configuration (`cfg.reference == ""`); it keeps its fast paths (the batched ensemble, the
-counterfactual catalogues of harness/diagnosis) because its structure is the one they model, which
-`linear_chain` reports.
+qualified names, a container's children included, recorded with forward hooks in call order), and its
+optimizer's state slots (`exp_avg`, `momentum_buffer`, ...). The user's classifier is the default
+configuration (`cfg.reference == ""`); the diagnosis catalogues serve it as any model, and it keeps one
+fast path, the batched ensemble (harness/reference/batched.py), whose structure `linear_chain` reports.
 
 Modes, as in a PyTorch training script: evaluation (`model.eval()`) for forward and predictions;
 training for backward and the training loop, with every Dropout module in evaluation mode unless
@@ -161,7 +160,7 @@ class Reference:
     @property
     def linear_chain(self) -> bool:
         """The user's classifier: Linear layers with ReLU between and a sigmoid, BCELoss, Adam. The
-        batched ensemble and the counterfactual catalogues model exactly this structure."""
+        batched ensemble (its envelope and seed runs trained together) models exactly this structure."""
         return not self.cfg.reference and self.cfg.loss == "BCELoss" and self.cfg.optimizer == "Adam"
 
     # -- layers --------------------------------------------------------------------------------------

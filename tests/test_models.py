@@ -704,3 +704,37 @@ def test_a_port_that_does_not_report_a_layer_without_parameters(
     else:
         assert r.status == "FAIL" and r.metrics["first_divergent_layer"] == "layers.2", r.hint
         assert "(the port does not report layers.1 before it: the divergence may start there)" in r.hint, r.hint
+
+
+class _TupleRegressor(_Regressor):
+    """A forward that returns more than its output: `(out, features)`, or `{"logits": out, ...}`."""
+
+    def __init__(self, n_features: int, n_outputs: int, as_dict: bool = False) -> None:
+        super().__init__(n_features, n_outputs)
+        self.as_dict = as_dict
+
+    def forward(self, x: torch.Tensor) -> Any:  # type: ignore[override]
+        h = self.act(self.fc1(x))
+        out = self.out(h)
+        return {"features": h, "logits": out} if self.as_dict else (out, h)
+
+
+@pytest.mark.parametrize("as_dict", [False, True], ids=["tuple", "dict"])
+def test_a_model_that_returns_its_output_with_other_values(tmp_path: Path, as_dict: bool) -> None:
+    """The loss and the predictions take the output (a tuple's first tensor, a dict's `logits`), not the
+    features: the reference's outputs are the `out` layer's, computed here by hand."""
+    (tmp_path / "tup.py").write_text(
+        f"from tests.test_models import _TupleRegressor\n\ndef build(n, k):\n    return _TupleRegressor(n, k, {as_dict})\n"
+    )
+    cfg = _regression_cfg(tmp_path, "tup:build")
+    port = TorchPort(cfg, 5, 1, lambda n, k: _TupleRegressor(n, k, as_dict))
+    for stage in (backward, optimizer):
+        assert stage.STAGE.run(Context(cfg, port)).status == "PASS"
+    ref = Reference(cfg, 5, 1)
+    x = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
+    params = ref.init_params(0)
+    model = _TupleRegressor(5, 1, as_dict)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+    with torch.no_grad():
+        expected = model.out(model.act(model.fc1(torch.from_numpy(x)))).numpy()
+    np.testing.assert_array_equal(ref.outputs(params, x), expected)

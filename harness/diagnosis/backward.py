@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from harness.compare import Tolerance
 from harness.diagnosis import Candidate, Cause, explain, ratios
-from harness.reference.reference import Reference
+from harness.reference.reference import Reference, model_output
 from harness.reference.structure import Params
 from harness.specs import PROBABILITY
 from harness.tolerances import per_tensor
@@ -108,7 +108,7 @@ def replay(reference: Reference, case: Case, loss: Loss) -> tuple[float, Params]
 
     handle = dict(model.named_modules())[name].register_forward_hook(hook)
     try:
-        out = model(reference.batch(case.x))
+        out = model_output(model(reference.batch(case.x)))
     finally:
         handle.remove()
     z, p = seen.get("z"), seen.get("p")

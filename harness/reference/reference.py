@@ -78,6 +78,17 @@ def _main_output(out: Any) -> Any:
     return out[0] if isinstance(out, tuple) and out and isinstance(out[0], torch.Tensor) else out
 
 
+def model_output(out: Any) -> torch.Tensor:
+    """What the model's forward returns, as its loss takes it: the tensor itself, a tuple's first tensor
+    (`return logits, features`), or a dict's `logits` entry, else its first tensor."""
+    if isinstance(out, Mapping):
+        out = out["logits"] if "logits" in out else next((v for v in out.values() if isinstance(v, torch.Tensor)), out)
+    out = _main_output(out)
+    if not isinstance(out, torch.Tensor):
+        raise HarnessError(f"the reference model returns {type(out).__name__}, not a tensor")
+    return out
+
+
 def _sample_shape(out: Any) -> tuple[int, ...]:
     """One sample's shape of a layer's output (a tensor's, less the batch axis); () for anything else."""
     out = _main_output(out)
@@ -281,7 +292,7 @@ class Reference:
         """The model's output on x, evaluation mode, [n, outputs]."""
         model = self.build(params).eval()
         with torch.no_grad():
-            return model(self.batch(x)).numpy().reshape(len(x), -1)
+            return model_output(model(self.batch(x))).numpy().reshape(len(x), -1)
 
     # -- loss ----------------------------------------------------------------------------------------
 
@@ -297,6 +308,7 @@ class Reference:
         """The loss on the model's output: a one-output model's as [n] (as the user's script squeezes it,
         whether the model returns [n, 1] or already [n]), class indices as int64 targets for a loss over
         classes."""
+        out = model_output(out)
         if self.loss_spec.class_targets:
             return criterion(out, y.long())
         return criterion(out.reshape(len(out), -1).squeeze(1), y.to(out.dtype))

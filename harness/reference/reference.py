@@ -311,7 +311,7 @@ class Reference:
         out = model_output(out)
         if self.loss_spec.class_targets:
             return criterion(out, y.long())
-        return criterion(out.reshape(len(out), -1).squeeze(1), y.to(out.dtype))
+        return criterion((out if out.dim() == 1 else out.squeeze(1)), y.to(out.dtype))
 
     def loss_and_grad(self, p: np.ndarray, y: np.ndarray, logits: bool = False) -> tuple[float, np.ndarray]:
         """Loss value and d loss / d p for outputs p ([n] or flat [n * outputs]) against y; `logits`: p

@@ -99,7 +99,7 @@ def replay(reference: Reference, case: Case, loss: Loss) -> tuple[float, Params]
     name = output_sigmoid(reference)
     if name is None:
         return None
-    model = reference._train_mode(reference.build(case.params), dropout=False)
+    model = reference.train_mode(reference.build(case.params), dropout=False)
     seen: dict[str, torch.Tensor] = {}
 
     def hook(_m: torch.nn.Module, args: tuple, out: torch.Tensor) -> None:

@@ -263,7 +263,7 @@ class Reference:
         """Each leaf module's input (its first positional argument) on x, in evaluation mode or in
         training mode with dropout off: what a layer-local replay (harness/diagnosis/layers.py) feeds."""
         model = self.build(params)
-        self._train_mode(model, dropout=False) if training else model.eval()
+        self.train_mode(model, dropout=False) if training else model.eval()
         seen: dict[str, torch.Tensor] = {}
         wanted = set(self.layer_names)
 
@@ -384,7 +384,8 @@ class Reference:
 
     # -- backward and optimizer ------------------------------------------------------------------------
 
-    def _train_mode(self, model: nn.Module, dropout: bool) -> nn.Module:
+    def train_mode(self, model: nn.Module, dropout: bool) -> nn.Module:
+        """`model` in training mode, its Dropout modules too only with `dropout` (a lockstep run has none)."""
         model.train()
         if not dropout:
             for m in model.modules():
@@ -397,7 +398,7 @@ class Reference:
         the new value of each float buffer the training-mode forward updated (BatchNorm's statistics).
         `float64`: the same in double precision (the float32 result's own rounding noise is its distance
         from this)."""
-        model = self._train_mode(self.build(params), dropout=False)
+        model = self.train_mode(self.build(params), dropout=False)
         if float64:
             model = model.double()
             x, y = x.astype(np.float64), y.astype(np.float64)
@@ -534,7 +535,7 @@ class Reference:
         if float64:
             model = model.double()
             x, y = x.astype(np.float64), y.astype(np.float64)
-        self._train_mode(model, dropout)
+        self.train_mode(model, dropout)
         if dropout:
             torch.manual_seed(seed)
         dither = torch.Generator().manual_seed(dither_seed) if dither_seed is not None else None

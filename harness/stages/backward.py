@@ -154,8 +154,9 @@ def _training_path(ctx: Context, case: Case, ref_loss: float, tol) -> list[Cause
     its loss method, applied to the same batch and weights, give the reference's loss, and its backward's
     loss differs. Its training path (a forward written twice, a `train` flag that changes a layer, a loss
     in the training step other than its loss method) is then where it diverges; the evidence cannot tell
-    which of those, so the cause names the path, not the change. Only for a model whose training and evaluation forwards agree in the reference (no
-    BatchNorm; dropout is off in backward), and a loss fed the model's last output."""
+    which of those, so the cause names the path, not the change. Only for a model whose training and
+    evaluation forwards agree in the reference (no BatchNorm; dropout is off in backward), and a loss fed
+    the model's last output."""
     if ctx.reference.buffer_names or ctx.reference.takes_logits():
         return []
     out = case.port_p if case.port_p is not None else _port_output(ctx, case)

@@ -1,7 +1,7 @@
 """forward: every layer's output on the test set, same weights, evaluation mode, by the reference's layer
-names (its leaf modules' qualified names, a container's children included: `layers.0`). A model whose layers hold
-many values per sample (large images) is compared on the test set's first rows, as many as FORWARD_VALUES
-allows, never fewer than FORWARD_MIN_SAMPLES."""
+names (its leaf modules' qualified names, a container's children included: `layers.0`). A model whose
+layers hold many values per sample (large images) is compared on the test set's first rows, as many as
+FORWARD_VALUES allows, never fewer than FORWARD_MIN_SAMPLES."""
 
 from __future__ import annotations
 

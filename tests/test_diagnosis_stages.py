@@ -27,6 +27,9 @@ from harness.reference import train as ref_train
 from harness.reference.reference import Reference
 from harness.stages.base import Context
 
+# The classifier's layers in its forward's order, as its module declares them.
+CLASSIFIER_LAYERS = [name for name, _ in ref_model.Classifier(20).named_children()]
+
 CFG = RunConfig(data=BUNDLED_DATA)
 DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits" / "harness.toml"
 Params = dict[str, np.ndarray]
@@ -260,7 +263,7 @@ def forward_port(
             a2 = act2(z2)
             z3 = F.linear(a2, p["fc3.weight"], p["fc3.bias"])
             o = out(z3)
-        return {k: v.numpy() for k, v in zip(ref_model.LAYERS, (z1, a1, z2, a2, z3, o), strict=True)}
+        return {k: v.numpy() for k, v in zip(CLASSIFIER_LAYERS, (z1, a1, z2, a2, z3, o), strict=True)}
 
     return Port(forward=forward)
 
@@ -319,7 +322,7 @@ def test_forward_layers_swapped_in_the_classifier() -> None:
             a2 = torch.relu(z3)
             o = torch.sigmoid(a2)
         named = {"fc1": z1, "relu1": a1, "fc2": z2, "relu2": a2, "fc3": z3, "sigmoid": o}
-        return {k: named[k].numpy() for k in ref_model.LAYERS}
+        return {k: named[k].numpy() for k in CLASSIFIER_LAYERS}
 
     res = stage("forward", Port(forward=forward))
     assert res.status == "FAIL" and causes(res) == ["forward.layers_swapped"], res.hint

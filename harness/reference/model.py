@@ -13,7 +13,6 @@ from harness.reference.structure import Params, linear_chain, nudge
 
 # Params, linear_chain and nudge live in structure.py (torch-free, for the ensemble's worker process).
 __all__ = [
-    "LAYERS",
     "Classifier",
     "Params",
     "build",
@@ -24,8 +23,6 @@ __all__ = [
     "load_params",
     "nudge",
 ]
-
-LAYERS = ("fc1", "relu1", "fc2", "relu2", "fc3", "sigmoid")
 
 
 class Classifier(nn.Module):

@@ -1,21 +1,19 @@
 """Type stub of the in-process transport: the classifier port compiled from rust_bridge/crates/burn-py.
 
-Every method of `Port` answers one question of the port contract (`burn_diff::Port`, docs/protocol.md);
-arrays are numpy, parameters are dicts of name to float32 array in PyTorch's layout. Errors are the
-harness's own classes, one per error kind of the contract (harness/errors.py: PortInputError,
-PortShapeError, PortStructureError, PortPanic, PortUnsupported, all `PortFailure`s).
+`Port.call` answers one request of the port contract (`burn_diff::Port`, docs/protocol.md) in the
+subprocess transport's own encoding; harness/port.py's `BurnPort` encodes and decodes them
+(harness/transport/wire.py). Errors are the harness's own classes, one per error kind of the contract
+(harness/errors.py: PortInputError, PortShapeError, PortStructureError, PortPanic, PortUnsupported, all
+`PortFailure`s).
 """
 
 from collections.abc import Callable
 
-import numpy as np
-from numpy.typing import NDArray
-
 DEFAULT_BACKEND: str
 # The methods burn_diff::serve answers (serve.rs METHODS).
 METHODS: list[str]
-
-Params = dict[str, NDArray[np.float32]]
+# The protocol version `call` speaks (burn_diff::protocol::PROTOCOL_VERSION).
+PROTOCOL: int
 
 class Port:
     def __init__(self, backend: str = ..., fault: str = ..., epochs: int | None = ...) -> None: ...
@@ -23,37 +21,16 @@ class Port:
     def backend(self) -> str: ...
     @property
     def faults(self) -> list[str]: ...
-    def load_csv(self, path: str, label: str) -> dict[str, object]: ...
-    def split(self, n: int, test_size: float, seed: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]: ...
-    def fit_scaler(self, x: NDArray[np.float64], train_rows: NDArray[np.int64]) -> dict[str, NDArray[np.float64]]: ...
-    def transform(
-        self, x: NDArray[np.float64], mean: NDArray[np.float64], scale: NDArray[np.float64]
-    ) -> NDArray[np.float32]: ...
-    def prepare(self, path: str, label: str, test_size: float, seed: int) -> dict[str, object]: ...
-    def effective_config_json(self) -> str: ...
-    def roundtrip(self, params: Params, n_features: int) -> tuple[Params, dict[str, list[int]]]: ...
-    def forward(self, params: Params, x: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]: ...
-    def loss(self, p: NDArray[np.float32], y: NDArray[np.float32]) -> tuple[float, NDArray[np.float32]]: ...
-    def backward(self, params: Params, x: NDArray[np.float32], y: NDArray[np.float32]) -> tuple[float, Params]: ...
-    def optimizer_step(
-        self, params: Params, grads: Params, state: dict[str, object] | None = ...
-    ) -> tuple[Params, dict[str, object]]: ...
-    def train(
+    def call(
         self,
-        x: NDArray[np.float32],
-        y: NDArray[np.float32],
-        params: Params | None = ...,
-        orders: NDArray[np.int64] | None = ...,
-        epochs: int | None = ...,
-        seed: int = ...,
-        record_steps: int = ...,
-        on_epoch: Callable[[int, float], object] | None = ...,
-        dropout: bool = ...,
-    ) -> dict[str, object]: ...
-    def accuracy(self, probs: NDArray[np.float32], y: NDArray[np.float32]) -> float: ...
-    def evaluate(
-        self, params: Params, x: NDArray[np.float32], y: NDArray[np.float32]
-    ) -> tuple[NDArray[np.float32], float]: ...
+        method: str,
+        args: str,
+        payload: bytes,
+        on_progress: Callable[[int, float], object] | None = ...,
+    ) -> tuple[str, bytes]:
+        """One request of the port protocol (docs/protocol.md), answered by `burn_diff::call`: `method`, its
+        arguments as a JSON object, its tensors as a safetensors buffer; returns the result object as JSON
+        and the result tensors as a safetensors buffer."""
 
 def faults() -> list[dict[str, str]]: ...
 def backends() -> list[str]: ...

@@ -11,11 +11,10 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.specs import LOSSES, OPTIMIZERS
 from harness.stage_names import STAGE_NAMES
+from harness.transport.process import PORT_TIMEOUT_S
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data" / "demo_training_data.csv"
 REAL_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "demo_training_data.csv"
-# Per request: a full training of the user's model takes seconds; ten minutes means the port is stuck.
-PORT_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)

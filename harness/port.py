@@ -1,27 +1,27 @@
-"""The Burn side as seen from Python: one typed interface over the PyO3 extension `harness._burn`.
+"""The Burn side as seen from Python: the `Port` interface every stage calls, and `BurnPort`, the
+in-process transport over the PyO3 extension `harness._burn`.
 
 Parameters cross by name in PyTorch's layout ([out, in]); the port converts to Burn's [in, out].
-The extension raises the harness's own exception class for each error kind of the contract
-(harness/errors.py: `PortInputError`, `PortShapeError`, `PortStructureError`, `PortPanic`,
-`PortUnsupported`), which the subprocess transport raises too, so stages see one hierarchy whichever
-transport runs the port.
+`BurnPort` is a `WirePort` (harness/transport/wire.py), as the subprocess transport is: it hands the
+extension the very request frame the subprocess transport would write to a pipe, and the extension
+answers it through `burn_diff::call`, the dispatch `burn_diff::serve` runs. The extension raises the
+harness's own exception class for each error kind of the contract (harness/errors.py:
+`PortInputError`, `PortShapeError`, `PortStructureError`, `PortPanic`, `PortUnsupported`), which the
+subprocess transport raises too, so stages see one hierarchy whichever transport runs the port.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 
 from harness import errors
 from harness.errors import HarnessError
-
-T = TypeVar("T")
-
-Params = dict[str, np.ndarray]
+from harness.transport.frames import Frame, decode_header, decode_payload, encode_header, encode_payload
+from harness.transport.wire import OptimState, Params, Prepared, Progress, ScalerStats, Table, TrainTrace, WirePort
 
 try:
     from harness import _burn
@@ -35,28 +35,20 @@ except ImportError as e:  # the extension is not built: every port stage is ERRO
 class Port(Protocol):
     backend: str
 
-    def prepare(self, path: Path, label: str, test_size: float, seed: int) -> dict[str, Any]: ...
-    def load_csv(self, path: Path, label: str) -> dict[str, Any]: ...
+    def prepare(self, path: Path, label: str, test_size: float, seed: int) -> Prepared: ...
+    def load_csv(self, path: Path, label: str) -> Table: ...
     def split(self, n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]: ...
-    def fit_scaler(self, x: np.ndarray, train_rows: np.ndarray) -> dict[str, np.ndarray]: ...
+    def fit_scaler(self, x: np.ndarray, train_rows: np.ndarray) -> ScalerStats: ...
     def transform(self, x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray: ...
     def effective_config(self) -> dict[str, Any]: ...
     def roundtrip(self, params: Params) -> tuple[Params, dict[str, list[int]]]: ...
     def forward(self, params: Params, x: np.ndarray) -> dict[str, np.ndarray]: ...
     def loss(self, p: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]: ...
     def backward(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]: ...
-    def optimizer_step(self, params: Params, grads: Params, state: dict | None) -> tuple[Params, dict]: ...
-    def train(self, x: np.ndarray, y: np.ndarray, **kw: Any) -> dict[str, Any]: ...
+    def optimizer_step(self, params: Params, grads: Params, state: OptimState | None) -> tuple[Params, OptimState]: ...
+    def train(self, x: np.ndarray, y: np.ndarray, **kw: Any) -> TrainTrace: ...
     def evaluate(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]: ...
     def accuracy(self, probs: np.ndarray, y: np.ndarray) -> float: ...
-
-
-def n_features(params: Params) -> int:
-    """The model's input width, as both transports tell the port: the first parameter's last dimension
-    when it is a matrix (the first layer's weight, PyTorch's [out, in]); 0 when it is not, for the port to
-    reject with its own message."""
-    first = next(iter(params.values()), None)
-    return int(np.shape(first)[-1]) if first is not None and np.ndim(first) == 2 else 0
 
 
 def available_faults() -> list[dict[str, str]]:
@@ -69,65 +61,35 @@ def require_extension() -> None:
         raise HarnessError(IMPORT_ERROR or "the Burn extension harness._burn is not built; run ./dev setup")
 
 
-def _call(f: Callable[..., T], *args: Any, **kw: Any) -> T:
-    """One call into the extension; its errors are already the harness's classes."""
-    return f(*args, **kw)
-
-
-class BurnPort:
+class BurnPort(WirePort):
     """The in-process port (PyO3). `fault` is a fault name, a comma list, or '' for the faithful port."""
 
     def __init__(self, backend: str, fault: str = "", epochs: int | None = None) -> None:
         """`epochs`: the port's own when None."""
         require_extension()
+        super().__init__()
         try:
             self._port = _burn.Port(backend, fault, epochs)
         except errors.PortRejected as e:
             raise HarnessError(str(e)) from e
         self.backend = backend
         self.fault = fault
+        self.methods = tuple(_burn.METHODS)
 
-    def prepare(self, path: Path, label: str, test_size: float, seed: int) -> dict[str, Any]:
-        return dict(_call(self._port.prepare, str(path), label, test_size, seed))
+    def protocol(self) -> int:
+        return int(_burn.PROTOCOL)
 
-    def load_csv(self, path: Path, label: str = "label") -> dict[str, Any]:
-        return dict(_call(self._port.load_csv, str(path), label))
+    def _exchange(
+        self, method: str, args: Mapping[str, Any], tensors: Mapping[str, np.ndarray], on_progress: Progress | None
+    ) -> Frame:
+        progress: Callable[[int, float], None] | None = None
+        if on_progress is not None:
+            callback = on_progress
 
-    def split(self, n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        return _call(self._port.split, n, test_size, seed)
+            def progress(epoch: int, loss: float) -> None:
+                callback({"epoch": epoch, "loss": loss})
 
-    def fit_scaler(self, x: np.ndarray, train_rows: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(_call(self._port.fit_scaler, x, train_rows.astype(np.int64)))
-
-    def transform(self, x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        return _call(self._port.transform, x, mean, scale)
-
-    def effective_config(self) -> dict[str, Any]:
-        return dict(json.loads(_call(self._port.effective_config_json)))
-
-    def roundtrip(self, params: Params) -> tuple[Params, dict[str, list[int]]]:
-        back, layouts = _call(self._port.roundtrip, params, n_features(params))
-        return dict(back), dict(layouts)
-
-    def forward(self, params: Params, x: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(_call(self._port.forward, params, x))
-
-    def loss(self, p: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        return _call(self._port.loss, p, y)
-
-    def backward(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        loss, grads = _call(self._port.backward, params, x, y)
-        return loss, dict(grads)
-
-    def optimizer_step(self, params: Params, grads: Params, state: dict | None) -> tuple[Params, dict]:
-        new, st = _call(self._port.optimizer_step, params, grads, state if state and state.get("step") else None)
-        return dict(new), dict(st)
-
-    def train(self, x: np.ndarray, y: np.ndarray, **kw: Any) -> dict[str, Any]:
-        return dict(_call(self._port.train, x, y, **kw))
-
-    def evaluate(self, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-        return _call(self._port.evaluate, params, x, y)
-
-    def accuracy(self, probs: np.ndarray, y: np.ndarray) -> float:
-        return float(_call(self._port.accuracy, np.ascontiguousarray(probs, dtype=np.float32), y))
+        result, payload = self._port.call(
+            method, encode_header(args).decode("utf-8"), encode_payload(tensors), progress
+        )
+        return Frame({"result": decode_header(result.encode("utf-8"))}, decode_payload(payload))

@@ -36,6 +36,9 @@ from harness.errors import (
 )
 from harness.transport.frames import Frame, encode_frame, preview, read_frame
 
+# Per request: a full training of the user's model takes seconds; ten minutes means the port is stuck.
+# RunConfig.port_timeout's default (harness/config.py reads it here, so the transport imports no config).
+PORT_TIMEOUT_S = 600.0
 STDERR_LINES = 20
 STDERR_LINE_CHARS = 300
 # How long a port may take to exit after EOF or `shutdown` before it is killed.

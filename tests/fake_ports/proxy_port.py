@@ -1,4 +1,5 @@
-"""The in-process Burn port (harness._burn) served over docs/protocol.md, for end-to-end tests of the
+"""The in-process Burn port (harness._burn, through its typed face harness.port.BurnPort) served over
+docs/protocol.md, for end-to-end tests of the
 subprocess path before a native server exists:
 
     harness diff all --port-cmd "python tests/fake_ports/proxy_port.py [--backend flex] [--fault NAME] [--epochs N]
@@ -18,7 +19,6 @@ The same port in both places must give the same stage statuses; a difference is 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,6 +30,7 @@ import numpy as np
 
 from harness import _burn
 from harness.errors import HarnessError, PortRejected, PortStructureError
+from harness.port import BurnPort
 from harness.transport import naming
 from harness.transport.frames import Frame, encode_frame, read_frame
 
@@ -86,7 +87,7 @@ class Proxy:
         self.loss_on = loss_on
         self.no_bias = {f"{layer}.bias" for layer in no_bias}
 
-        self.port = _burn.Port(backend, fault, epochs)
+        self.port = BurnPort(backend, fault, epochs)
         self.without = without
         self.methods = [m for m in METHODS if m not in without] if listed else METHODS
         self.backend = backend
@@ -115,7 +116,8 @@ class Proxy:
         for k in self.no_bias:
             if k in ref:
                 ref[k] = np.zeros_like(ref[k])
-        return ref
+        # The model's order: the in-process port reads the input width from the first layer's weight.
+        return {k: ref[k] for k in layers}
 
     def _send(self, group: Any) -> dict[str, np.ndarray]:
         return {self._own(k): v for k, v in dict(group).items() if k not in self.no_bias}
@@ -157,9 +159,9 @@ class Proxy:
             d = dict(p.prepare(args["path"], args["label"], args["test_size"], args["seed"]))
             return {"feature_names": d.pop("feature_names")}, d
         if method == "effective_config":
-            return {"config": json.loads(p.effective_config_json())}, {}
+            return {"config": p.effective_config()}, {}
         if method == "roundtrip":
-            back, layouts = p.roundtrip(self._receive(t, "params"), args["n_features"])
+            back, layouts = p.roundtrip(self._receive(t, "params"))
             layouts = {self._own(k): list(v) for k, v in dict(layouts).items() if k not in self.no_bias}
             return {"layouts": layouts}, naming.flatten("params", self._send(back))
         if method == "forward":
@@ -304,7 +306,7 @@ def main() -> int:
             output_only=a.output_only,
             own_loop=a.own_loop,
         )
-    except (ImportError, ValueError, PortRejected) as e:
+    except (ImportError, ValueError, HarnessError) as e:
         sys.stderr.write(f"proxy port: {e}\n")
         return 2
     return serve(proxy, sys.stdin.buffer)

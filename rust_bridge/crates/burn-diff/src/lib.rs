@@ -32,5 +32,5 @@ pub use contract::{
     ScalerStats, SplitIndices, Table, TrainRequest, TrainTrace,
 };
 pub use error::{catch_panic, input, shape, PortError, Result};
-pub use serve::serve;
+pub use serve::{call, serve};
 pub use tensor::{Matrix, Matrix64, NamedTensor, Params};

@@ -148,8 +148,12 @@ fn as_i64(v: &[usize]) -> Vec<i64> {
     v.iter().map(|&i| i as i64).collect()
 }
 
-/// Answers one request: (result header, result tensors). `progress` sends progress frames.
-fn dispatch(
+/// Answers one request, whichever transport carried it: `method` with its JSON `args` and its
+/// tensors `p` gives (the result object, the result tensors). `progress` hears each finished epoch
+/// of a `train`. `serve` answers each frame with it, and the in-process extension each call (crate
+/// `burn-py`), so both transports decode the same frames: a new method is one arm here.
+/// Panics are the caller's to catch ([`catch_panic`]).
+pub fn call(
     port: &dyn Port,
     method: &str,
     args: &Map<String, Value>,
@@ -381,7 +385,7 @@ pub fn serve<P: Port>(port: P) -> ExitCode {
                 // Progress is best effort: a broken pipe shows up on the final answer.
                 let _ = write_frame(out_ref, &frame, &Payload::default());
             };
-            catch_panic(|| dispatch(&port, &method, &args, &payload, &mut progress))
+            catch_panic(|| call(&port, &method, &args, &payload, &mut progress))
         };
         let (header, payload) = match answer {
             Ok((result, tensors)) => (json!({"id": id, "ok": true, "result": result}), tensors),

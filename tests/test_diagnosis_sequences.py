@@ -357,3 +357,115 @@ def test_an_unrelated_conv1d_change_names_no_cause(conv1d: Reference, x: np.ndar
     with torch.no_grad():
         got = F.conv1d(a, m.weight * 1.02, m.bias, padding=1)
     assert _causes(conv1d, params, x, "conv", got) == []
+
+
+def _padded_transformer() -> tuple[Reference, dict, np.ndarray]:
+    """examples/transformer's model (0 pads a sequence at its end, the encoder skips pads) on sequences of
+    3 to 8 tokens, a third of them without a pad."""
+    cfg = RunConfig(
+        reference="model:build",
+        reference_dir=FIXTURES.parent.parent / "examples/transformer",
+        task="multiclass",
+        loss="CrossEntropyLoss",
+        sample_shape=(8,),
+    )
+    ref = Reference(cfg, 8, 2)
+    rng = np.random.default_rng(3)
+    x = rng.integers(1, 10, size=(90, 8))
+    lengths = np.concatenate([np.full(30, 8), rng.integers(3, 8, size=60)])
+    x[np.arange(8) >= lengths[:, None]] = 0
+    return ref, ref.init_params(0), x.astype(np.float32)
+
+
+def _masked_layer_by_hand(
+    m: torch.nn.TransformerEncoderLayer, v: torch.Tensor, skip: torch.Tensor, fill: float
+) -> torch.Tensor:
+    """A post-norm encoder layer written out, the keys `skip` marks given the score `fill`: Burn's
+    `mask_fill` with its -1e4, or PyTorch's -inf."""
+    attn, (n, t, e) = m.self_attn, v.shape
+    heads = attn.num_heads
+    q, k, val = F.linear(v, attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1)
+
+    def split(u: torch.Tensor) -> torch.Tensor:
+        return u.reshape(n, t, heads, e // heads).transpose(1, 2)
+
+    scores = (split(q) @ split(k).transpose(-2, -1) / math.sqrt(e // heads)).masked_fill(skip[:, None, None, :], fill)
+    sa = attn.out_proj((scores.softmax(-1) @ split(val)).transpose(1, 2).reshape(n, t, e))
+    h = m.norm1(v + sa)
+    return m.norm2(h + m.linear2(torch.relu(m.linear1(h))))
+
+
+def _masked_port(ref: Reference, params: dict, x: np.ndarray, layer_out: Callable[..., torch.Tensor]) -> dict:
+    """Every layer's output of a port whose encoder layers compute `layer_out(layer, input, pad)` (pad: True
+    at a pad token), the rest (embedding, the pooled head over real tokens) the reference's own."""
+    model = ref.build(params).eval()
+    pad = torch.from_numpy(x == 0)
+    outs: dict[str, np.ndarray] = {}
+
+    def record(name: str, o: torch.Tensor) -> None:
+        outs.setdefault(name, o.detach().numpy().reshape(len(x), -1).copy())
+
+    hooks = [layer.register_forward_hook(lambda m, i, _o: layer_out(m, i[0], pad)) for layer in model.enc.layers] + [
+        m.register_forward_hook(lambda _m, _i, o, n=n: record(n, o))
+        for n, m in model.named_modules()
+        if n in ref.layer_names
+    ]
+    with torch.no_grad():
+        model(ref.batch(x))
+    for h in hooks:
+        h.remove()
+    return outs
+
+
+@pytest.mark.parametrize(
+    ("layer_out", "cause", "says"),
+    [
+        # The layer's own forward without a mask (its __call__ would run this hook again).
+        (
+            lambda m, v, pad: type(m).forward(m, v),
+            "forward.attention.mask_ignored",
+            "the padding mask not applied",
+        ),
+        (
+            lambda m, v, pad: _masked_layer_by_hand(m, v, ~pad, -1.0e4),
+            "forward.attention.mask_inverted",
+            "the padding mask inverted: the real tokens masked (their scores filled with Burn's -1e4)",
+        ),
+    ],
+    ids=["ignored", "inverted"],
+)
+def test_a_padding_mask_left_out_or_inverted_is_named_for_every_layer(
+    layer_out: Callable[..., torch.Tensor], cause: str, says: str
+) -> None:
+    """A Burn port that builds `TransformerEncoderInput` without `.mask_pad(...)`, or passes a Hugging Face
+    attention mask (1 = keep) as `mask_pad` (true = pad), does so for every layer of its encoder."""
+    ref, params, x = _padded_transformer()
+    outs = _masked_port(ref, params, x, layer_out)
+    found = layers.diagnose(ref, params, x, outs, "enc.layers.0", tolerance("forward", {}))
+    assert [c.cause for c in found] == [cause]
+    assert found[0].description.startswith(f"every layer of its kind (enc.layers.0, enc.layers.1): {says}")
+
+
+def test_padding_mask_controls_name_no_cause() -> None:
+    """The faithful masking, written with Burn's -1e4, is the reference's (the fill matters only where every
+    key is masked); an inverted mask filled with PyTorch's -inf instead is not Burn's (its sequences without
+    a pad have every key masked: NaN where Burn attends to all alike), and a mask one token short is neither
+    change: no cause for any of them."""
+    ref, params, x = _padded_transformer()
+    tol = tolerance("forward", {})
+    faithful = _masked_port(ref, params, x, lambda m, v, pad: _masked_layer_by_hand(m, v, pad, -1.0e4))
+    reference = ref.forward(params, x)
+    np.testing.assert_allclose(faithful["enc.layers.1"], reference["enc.layers.1"], rtol=1e-4, atol=1e-5)
+    assert layers.diagnose(ref, params, x, faithful, "enc.layers.0", tol) == []
+    torch_fill = _masked_port(ref, params, x, lambda m, v, pad: _masked_layer_by_hand(m, v, ~pad, -math.inf))
+    assert np.isnan(torch_fill["enc.layers.0"]).any()
+    assert layers.diagnose(ref, params, x, torch_fill, "enc.layers.0", tol) == []
+
+    def short(m: torch.nn.TransformerEncoderLayer, v: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        one_less = pad.clone()
+        one_less[:, :-1] |= pad[:, 1:]  # the last real token before the pads masked too
+        return _masked_layer_by_hand(m, v, one_less, -1.0e4)
+
+    assert [
+        c.cause for c in layers.diagnose(ref, params, x, _masked_port(ref, params, x, short), "enc.layers.0", tol)
+    ] == []

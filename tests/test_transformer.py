@@ -1,5 +1,6 @@
-"""A transformer, end to end: token ids through an Embedding and a learned position embedding, two
-nn.TransformerEncoderLayers and a mean-pooled head (examples/transformer), against its Burn port over the
+"""A transformer, end to end: padded token ids through an Embedding and a learned position embedding, two
+nn.TransformerEncoderLayers that skip the pads and a head on the mean over the real tokens
+(examples/transformer), against its Burn port over the
 subprocess transport. The port uses Burn's TransformerEncoder, whose layers' parameters burn-diff renames
 and unpacks from PyTorch's (self_attn's in_proj, linear1/2, norm1/2), for parameters, gradients and
 optimizer state alike. The faithful port passes `diff all` on seeds 0-4; each of its faults is caught at its
@@ -52,7 +53,14 @@ def test_the_faithful_transformer_port_passes_diff_all(tmp_path: Path, capsys: p
 @needs_port
 def test_port_catalogue_lists_the_transformer_faults() -> None:
     faults = {f["name"]: f for f in port_catalogue(shlex.quote(str(PORT)))}
-    assert set(faults) == {"encoder-gelu-default", "encoder-dropout-default", "encoder-qkv-order", "attn-no-scale"}
+    assert set(faults) == {
+        "encoder-gelu-default",
+        "encoder-dropout-default",
+        "encoder-qkv-order",
+        "attn-no-scale",
+        "mask-ignored",
+        "mask-inverted",
+    }
     assert faults["encoder-dropout-default"]["stage"] == "config"
     assert faults["encoder-gelu-default"]["cause"] == "forward.encoder.activation"
 
@@ -69,6 +77,10 @@ def test_every_transformer_fault_is_caught_at_its_stage_with_its_cause() -> None
         "enc.layers.0: self_attn's in_proj blocks read as (key, query, value)" in by_name["encoder-qkv-order"]["hint"]
     )
     assert "enc.layers.0: self_attn's scores not divided by sqrt(head size)" in by_name["attn-no-scale"]["hint"]
+    # The padding mask goes to every layer: left out or inverted, it is named for both.
+    every = "every layer of its kind (enc.layers.0, enc.layers.1): the padding mask"
+    assert f"{every} not applied" in by_name["mask-ignored"]["hint"]
+    assert f"{every} inverted" in by_name["mask-inverted"]["hint"]
 
 
 @needs_port

@@ -1,7 +1,9 @@
-"""The transformer reference: token ids through an Embedding plus a learned position embedding, two
-nn.TransformerEncoderLayers (PyTorch's defaults: post-norm, ReLU; batch first, no dropout), a mean over
-the sequence and a Linear head. Its Burn port uses Burn's TransformerEncoder, whose defaults differ
-(GELU, dropout 0.1): the pitfalls docs/burn-0.22.md lists.
+"""The transformer reference: token ids (0 pads a shorter sequence at its end) through an Embedding plus
+a learned position embedding, two nn.TransformerEncoderLayers (PyTorch's defaults: post-norm, ReLU;
+batch first, no dropout) that skip the pads (`src_key_padding_mask`), the mean over each sequence's real
+tokens and a Linear head. Its Burn port uses Burn's TransformerEncoder, whose defaults differ (GELU,
+dropout 0.1) and whose padding mask (`mask_pad`) fills the pads' scores with -1e4 where PyTorch uses
+-inf: the pitfalls docs/burn-0.22.md lists.
 
 harness.toml's `[data] sample_shape = [8]` makes each row's 8 token columns one sequence; the model reads
 the ids as int64. The harness calls `build(n_features, n_outputs)` after seeding torch.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-VOCAB, EMBED, HEADS, FF, LAYERS, LENGTH = 10, 16, 2, 32, 2, 8
+VOCAB, EMBED, HEADS, FF, LAYERS, LENGTH, PAD = 10, 16, 2, 32, 2, 8, 0
 
 
 class TransformerNet(nn.Module):
@@ -26,8 +28,12 @@ class TransformerNet(nn.Module):
         self.head = nn.Linear(EMBED, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.enc(self.emb(x.long()) + self.pos)
-        return self.head(h.mean(1))
+        tokens = x.long()
+        pad = tokens == PAD
+        h = self.enc(self.emb(tokens) + self.pos, src_key_padding_mask=pad)
+        keep = (~pad).unsqueeze(-1).to(h.dtype)
+        # clamp: a sequence of pads only (none in the data) pools to zeros rather than 0/0.
+        return self.head((h * keep).sum(1) / keep.sum(1).clamp(min=1.0))
 
 
 def build(n_features: int, n_outputs: int) -> nn.Module:

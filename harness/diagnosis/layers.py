@@ -24,6 +24,7 @@ flipped, or its two norms swapped.
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +37,7 @@ from torch import nn
 
 from harness.compare import Tolerance
 from harness.diagnosis import Candidate, Cause, Param, explain, ratio
-from harness.reference.reference import Reference
+from harness.reference.reference import LayerCall, Reference
 from harness.reference.structure import Params
 
 Replay = Callable[[torch.Tensor], torch.Tensor]
@@ -85,14 +86,16 @@ def _candidates(
     tol: Tolerance,
     layer: str,
     downstream: Downstream,
-    kin: Sequence[tuple[str, nn.Module, torch.Tensor]] = (),
+    kin: Sequence[tuple[str, nn.Module, LayerCall]] = (),
+    call: LayerCall | None = None,
 ) -> list[Candidate]:
     """Each change to `module` as a candidate: judged on the layer's own output, then confirmed on every
     layer the port reports after it, with the changed output run through the rest of the reference.
 
     `kin`: the later layers of the same kind and settings (name, module, input). A default left in place
     or a loader's slip usually hits every layer a port builds from one config (Burn's
-    TransformerEncoderConfig builds all its layers), so each change is also tried on all of them at once."""
+    TransformerEncoderConfig builds all its layers), so each change is also tried on all of them at once.
+    `call`: how the model calls the layer (its other arguments, a padding mask say); replays call it so."""
 
     def err(replay: Replay) -> float:
         try:
@@ -103,8 +106,8 @@ def _candidates(
         # The port's output of another size (another width) is no change to this layer's arithmetic.
         return ratio(out.reshape(got.shape), got, tol) if out.size == got.size else math.inf
 
-    changes = _changes(module, a)
-    kin_changes = [(name, _changes(m, ka)) for name, m, ka in kin]
+    changes = _changes(module, a, call)
+    kin_changes = [(name, _changes(m, kc.input, kc)) for name, m, kc in kin]
     found: list[Candidate] = []
     for i, (cause, what, replay, params) in enumerate(changes):
         found.append(
@@ -141,8 +144,8 @@ def _same_change(changes: list[Change], i: int, cause: str) -> Change | None:
     return same[0] if len(same) == 1 else None
 
 
-def _changes(module: nn.Module, a: torch.Tensor) -> list[Change]:
-    """The changes tried on a layer of `module`'s kind, `a` its input."""
+def _changes(module: nn.Module, a: torch.Tensor, call: LayerCall | None = None) -> list[Change]:
+    """The changes tried on a layer of `module`'s kind, `a` its input, `call` how the model calls it."""
 
     def candidate(cause: str, what: str, replay: Callable[[Sequence[float]], Replay], params: tuple = ()) -> Change:
         return (cause, what, replay, params)
@@ -243,9 +246,9 @@ def _changes(module: nn.Module, a: torch.Tensor) -> list[Change]:
     if isinstance(module, (nn.LSTM, nn.GRU)) and _plain_rnn(module):
         found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _recurrent_changes(module)]
     if isinstance(module, nn.MultiheadAttention) and module._qkv_same_embed_dim and module.batch_first:
-        found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _attention_changes(module)]
+        found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _attention_changes(module, call)]
     if isinstance(module, nn.TransformerEncoderLayer) and module.self_attn._qkv_same_embed_dim:
-        found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _encoder_changes(module)]
+        found += [candidate(c, what, lambda _, r=r: r) for c, what, r in _encoder_changes(module, call)]
     if isinstance(module, nn.Flatten) and a.dim() > 2 and module.start_dim == 1 and module.end_dim == -1:
         # Channels last (NHWC for images, NLC for sequences), then flattened: TensorFlow's layout.
         order = (0, *range(2, a.dim()), 1)
@@ -381,9 +384,46 @@ def _gru_reset_before(m: nn.GRU, v: torch.Tensor) -> torch.Tensor:
     return torch.stack(steps, 1)
 
 
-def _attention_changes(m: nn.MultiheadAttention) -> list[tuple[str, str, Replay]]:
-    """Self-attention (query, key and value the layer's one input) with `in_proj_weight`'s blocks split in
-    another order than (query, key, value), or without the 1/sqrt(head size) scale on the scores."""
+def _bound(m: nn.Module, call: LayerCall | None) -> dict[str, Any] | None:
+    """The call's arguments by parameter name, the input left out; {} without a call, None when they do
+    not bind to the module's forward."""
+    if call is None:
+        return {}
+    try:
+        bound = inspect.signature(m.forward).bind(call.input, *call.args, **call.kwargs)
+    except TypeError:
+        return None
+    return dict(list(bound.arguments.items())[1:])
+
+
+def _padding(mask: Any) -> torch.Tensor | None:
+    """A key padding mask as bool `[n, T]`, True at a pad: given as bool, or as nn.TransformerEncoder
+    hands it to its layers (float, -inf at a pad, 0 elsewhere). None for none or for any other mask (an
+    additive float bias), which no replay here models."""
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 2:
+        return None
+    if mask.dtype == torch.bool:
+        return mask
+    if mask.is_floating_point() and bool(((mask == 0) | (mask == -math.inf)).all()):
+        return mask == -math.inf
+    return None
+
+
+def _attention_changes(m: nn.MultiheadAttention, call: LayerCall | None = None) -> list[tuple[str, str, Replay]]:
+    """Self-attention (query, key and value the layer's one input, keys perhaps masked by a padding mask)
+    with `in_proj_weight`'s blocks split in another order than (query, key, value), or without the
+    1/sqrt(head size) scale on the scores. None for another call (cross-attention, an attention mask)."""
+    args = _bound(m, call)
+    if args is None or args.get("attn_mask") is not None:
+        return []
+    if call is not None and not all(
+        isinstance(args.get(k), torch.Tensor) and torch.equal(args[k], call.input) for k in ("key", "value")
+    ):
+        return []
+    given = args.get("key_padding_mask")
+    pad = _padding(given)
+    if given is not None and pad is None:
+        return []
     names = ("query", "key", "value")
     w, b = m.in_proj_weight, m.in_proj_bias
     out: list[tuple[str, str, Replay]] = []
@@ -397,14 +437,14 @@ def _attention_changes(m: nn.MultiheadAttention) -> list[tuple[str, str, Replay]
             (
                 "forward.attention.qkv_order",
                 f"in_proj's blocks read as ({got}) where PyTorch stacks (query, key, value)",
-                lambda v, wo=wo, bo=bo: _self_attention(m, v, wo, bo, scaled=True),
+                lambda v, wo=wo, bo=bo: _self_attention(m, v, wo, bo, scaled=True, pad=pad),
             )
         )
     out.append(
         (
             "forward.attention.no_scale",
             "attention scores not divided by sqrt(head size)",
-            lambda v: _self_attention(m, v, w, b, scaled=False),
+            lambda v: _self_attention(m, v, w, b, scaled=False, pad=pad),
         )
     )
     return out
@@ -422,17 +462,21 @@ def _encoder_activation(m: nn.TransformerEncoderLayer) -> str | None:
     return {F.relu: "ReLU", torch.relu: "ReLU", F.gelu: "GELU"}.get(act)  # type: ignore[call-overload]
 
 
-def _encoder_changes(m: nn.TransformerEncoderLayer) -> list[tuple[str, str, Replay]]:
+def _encoder_changes(m: nn.TransformerEncoderLayer, call: LayerCall | None = None) -> list[tuple[str, str, Replay]]:
     """An encoder layer, replayed whole, with one thing changed: its feed-forward activation (Burn's
     TransformerEncoderConfig defaults to GELU, torch to ReLU), its attention's in_proj blocks in another
     order or its scores unscaled, pre-norm and post-norm exchanged (`norm_first`), or its two norms in
-    each other's place (Burn's pre-norm layer applies norm_2 first, torch's norm1)."""
+    each other's place (Burn's pre-norm layer applies norm_2 first, torch's norm1). Called as the model
+    calls it (`call`: its padding mask, say); with a padding mask, also that mask left out or inverted."""
+    args = _bound(m, call)
+    if args is None:
+        return []
 
     def changed(edit: Callable[[nn.TransformerEncoderLayer], None]) -> Replay:
         mod = copy.deepcopy(m).eval()
         with torch.no_grad():
             edit(mod)
-        return lambda v: mod(v)
+        return lambda v: mod(v, **args)
 
     out: list[tuple[str, str, Replay]] = []
     own = _encoder_activation(m)
@@ -499,13 +543,52 @@ def _encoder_changes(m: nn.TransformerEncoderLayer) -> list[tuple[str, str, Repl
     n1, n2 = m.norm1.state_dict(), m.norm2.state_dict()
     if any(not torch.equal(n1[k], n2[k]) for k in n1):  # equal norms (at initialization): no change to name
         out.append(("forward.encoder.norms_swapped", "norm1 and norm2 in each other's place", changed(swap_norms)))
-    return out
+    return out + _mask_changes(m, args)
+
+
+def _mask_changes(m: nn.TransformerEncoderLayer, args: dict[str, Any]) -> list[tuple[str, str, Replay]]:
+    """An encoder layer called with a padding mask, replayed with the mask left out (a Burn port that builds
+    `TransformerEncoderInput::new(x)` without `.mask_pad(...)`) or inverted (a Hugging Face
+    `attention_mask`, 1 at a real token, passed as Burn's `mask_pad`, true at a pad). The inverted mask
+    fills the scores as Burn does (-1e4, not -inf): a sequence without pads then masks every key, and Burn
+    attends to all of them alike where PyTorch's -inf gives NaN."""
+    pad = _padding(args.get("src_key_padding_mask"))
+    if pad is None or not bool(pad.any()) or args.get("src_mask") is not None or not m.self_attn.batch_first:
+        return []
+    mod = copy.deepcopy(m).eval()
+    without = {**args, "src_key_padding_mask": None}
+    return [
+        (
+            "forward.attention.mask_ignored",
+            "the padding mask not applied: every key attended, pads included",
+            lambda v: mod(v, **without),
+        ),
+        (
+            "forward.attention.mask_inverted",
+            "the padding mask inverted: the real tokens masked (their scores filled with Burn's -1e4), the pads "
+            "attended",
+            lambda v: _encoder_by_hand(mod, v, ~pad, BURN_MASK_FILL),
+        ),
+    ]
+
+
+# Burn's attention fills a masked score with this (`MhaInput::mask_pad`, `min_float`), PyTorch with -inf:
+# the same weights wherever a row keeps one key, a uniform row where it keeps none (burn-nn
+# src/modules/attention/mha.rs, docs/burn-0.22.md).
+BURN_MASK_FILL = -1.0e4
 
 
 def _self_attention(
-    m: nn.MultiheadAttention, v: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, scaled: bool
+    m: nn.MultiheadAttention,
+    v: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    scaled: bool,
+    pad: torch.Tensor | None = None,
+    fill: float = -math.inf,
 ) -> torch.Tensor:
-    """nn.MultiheadAttention's self-attention, batch first, no mask, from its parts."""
+    """nn.MultiheadAttention's self-attention, batch first, from its parts; `pad` (bool `[n, T]`, True at a
+    key to skip) fills those keys' scores with `fill`."""
     n, t, e = v.shape
     heads = m.num_heads
     q, k, val = F.linear(v, w, b).chunk(3, -1)
@@ -516,8 +599,28 @@ def _self_attention(
     scores = split(q) @ split(k).transpose(-2, -1)
     if scaled:
         scores = scores / math.sqrt(e // heads)
+    if pad is not None:
+        scores = scores.masked_fill(pad[:, None, None, :], fill)
     ctx = (scores.softmax(-1) @ split(val)).transpose(1, 2).reshape(n, t, e)
     return m.out_proj(ctx)
+
+
+def _encoder_by_hand(m: nn.TransformerEncoderLayer, v: torch.Tensor, pad: torch.Tensor, fill: float) -> torch.Tensor:
+    """An encoder layer (batch first, evaluation mode) written out, its attention skipping the keys `pad`
+    marks by filling their scores with `fill`, as a port that builds the mask itself computes it."""
+    attn = m.self_attn
+
+    def sa(h: torch.Tensor) -> torch.Tensor:
+        return _self_attention(attn, h, attn.in_proj_weight, attn.in_proj_bias, scaled=True, pad=pad, fill=fill)
+
+    def ff(h: torch.Tensor) -> torch.Tensor:
+        return m.linear2(m.activation(m.linear1(h)))
+
+    if m.norm_first:
+        v = v + sa(m.norm1(v))
+        return v + ff(m.norm2(v))
+    v = m.norm1(v + sa(v))
+    return m.norm2(v + ff(v))
 
 
 def _pool_changes(m: nn.Module) -> list[tuple[str, str, Replay]]:
@@ -740,16 +843,16 @@ def _worst(outs: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray], names:
 
 
 def _kin(
-    reference: Reference, params: Params, inputs: Mapping[str, torch.Tensor], layer: str
-) -> list[tuple[str, nn.Module, torch.Tensor]]:
-    """The layers after `layer` of its kind with its declared settings: (name, module, reference input)."""
+    reference: Reference, params: Params, calls: Mapping[str, LayerCall], layer: str
+) -> list[tuple[str, nn.Module, LayerCall]]:
+    """The layers after `layer` of its kind with its declared settings: (name, module, reference call)."""
     by_name = {lay.name: lay for lay in reference.layers}
     own = by_name[layer]
     later = reference.layer_names[reference.layer_names.index(layer) + 1 :]
     return [
-        (n, reference.module(params, n), inputs[n])
+        (n, reference.module(params, n), calls[n])
         for n in later
-        if n in inputs and by_name[n].kind == own.kind and by_name[n].hyper == own.hyper
+        if n in calls and by_name[n].kind == own.kind and by_name[n].hyper == own.hyper
     ]
 
 
@@ -758,11 +861,11 @@ def diagnose(
 ) -> list[Cause]:
     """Causes that reproduce the port's output of `layer`, the first divergent one (`got`: every layer's),
     and of every layer it reports after it."""
-    inputs = reference.layer_inputs(params, x)
-    if layer not in inputs:
+    calls = reference.layer_calls(params, x)
+    if layer not in calls:
         return []
     module = reference.module(params, layer)
-    a = inputs[layer]
+    a = calls[layer].input
     out = np.asarray(got[layer], dtype=np.float32)
     if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)) and a.numel() == out.size:
         found = _dropout(module, a.numpy().reshape(out.shape), out, tol, layer)
@@ -773,7 +876,7 @@ def diagnose(
     evidence = f"{out.size} outputs of {layer}{after}"
     found = explain(
         [
-            *_candidates(module, a, out, tol, layer, downstream, _kin(reference, params, inputs, layer)),
+            *_candidates(module, a, out, tol, layer, downstream, _kin(reference, params, calls, layer), calls[layer]),
             *_relabeled(reference, params, x, got, layer, later, tol),
         ],
         evidence,

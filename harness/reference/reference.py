@@ -21,7 +21,7 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,33 @@ class Layer:
     kind: str
     hyper: dict[str, Any]
     shape: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class LayerCall:
+    """One call of a layer in the reference's forward: its input (the first argument, what a replay
+    changes) and the other arguments as the model passed them (an encoder layer's
+    `src_key_padding_mask`, attention's key and value), so that a replay calls the layer as the model
+    does."""
+
+    input: torch.Tensor
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, module: nn.Module, v: torch.Tensor) -> Any:
+        """`module` called on `v` in place of the input, with the call's other arguments."""
+        return module(v, *self.args, **self.kwargs)
+
+
+def _detached(value: Any) -> Any:
+    """A copy of a call's argument that later calls cannot change: tensors detached and cloned."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, tuple):
+        return tuple(_detached(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _detached(v) for k, v in value.items()}
+    return value
 
 
 class Reference:
@@ -262,17 +289,22 @@ class Reference:
     def layer_inputs(self, params: Params, x: np.ndarray, training: bool = False) -> dict[str, torch.Tensor]:
         """Each leaf module's input (its first positional argument) on x, in evaluation mode or in
         training mode with dropout off: what a layer-local replay (harness/diagnosis/layers.py) feeds."""
+        return {name: call.input for name, call in self.layer_calls(params, x, training).items()}
+
+    def layer_calls(self, params: Params, x: np.ndarray, training: bool = False) -> dict[str, LayerCall]:
+        """Each leaf module's first call on x, its input and the other arguments it was given (an
+        encoder layer's padding mask, say), in evaluation mode or in training mode with dropout off."""
         model = self.build(params)
         self.train_mode(model, dropout=False) if training else model.eval()
-        seen: dict[str, torch.Tensor] = {}
+        seen: dict[str, LayerCall] = {}
         wanted = set(self.layer_names)
 
-        def record(name: str, args: tuple) -> None:
+        def record(name: str, args: tuple, kwargs: dict[str, Any]) -> None:
             if name not in seen and args and isinstance(args[0], torch.Tensor):
-                seen[name] = args[0].detach().clone()
+                seen[name] = LayerCall(_detached(args[0]), _detached(args[1:]), _detached(kwargs))
 
         hooks = [
-            m.register_forward_pre_hook(lambda _m, a, name=name: record(name, a))
+            m.register_forward_pre_hook(lambda _m, a, kw, name=name: record(name, a, kw), with_kwargs=True)
             for name, m in model.named_modules()
             if name in wanted
         ]

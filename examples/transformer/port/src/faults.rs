@@ -15,6 +15,12 @@ pub enum Fault {
     EncoderQkvOrder,
     /// The first layer's attention written by hand without the 1/sqrt(head size) scale.
     AttnNoScale,
+    /// The padding mask never given to the encoder (`TransformerEncoderInput::new(x)` without
+    /// `.mask_pad(...)`): every sequence attends to its pads.
+    MaskIgnored,
+    /// The padding mask inverted (true at real tokens), as a Hugging Face `attention_mask` (1 = keep)
+    /// passed where Burn's `mask_pad` wants true at a pad.
+    MaskInverted,
 }
 
 impl burn_diff::faults::Fault for Fault {
@@ -23,6 +29,8 @@ impl burn_diff::faults::Fault for Fault {
         Fault::EncoderDropoutDefault,
         Fault::EncoderQkvOrder,
         Fault::AttnNoScale,
+        Fault::MaskIgnored,
+        Fault::MaskInverted,
     ];
 
     /// `(name, stage that must catch it first, the diagnosis that must name it, description)`.
@@ -51,6 +59,18 @@ impl burn_diff::faults::Fault for Fault {
                 "forward",
                 "forward.attention.no_scale",
                 "the first layer's attention written by hand without dividing the scores by sqrt(head size)",
+            ),
+            Fault::MaskIgnored => (
+                "mask-ignored",
+                "forward",
+                "forward.attention.mask_ignored",
+                "the padding mask never given to the encoder: every sequence attends to its pads",
+            ),
+            Fault::MaskInverted => (
+                "mask-inverted",
+                "forward",
+                "forward.attention.mask_inverted",
+                "the padding mask inverted (true at real tokens, a Hugging Face attention_mask passed as Burn's mask_pad)",
             ),
         }
     }

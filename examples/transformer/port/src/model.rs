@@ -12,7 +12,7 @@ use burn::nn::transformer::{
 };
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Bool, Device, Int, Tensor};
 
 use crate::faults::{Fault, Faults};
 
@@ -30,6 +30,9 @@ pub const LAYERS: usize = 2;
 pub const OUTPUTS: usize = 2;
 /// Tokens per sequence.
 pub const LENGTH: usize = 8;
+/// The padding id: shorter sequences end in it. The encoder's attention skips it (Burn's
+/// `mask_pad`, true at a pad, as torch's `src_key_padding_mask`) and the pooled mean leaves it out.
+pub const PAD: i64 = 0;
 /// The encoder's LayerNorm epsilon: Burn's default and torch's, 1e-5. Burn's `LayerNorm` keeps it
 /// private, so the port reports the value it configured.
 pub const LAYER_NORM_EPS: f64 = 1e-5;
@@ -51,6 +54,10 @@ pub struct TransformerNet {
     query_key_swapped: bool,
     /// Fault attn-no-scale.
     unscaled: bool,
+    /// Fault mask-ignored.
+    mask_ignored: bool,
+    /// Fault mask-inverted.
+    mask_inverted: bool,
 }
 
 /// Every layer's output: the embeddings and each encoder layer's `[n, T, 16]`, the logits `[n, 2]`.
@@ -77,8 +84,13 @@ fn encoder(faults: &Faults, device: &Device) -> TransformerEncoder {
 }
 
 /// Self-attention written by hand, as a port that does not use Burn's module writes it, but
-/// without dividing the scores by sqrt(d_k) (fault attn-no-scale).
-fn attention_unscaled(layer: &TransformerEncoderLayer, x: Tensor<3>) -> Tensor<3> {
+/// without dividing the scores by sqrt(d_k) (fault attn-no-scale). Pads are masked as Burn's
+/// attention masks them: their scores set to -1e4.
+fn attention_unscaled(
+    layer: &TransformerEncoderLayer,
+    x: Tensor<3>,
+    mask: Option<Tensor<2, Bool>>,
+) -> Tensor<3> {
     let mha = &layer.mha;
     let [n, t, e] = x.dims();
     let (h, dk) = (mha.n_heads, mha.d_k);
@@ -86,7 +98,11 @@ fn attention_unscaled(layer: &TransformerEncoderLayer, x: Tensor<3>) -> Tensor<3
     let q = split(mha.query.forward(x.clone()));
     let k = split(mha.key.forward(x.clone()));
     let v = split(mha.value.forward(x));
-    let weights = softmax(q.matmul(k.swap_dims(2, 3)), 3);
+    let mut scores = q.matmul(k.swap_dims(2, 3));
+    if let Some(mask) = mask {
+        scores = scores.mask_fill(mask.reshape([n, 1, 1, t]), mha.min_float);
+    }
+    let weights = softmax(scores, 3);
     let context: Tensor<3> = weights.matmul(v).swap_dims(1, 2).reshape([n, t, e]);
     mha.output.forward(context)
 }
@@ -105,53 +121,83 @@ impl TransformerNet {
             head: LinearConfig::new(EMBED, OUTPUTS).init(device),
             query_key_swapped: faults.has(Fault::EncoderQkvOrder),
             unscaled: faults.has(Fault::AttnNoScale),
+            mask_ignored: faults.has(Fault::MaskIgnored),
+            mask_inverted: faults.has(Fault::MaskInverted),
         }
     }
 
+    /// The padding mask the encoder gets: true at a pad. With fault mask-ignored none (every key
+    /// attended, pads included); with fault mask-inverted true at every real token, as a port that
+    /// passes a Hugging Face `attention_mask` (1 = keep) where Burn's `mask_pad` wants 1 = pad.
+    fn mask(&self, tokens: &Tensor<2, Int>) -> Option<Tensor<2, Bool>> {
+        if self.mask_ignored {
+            return None;
+        }
+        let pad = tokens.clone().equal_elem(PAD);
+        Some(if self.mask_inverted {
+            pad.bool_not()
+        } else {
+            pad
+        })
+    }
+
+    /// The mean over each sequence's real tokens `[n, E]` (pads left out, whatever the encoder's mask;
+    /// a sequence of pads only, none in the data, pools to zeros as the reference's).
+    fn pool(x: Tensor<3>, tokens: &Tensor<2, Int>) -> Tensor<2> {
+        let [n, _, e] = x.dims();
+        let keep: Tensor<3> = tokens.clone().not_equal_elem(PAD).float().unsqueeze_dim(2);
+        let count: Tensor<3> = keep.clone().sum_dim(1).clamp_min(1.0);
+        let sum: Tensor<3> = (x * keep).sum_dim(1);
+        (sum / count).reshape([n, e])
+    }
+
     /// One encoder layer; the first one with this port's faults.
-    fn layer(&self, i: usize, x: Tensor<3>) -> Tensor<3> {
+    fn layer(&self, i: usize, x: Tensor<3>, mask: Option<Tensor<2, Bool>>) -> Tensor<3> {
         let layer = &self.enc.layers[i];
         if i == 0 && self.query_key_swapped {
             // Query and key in each other's place, as a loader that split in_proj as (key, query,
             // value) leaves them (the clone shares the parameters, so gradients go to the same ones).
             let mut swapped = layer.clone();
             std::mem::swap(&mut swapped.mha.query, &mut swapped.mha.key);
-            return swapped.forward(x, None, None);
+            return swapped.forward(x, mask, None);
         }
         if i == 0 && self.unscaled {
             // The post-norm layer with its attention written by hand (no dropout: the reference has none).
             let x = layer
                 .norm_1
-                .forward(x.clone() + attention_unscaled(layer, x));
+                .forward(x.clone() + attention_unscaled(layer, x, mask));
             return layer.norm_2.forward(x.clone() + layer.pwff.forward(x));
         }
-        layer.forward(x, None, None)
+        layer.forward(x, mask, None)
     }
 
     /// Every layer's output on token ids `[n, T]`. The encoder's layers run one by one (the loop
-    /// `TransformerEncoder::forward` runs, with no masks), so each one's output is reported.
+    /// `TransformerEncoder::forward` runs, each with the padding mask), so each one's output is
+    /// reported.
     pub fn layers(&self, tokens: Tensor<2, Int>) -> Layers {
-        let emb = self.emb.forward(tokens);
+        let mask = self.mask(&tokens);
+        let emb = self.emb.forward(tokens.clone());
         let mut x = emb.clone() + self.pos.val();
         let mut enc = Vec::with_capacity(self.enc.layers.len());
         for i in 0..self.enc.layers.len() {
-            x = self.layer(i, x);
+            x = self.layer(i, x, mask.clone());
             enc.push(x.clone());
         }
-        let [n, _, e] = x.dims();
-        let pooled: Tensor<2> = x.mean_dim(1).reshape([n, e]);
-        let head = self.head.forward(pooled);
+        let head = self.head.forward(Self::pool(x, &tokens));
         Layers { emb, enc, head }
     }
 
     /// The logits `[n, 2]`.
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
-        if !self.query_key_swapped && !self.unscaled {
+        if !self.query_key_swapped && !self.unscaled && !self.mask_ignored && !self.mask_inverted {
             // Burn's own encoder forward, as the user's model calls it.
-            let emb = self.emb.forward(tokens) + self.pos.val();
-            let x = self.enc.forward(TransformerEncoderInput::new(emb));
-            let [n, _, e] = x.dims();
-            return self.head.forward(x.mean_dim(1).reshape([n, e]));
+            let emb = self.emb.forward(tokens.clone()) + self.pos.val();
+            let mut input = TransformerEncoderInput::new(emb);
+            if let Some(mask) = self.mask(&tokens) {
+                input = input.mask_pad(mask);
+            }
+            let x = self.enc.forward(input);
+            return self.head.forward(Self::pool(x, &tokens));
         }
         self.layers(tokens).head
     }

@@ -291,16 +291,7 @@ def test_an_encoder_layers_norms_in_each_others_place_are_named_once_they_differ
 def test_a_slip_in_every_layer_of_a_stack_is_named_for_all_of_them(both: bool) -> None:
     """Burn's TransformerEncoderConfig builds every layer from one config, so its GELU default hits both
     layers of examples/transformer's encoder; a slip in the first layer alone is named for that one."""
-    cfg = RunConfig(
-        reference="model:build",
-        reference_dir=FIXTURES.parent.parent / "examples/transformer",
-        task="multiclass",
-        loss="CrossEntropyLoss",
-        sample_shape=(8,),
-    )
-    ref = Reference(cfg, 8, 2)
-    params = ref.init_params(0)
-    x = np.random.default_rng(0).integers(0, 10, size=(64, 8)).astype(np.float32)
+    ref, params, x = _padded_transformer()
     model = ref.build(params).eval()
     for i, layer in enumerate(model.enc.layers):
         if i == 0 or both:

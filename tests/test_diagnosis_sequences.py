@@ -296,17 +296,7 @@ def test_a_slip_in_every_layer_of_a_stack_is_named_for_all_of_them(both: bool) -
     for i, layer in enumerate(model.enc.layers):
         if i == 0 or both:
             _gelu(layer)
-    outs: dict[str, np.ndarray] = {}
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, o, n=n: outs.__setitem__(n, o.detach().numpy().reshape(len(x), -1)))
-        for n, m in model.named_modules()
-        if n in ref.layer_names
-    ]
-    with torch.no_grad():
-        model(ref.batch(x))
-    for h in hooks:
-        h.remove()
-    found = layers.diagnose(ref, params, x, outs, "enc.layers.0", tolerance("forward", {}))
+    found = layers.diagnose(ref, params, x, _layer_outputs(ref, model, x), "enc.layers.0", tolerance("forward", {}))
     assert [c.cause for c in found] == ["forward.encoder.activation"]
     every = "every layer of its kind (enc.layers.0, enc.layers.1): the feed-forward activation exact GELU"
     assert found[0].description.startswith(every) == both, found[0].description
@@ -391,12 +381,19 @@ def _masked_port(ref: Reference, params: dict, x: np.ndarray, layer_out: Callabl
     at a pad token), the rest (embedding, the pooled head over real tokens) the reference's own."""
     model = ref.build(params).eval()
     pad = torch.from_numpy(x == 0)
+    for layer in model.enc.layers:
+        layer.register_forward_hook(lambda m, i, _o: layer_out(m, i[0], pad))
+    return _layer_outputs(ref, model, x)
+
+
+def _layer_outputs(ref: Reference, model: torch.nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every reference layer's output of `model` (the reference's, changed) on x, as a port reports them."""
     outs: dict[str, np.ndarray] = {}
 
     def record(name: str, o: torch.Tensor) -> None:
         outs.setdefault(name, o.detach().numpy().reshape(len(x), -1).copy())
 
-    hooks = [layer.register_forward_hook(lambda m, i, _o: layer_out(m, i[0], pad)) for layer in model.enc.layers] + [
+    hooks = [
         m.register_forward_hook(lambda _m, _i, o, n=n: record(n, o))
         for n, m in model.named_modules()
         if n in ref.layer_names

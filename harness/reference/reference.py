@@ -115,15 +115,11 @@ class LayerCall:
     """One call of a layer in the reference's forward: its input (the first argument, what a replay
     changes) and the other arguments as the model passed them (an encoder layer's
     `src_key_padding_mask`, attention's key and value), so that a replay calls the layer as the model
-    does."""
+    does (harness/diagnosis/layers.py binds them to the layer's parameters)."""
 
     input: torch.Tensor
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self, module: nn.Module, v: torch.Tensor) -> Any:
-        """`module` called on `v` in place of the input, with the call's other arguments."""
-        return module(v, *self.args, **self.kwargs)
 
 
 def _detached(value: Any) -> Any:

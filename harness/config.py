@@ -58,6 +58,11 @@ class RunConfig:
     # for 8x8 grey images, so the model's input is [n, 1, 8, 8]; () for a flat feature row, [n, d].
     # [data] sample_shape in harness.toml. The data stages see the table; the model stages the samples.
     sample_shape: tuple[int, ...] = ()
+    # What the model's input holds: "float32" (features, pixels), or "int64" (token ids, as an
+    # nn.Embedding takes them). [data] sample_dtype in harness.toml; int64 inputs reach the reference as
+    # torch.long and the port as int64 (protocol 3), and must be whole numbers of at most 2^24 in
+    # magnitude (SAMPLE_INT_LIMIT).
+    sample_dtype: str = "float32"
     # Rows the StandardScaler is fitted on: "all" (the user's script: before the split), "train", or
     # "none" (no scaler).
     scaler: str = "all"
@@ -279,6 +284,10 @@ def load_port_settings(start: Path | None = None, file: Path | None = None) -> t
 
 
 TASKS = ("binary", "multiclass", "regression")
+SAMPLE_DTYPES = ("float32", "int64")
+# The largest |id| an int64 input may hold: the data stages carry the values as float32, exact up to 2^24
+# (16,777,216 ids: more than any tokenizer's vocabulary).
+SAMPLE_INT_LIMIT = 1 << 24
 
 
 def _table(doc: dict[str, Any], key: str, path: Path, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -364,7 +373,9 @@ def load_model_settings(path: Path) -> dict[str, Any]:
             out[k] = _number(train[k], f"{path}: [train] {k}", integer=True, positive=True)
     if "seed" in train:
         out["seed"] = _number(train["seed"], f"{path}: [train] seed", integer=True)
-    data = _table(doc, "data", path, ("path", "label", "scaler", "test_size", "split_seed", "sample_shape"))
+    data = _table(
+        doc, "data", path, ("path", "label", "scaler", "test_size", "split_seed", "sample_shape", "sample_dtype")
+    )
     if "path" in data:
         if not isinstance(data["path"], str):
             raise HarnessError(f"{path}: [data] path must be a string")
@@ -389,6 +400,14 @@ def load_model_settings(path: Path) -> dict[str, Any]:
         if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d > 0 for d in shape):
             raise HarnessError(f"{path}: [data] sample_shape must be a list of positive integers, got {shape!r}")
         out["sample_shape"] = tuple(shape)
+    if "sample_dtype" in data:
+        if data["sample_dtype"] not in SAMPLE_DTYPES:
+            raise HarnessError(
+                f"{path}: [data] sample_dtype must be {' or '.join(map(repr, SAMPLE_DTYPES))}, got {data['sample_dtype']!r}"
+            )
+        out["sample_dtype"] = data["sample_dtype"]
+    if out.get("sample_dtype") == "int64" and out.get("scaler", "all") != "none":
+        raise HarnessError(f'{path}: [data] sample_dtype = "int64" takes the ids as they are: set scaler = "none"')
     return out
 
 

@@ -107,6 +107,10 @@ def prepare(cfg: RunConfig) -> Prepared:
             f"[data] sample_shape {list(cfg.sample_shape)} holds {int(np.prod(cfg.sample_shape))} values per sample; "
             f"{cfg.data.name} has {table.features.shape[1]} feature columns"
         )
+    if cfg.sample_dtype == "int64":
+        from harness.samples import check_ids
+
+        check_ids(table.features, table.feature_names)
     n = len(table.labels)
     n_test = int(np.ceil(cfg.test_size * n))
     if not 0 < n_test < n:

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.config import RunConfig
+from harness.config import RunConfig, load_model_settings
 from harness.diagnosis import layers
 from harness.reference.reference import Reference
 from harness.tolerances import tolerance
@@ -343,13 +343,7 @@ def test_an_unrelated_conv1d_change_names_no_cause(conv1d: Reference, x: np.ndar
 def _padded_transformer() -> tuple[Reference, dict, np.ndarray]:
     """examples/transformer's model (0 pads a sequence at its end, the encoder skips pads) on sequences of
     3 to 8 tokens, a third of them without a pad."""
-    cfg = RunConfig(
-        reference="model:build",
-        reference_dir=FIXTURES.parent.parent / "examples/transformer",
-        task="multiclass",
-        loss="CrossEntropyLoss",
-        sample_shape=(8,),
-    )
+    cfg = RunConfig(**load_model_settings(FIXTURES.parent.parent / "examples/transformer/harness.toml"))
     ref = Reference(cfg, 8, 2)
     rng = np.random.default_rng(3)
     x = rng.integers(1, 10, size=(90, 8))

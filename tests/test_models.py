@@ -63,6 +63,12 @@ def test_config_file_names_the_model(digits_cfg: RunConfig) -> None:
         ("[train]\nbatchsize = 3\n", "unknown key 'batchsize' in [train]"),
         ("[data]\nsample_shape = [1, 0, 8]\n", "sample_shape must be a list of positive integers, got [1, 0, 8]"),
         ('[data]\nsample_shape = "1x8x8"\n', "sample_shape must be a list of positive integers"),
+        ('[data]\nsample_dtype = "int32"\n', "[data] sample_dtype must be 'float32' or 'int64', got 'int32'"),
+        (
+            '[data]\nsample_dtype = "int64"\nscaler = "train"\n',
+            '[data] sample_dtype = "int64" takes the ids as they are: set scaler = "none"',
+        ),
+        ('[data]\nsample_dtype = "int64"\n', 'sample_dtype = "int64" takes the ids as they are: set scaler = "none"'),
     ],
 )
 def test_bad_config_is_one_line(tmp_path: Path, text: str, message: str) -> None:

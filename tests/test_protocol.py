@@ -178,7 +178,7 @@ FAILURES = [
     ("garbage", PortProtocolError, r"not a frame: b'hello world\\n'"),
     ("hang", PortTimeout, r"timed out after 1\.5 s on 'transform'"),
     ("deaf", PortTimeout, r"timed out after 1\.5 s on 'transform'"),  # never reads: the write itself blocks
-    ("protocol3", PortVersionError, "the port speaks protocol 3, this harness speaks 1 or 2"),
+    ("protocol4", PortVersionError, "the port speaks protocol 4, this harness speaks 1, 2 or 3"),
     ("panic", PortPanic, r"panicked in 'transform': index out of bounds: the len is 3 but the index is 7$"),
     ("wrong-id", PortProtocolError, r"answered request 1 \('transform'\) with id 2"),
     ("bad-error", PortProtocolError, "error answer to 'transform' is malformed"),
@@ -260,7 +260,7 @@ def test_scripted_port_shapes_progress_and_close() -> None:
     p = {"fc1.weight": np.zeros((2, 3), np.float32), "fc1.bias": np.zeros(2, np.float32)}
     with SubprocessPort(fake("scripted")) as port:
         assert (port.backend, port.fault) == ("fake", "a,b")
-        assert port.identity() == {"name": "fake-scripted", "backend": "fake", "faults": ["a", "b"], "protocol": 2}
+        assert port.identity() == {"name": "fake-scripted", "backend": "fake", "faults": ["a", "b"], "protocol": 3}
         loss, grad = port.loss(np.zeros(2, np.float32), np.zeros(2, np.float32))
         assert loss == math.inf and grad.dtype == np.float32
         seen: list[tuple[int, float]] = []
@@ -302,30 +302,48 @@ def test_scripted_port_shapes_progress_and_close() -> None:
     assert proc.wait(5) == 0  # `shutdown` answered, then a clean exit
 
 
-def test_a_protocol_1_port_serves_feature_rows_and_is_refused_shaped_samples_by_name() -> None:
-    """Protocol 2 added samples with a shape of their own ([n, C, H, W]); a port built before still
-    serves flat feature rows, and the first shaped batch it would get is refused with what to do, before
-    anything is sent."""
+OLDER_PORTS = [
+    # Protocol 2 added samples with a shape of their own ([n, C, H, W]), protocol 3 int64 batches (token ids).
+    (
+        "protocol1",
+        np.zeros((2, 1, 8, 8), np.float32),
+        [],
+        r"protocol 1, which carries feature rows \[n, d\] only; .* samples of shape \[1, 8, 8\] \(protocol 2\): rebuild",
+    ),
+    (
+        "protocol2",
+        np.zeros((2, 8), np.int64),
+        [np.zeros((2, 1, 8, 8), np.float32)],
+        r"protocol 2, which carries float32 batches only; this model takes int64 ids \(protocol 3\): rebuild",
+    ),
+]
+
+
+@pytest.mark.parametrize(("mode", "batch", "served", "refusal"), OLDER_PORTS, ids=[m[0] for m in OLDER_PORTS])
+def test_an_older_port_serves_what_it_reads_and_is_refused_a_newer_batch_by_name(
+    mode: str, batch: np.ndarray, served: list[np.ndarray], refusal: str
+) -> None:
+    """A port built before a protocol's new batches still serves every model whose input it reads (flat
+    feature rows, and what its own version added), and the first batch it cannot read is refused with
+    what to do, before anything is sent."""
     p = {"fc1.weight": np.zeros((2, 3), np.float32), "fc1.bias": np.zeros(2, np.float32)}
-    with SubprocessPort(fake("protocol1")) as port:
-        assert port.identity()["protocol"] == 1
-        assert port.evaluate(p, np.zeros((2, 3), np.float32), np.zeros(2, np.float32))[1] == 0.75
-        images = np.zeros((2, 1, 8, 8), np.float32)
+    y = np.zeros(2, np.float32)
+    with SubprocessPort(fake(mode)) as port:
+        assert port.identity()["protocol"] == int(mode[-1])
+        for x in [np.zeros((2, 3), np.float32), *served]:
+            assert port.evaluate(p, x, y)[1] == 0.75
         for call in (
-            lambda: port.forward(p, images),
-            lambda: port.backward(p, images, np.zeros(2, np.float32)),
-            lambda: port.evaluate(p, images, np.zeros(2, np.float32)),
-            lambda: port.train(images, np.zeros(2, np.float32), params=p, epochs=1),
+            lambda: port.forward(p, batch),
+            lambda: port.backward(p, batch, y),
+            lambda: port.evaluate(p, batch, y),
+            lambda: port.train(batch, y, params=p, epochs=1),
         ):
-            with pytest.raises(
-                PortVersionError,
-                match=r"protocol 1, which carries feature rows \[n, d\] only; .* samples of shape \[1, 8, 8\] \(protocol 2\): rebuild",
-            ):
+            with pytest.raises(PortVersionError, match=refusal):
                 call()
         # Still up: a refused batch is no failure of the port.
-        assert port.evaluate(p, np.zeros((2, 3), np.float32), np.zeros(2, np.float32))[1] == 0.75
+        assert port.evaluate(p, np.zeros((2, 3), np.float32), y)[1] == 0.75
     with SubprocessPort(fake("scripted")) as port:
-        assert port.identity()["protocol"] == 2
+        assert port.identity()["protocol"] == 3
 
 
 # -- the CLI -----------------------------------------------------------------------------------------
@@ -334,7 +352,7 @@ CLI_FAILURES = [
     ("crash", ["crashed", "exit code 3", "fake port: boom: index out of bounds"]),
     ("garbage", ["not a frame", "b'hello world\\n'"]),
     ("hang", ["timed out after 2 s"]),
-    ("protocol3", ["the port speaks protocol 3, this harness speaks 1 or 2"]),
+    ("protocol4", ["the port speaks protocol 4, this harness speaks 1, 2 or 3"]),
     ("panic", ["panicked in 'forward'", "index out of bounds"]),
     ("wrong-id", ["with id 2"]),
 ]

@@ -2,8 +2,9 @@
 head on the last step: the layers sequence ports most often get wrong (attention's packed query, key and
 value; the LSTM's and GRU's packed gates; batch_first; the GRU's reset_after).
 
-harness.toml's `[data] sample_shape = [8]` makes each row's 8 token columns one sequence; the model reads
-the ids as int64. The harness calls `build(n_features, n_outputs)` after seeding torch.
+harness.toml's `[data] sample_shape = [8]` makes each row's 8 token columns one sequence, and its
+`sample_dtype = "int64"` hands the model the ids as int64, as an Embedding takes them. The harness calls
+`build(n_features, n_outputs)` after seeding torch.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class SequenceNet(nn.Module):
         self.head = nn.Linear(HIDDEN, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.emb(x.long())
+        h = self.emb(x)
         h = self.attn(h, h, h, need_weights=False)[0]
         states = self.gru(self.lstm(h)[0])[0]
         return self.head(states[:, -1])

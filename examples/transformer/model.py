@@ -5,8 +5,9 @@ tokens and a Linear head. Its Burn port uses Burn's TransformerEncoder, whose de
 dropout 0.1) and whose padding mask (`mask_pad`) fills the pads' scores with -1e4 where PyTorch uses
 -inf: the pitfalls docs/burn-0.22.md lists.
 
-harness.toml's `[data] sample_shape = [8]` makes each row's 8 token columns one sequence; the model reads
-the ids as int64. The harness calls `build(n_features, n_outputs)` after seeding torch.
+harness.toml's `[data] sample_shape = [8]` makes each row's 8 token columns one sequence, and its
+`sample_dtype = "int64"` hands the model the ids as int64, as an Embedding takes them. The harness calls
+`build(n_features, n_outputs)` after seeding torch.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ class TransformerNet(nn.Module):
         self.head = nn.Linear(EMBED, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = x.long()
-        pad = tokens == PAD
-        h = self.enc(self.emb(tokens) + self.pos, src_key_padding_mask=pad)
+        pad = x == PAD
+        h = self.enc(self.emb(x) + self.pos, src_key_padding_mask=pad)
         keep = (~pad).unsqueeze(-1).to(h.dtype)
         # clamp: a sequence of pads only (none in the data) pools to zeros rather than 0/0.
         return self.head((h * keep).sum(1) / keep.sum(1).clamp(min=1.0))

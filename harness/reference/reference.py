@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import importlib
 import importlib.util
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from torch import nn
 from harness.config import RunConfig
 from harness.errors import HarnessError
 from harness.reference.structure import Params, Trace
+from harness.samples import model_input
 from harness.specs import LOGIT, LOSSES, OPTIMIZERS, PROBABILITY, VALUE, LossSpec
 
 DROPOUT = (nn.Dropout, nn.Dropout1d, nn.AlphaDropout)
@@ -201,7 +203,7 @@ class Reference:
 
     def _trace_layers(self, model: nn.Module) -> list[Layer]:
         model.eval()
-        x = torch.zeros(2, *self.sample_shape)
+        x = self.batch(np.zeros((2, int(np.prod(self.sample_shape)))))
         order: list[Layer] = []
         hooks = []
         mods = dict(model.named_modules())
@@ -217,11 +219,27 @@ class Reference:
         try:
             with torch.no_grad():
                 model(x)
+        except Exception as e:  # the user's code
+            raise HarnessError(self._input_error(e)) from None
         finally:
             for h in hooks:
                 h.remove()
         seen: set[str] = set()
         return [layer for layer in order if not (layer.name in seen or seen.add(layer.name))]
+
+    def _input_error(self, e: Exception) -> str:
+        """One line for a model that fails on its first batch of inputs, and what to set when the cause
+        is the input's type (an Embedding given float ids, a Linear given int64 ones)."""
+        what = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        line = (
+            f"the reference model '{self.cfg.reference or 'Classifier'}' fails on a batch of "
+            f"{self.cfg.sample_dtype} samples of shape {list(self.sample_shape)}: {type(e).__name__}: {what}"
+        )
+        if self.cfg.sample_dtype == "float32" and re.search(r"\b(Long|Int)\b", what):
+            return line + ' (the model takes integer ids: set [data] sample_dtype = "int64" in harness.toml)'
+        if self.cfg.sample_dtype == "int64" and re.search(r"Float|Double|dtype", what):
+            return line + ' (the model takes float inputs: [data] sample_dtype = "int64" is for token ids)'
+        return line
 
     @property
     def layer_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -239,9 +257,11 @@ class Reference:
             out.update({f"{layer.name}.{k}": v for k, v in layer.hyper.items()})
         return out
 
-    def batch(self, x: np.ndarray) -> torch.Tensor:
-        """Feature rows `[n, d]` as the model's input: float32, `[n, *sample_shape]`."""
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).reshape(len(x), *self.sample_shape)
+    def batch(self, x: np.ndarray, float64: bool = False) -> torch.Tensor:
+        """Feature rows `[n, d]` as the model's input `[n, *sample_shape]`: float32 (float64 for a
+        double-precision run), or int64 token ids (`[data] sample_dtype`), as the port gets them."""
+        dtype = self.cfg.sample_dtype if self.cfg.sample_dtype != "float32" or not float64 else "float64"
+        return torch.from_numpy(model_input(x, self.sample_shape, dtype))
 
     def forward(
         self,
@@ -429,10 +449,8 @@ class Reference:
         model = self.train_mode(self.build(params), dropout=False)
         if float64:
             model = model.double()
-            x, y = x.astype(np.float64), y.astype(np.float64)
-        loss = self._loss(
-            model(torch.from_numpy(x).reshape(len(x), *self.sample_shape)), torch.from_numpy(y), self.criterion()
-        )
+            y = y.astype(np.float64)
+        loss = self._loss(model(self.batch(x, float64)), torch.from_numpy(y), self.criterion())
         loss.backward()
         grads = {name: p.grad.numpy().copy() for name, p in model.named_parameters() if p.grad is not None}
         state = _float_state(model)
@@ -562,7 +580,7 @@ class Reference:
         model = self.build(init)
         if float64:
             model = model.double()
-            x, y = x.astype(np.float64), y.astype(np.float64)
+            y = y.astype(np.float64)
         self.train_mode(model, dropout)
         if dropout:
             torch.manual_seed(seed)
@@ -571,7 +589,7 @@ class Reference:
         opt = self.make_optimizer(model, float32_adam, amsgrad)
         self.load_optimizer_state(model, opt, init_state)
         criterion = self.criterion()
-        xt, yt = torch.from_numpy(x).reshape(len(x), *self.sample_shape), torch.from_numpy(y)
+        xt, yt = self.batch(x, float64), torch.from_numpy(y)
         bs = self.cfg.batch_size
         step_loss: list[float] = []
         epoch_loss: list[float] = []

@@ -103,10 +103,10 @@ class Context:
     @cached_property
     def port(self) -> Port:
         port = self._own_port()
-        if self.cfg.sample_shape:
+        if self.cfg.sample_shape or self.cfg.sample_dtype != "float32":
             from harness.samples import ShapedPort
 
-            port = ShapedPort(port, self.cfg.sample_shape)
+            port = ShapedPort(port, self.cfg.sample_shape, self.cfg.sample_dtype)
         if not self.cfg.rename:
             return port
         from harness.rename import Rename, RenamedPort

@@ -15,10 +15,11 @@ from harness.transport.frames import Frame
 from harness.transport.process import PORT_TIMEOUT_S, PortProcess
 from harness.transport.wire import Answer, Progress, WirePort
 
-PROTOCOL = 2
-# Protocol 2 added batches with a per-sample shape ([n, C, H, W]); a protocol-1 port still serves every
-# model whose input is a feature row [n, d], and is refused, by name, the first batch it cannot read.
-COMPATIBLE = (1, 2)
+PROTOCOL = 3
+# Protocol 2 added batches with a per-sample shape ([n, C, H, W]), protocol 3 int64 batches (token ids);
+# an older port still serves every model whose input it can read, and is refused, by name, the first
+# batch it cannot.
+COMPATIBLE = (1, 2, 3)
 
 
 class SubprocessPort(WirePort):
@@ -56,7 +57,8 @@ class SubprocessPort(WirePort):
         version = answer.field("protocol")
         if version not in COMPATIBLE:
             raise PortVersionError(
-                f"the port speaks protocol {version}, this harness speaks {' or '.join(map(str, COMPATIBLE))}"
+                f"the port speaks protocol {version}, this harness speaks "
+                f"{', '.join(map(str, COMPATIBLE[:-1]))} or {COMPATIBLE[-1]}"
             )
         hello = dict(answer.result)
         for key in ("faults", "methods"):

@@ -219,12 +219,19 @@ class WirePort:
         return a.group("params", self._names), {k: [int(d) for d in v] for k, v in layouts.items()}
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
-        """A model input for the wire: a protocol-1 port reads `[n, d]` only."""
+        """A model input for the wire: a protocol-1 port reads float32 `[n, d]` only, a protocol-2 port
+        float32 batches of any shape; int64 token ids need protocol 3."""
         x = np.asarray(x)
-        if x.ndim > 2 and self.protocol() == 1:
+        version = self.protocol()
+        if x.ndim > 2 and version == 1:
             raise PortVersionError(
                 f"the port speaks protocol 1, which carries feature rows [n, d] only; this model takes "
                 f"samples of shape {list(x.shape[1:])} (protocol 2): rebuild the port against this harness's burn-diff"
+            )
+        if x.dtype.kind in "iu" and version < 3:
+            raise PortVersionError(
+                f"the port speaks protocol {version}, which carries float32 batches only; this model takes "
+                f"int64 ids (protocol 3): rebuild the port against this harness's burn-diff"
             )
         return x
 

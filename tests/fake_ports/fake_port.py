@@ -22,7 +22,8 @@ MODES = (
     "garbage",
     "hang",
     "busy",
-    "protocol3",
+    "protocol4",
+    "protocol2",
     "protocol1",
     "panic",
     "wrong-id",
@@ -119,8 +120,9 @@ def main(mode: str) -> int:
                 sys.stdout.buffer.flush()
                 src.read()
                 return 0
-            # protocol3: a port from a future harness; protocol1: one built before samples had shapes.
-            version = {"protocol3": 3, "protocol1": 1}.get(mode, args["protocol"])
+            # protocol4: a port from a future harness; protocol1: one built before samples had shapes,
+            # protocol2: before integer samples.
+            version = {"protocol4": 4, "protocol2": 2, "protocol1": 1}.get(mode, args["protocol"])
             ok(
                 rid,
                 {
@@ -128,7 +130,7 @@ def main(mode: str) -> int:
                     "name": f"fake-{mode}",
                     "backend": "fake",
                     "faults": ["a", "b"],
-                    "methods": METHODS if mode in ("scripted", "protocol1") else [],
+                    "methods": METHODS if mode in ("scripted", "protocol1", "protocol2") else [],
                 },
             )
             if mode == "deaf":
@@ -163,7 +165,7 @@ def main(mode: str) -> int:
             write_frame({"id": rid, "ok": False, "error": {"kind": "oops", "message": "?"}})
         elif mode == "wrong-id":
             ok(rid + 1)
-        elif mode in ("scripted", "protocol1"):
+        elif mode in ("scripted", "protocol1", "protocol2"):
             scripted(rid, method, args)
 
 

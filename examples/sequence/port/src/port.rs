@@ -58,14 +58,8 @@ fn tokens(m: &Matrix, device: &Device) -> Result<Tensor<2, Int>> {
             m.dims
         ));
     }
-    let ids = class_indices(&m.data, VOCAB).or_else(|e| {
-        input(format!(
-            "token ids: {}",
-            e.to_string().replace("targets", "ids")
-        ))
-    })?;
     Ok(Tensor::from_data(
-        TensorData::new(ids, [m.n, LENGTH]),
+        TensorData::new(m.ids(VOCAB)?, [m.n, LENGTH]),
         device,
     ))
 }

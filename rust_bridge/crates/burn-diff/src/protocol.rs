@@ -8,11 +8,12 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use serde_json::Value;
 
 use crate::error::{input, shape, PortError, Result};
-use crate::tensor::{Matrix, Matrix64, NamedTensor, Params};
+use crate::tensor::{Matrix, Matrix64, NamedTensor, Params, MAX_EXACT_INT};
 
 /// The protocol version this crate speaks. 2: model inputs and activations carry each sample's
-/// shape (`[n, C, H, W]`, `[n, T, E]`), not only `[n, d]`.
-pub const PROTOCOL_VERSION: u64 = 2;
+/// shape (`[n, C, H, W]`, `[n, T, E]`), not only `[n, d]`. 3: a model input may be int64 (token
+/// ids, `[n, T]`).
+pub const PROTOCOL_VERSION: u64 = 3;
 /// Every frame starts with these bytes.
 pub const MAGIC: &[u8; 4] = b"BDIF";
 const MAX_HEADER: u32 = 64 << 20;
@@ -121,9 +122,21 @@ impl Payload {
             .collect()
     }
 
-    /// A float32 batch: `[n, d]`, or `[n, ...dims]` for samples with a shape of their own.
+    /// A batch: `[n, d]`, or `[n, ...dims]` for samples with a shape of their own; float32, or int64
+    /// ids (protocol 3), each at most [`MAX_EXACT_INT`] in magnitude so that the batch's float32
+    /// values hold it exactly ([`Matrix::ids`] gives them back).
     pub fn matrix(&self, name: &str) -> Result<Matrix> {
-        let (s, v) = self.f32s(name)?;
+        let (s, v) = if self.raw(name)?.dtype == Dtype::I64 {
+            let (s, ids) = self.i64s(name)?;
+            if let Some(i) = ids.iter().find(|i| i.abs() > MAX_EXACT_INT) {
+                return input(format!(
+                    "'{name}' holds the integer {i}, beyond 2^24 = {MAX_EXACT_INT}, which a float32 batch cannot hold exactly"
+                ));
+            }
+            (s, ids.into_iter().map(|i| i as f32).collect())
+        } else {
+            self.f32s(name)?
+        };
         if s.len() < 2 {
             return shape(format!(
                 "'{name}' must be a batch ([n, d] or [n, ...]), got shape {s:?}"
@@ -303,6 +316,24 @@ mod tests {
         assert_eq!(back.matrix("rows").unwrap().shape(), vec![2, 3]);
         let e = back.matrix("flat").unwrap_err().to_string();
         assert!(e.contains("must be a batch"), "{e}");
+    }
+
+    #[test]
+    fn an_int64_batch_is_read_exactly_up_to_2_pow_24() {
+        let mut p = Payload::default();
+        p.put_i64("x", vec![2, 2], &[MAX_EXACT_INT, -MAX_EXACT_INT, 0, 7]);
+        p.put_i64("far", vec![1, 2], &[3, MAX_EXACT_INT + 1]);
+        let x = p.matrix("x").unwrap();
+        assert_eq!(x.shape(), vec![2, 2]);
+        assert_eq!(x.data, vec![16777216.0, -16777216.0, 0.0, 7.0]);
+        assert_eq!(x.select(&[1]).ids(10).unwrap(), vec![0, 7]);
+        let e = p.matrix("far").unwrap_err();
+        assert!(matches!(e, PortError::Input(_)), "{e}");
+        assert!(
+            e.to_string()
+                .contains("holds the integer 16777217, beyond 2^24"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -181,24 +181,57 @@ macro_rules! matrix_impl {
 matrix_impl!(Matrix, f32, dims);
 matrix_impl!(Matrix64, f64,);
 
-/// Class indices from the contract's float targets: each must be a whole number in `0..classes`.
-pub fn class_indices(y: &[f32], classes: usize) -> Result<Vec<i64>> {
-    y.iter()
+/// The largest magnitude of a whole-number model input (token ids, protocol 3): float32, which
+/// [`Matrix`] holds, is exact for every integer up to 2^24.
+pub const MAX_EXACT_INT: i64 = 1 << 24;
+
+/// Whole numbers in `0..bound` from float values, or an input error naming the first that is not.
+fn indices(values: &[f32], bound: usize, what: &str) -> Result<Vec<i64>> {
+    values
+        .iter()
         .map(|&v| {
-            if v.fract() == 0.0 && v >= 0.0 && (v as usize) < classes {
+            if v.fract() == 0.0 && v >= 0.0 && (v as usize) < bound {
                 Ok(v as i64)
             } else {
-                crate::error::input(format!(
-                    "targets must be class indices in 0..{classes}, found {v}"
-                ))
+                crate::error::input(format!("{what} in 0..{bound}, found {v}"))
             }
         })
         .collect()
 }
 
+/// Class indices from the contract's float targets: each must be a whole number in `0..classes`.
+pub fn class_indices(y: &[f32], classes: usize) -> Result<Vec<i64>> {
+    indices(y, classes, "targets must be class indices")
+}
+
+impl Matrix {
+    /// The batch's values as token ids, row-major: each must be a whole number in `0..vocab` (the
+    /// rows of the port's Embedding). A model whose input is ids (`[data] sample_dtype = "int64"`)
+    /// gets them as int64 on the wire, exact up to [`MAX_EXACT_INT`]; this gives them back exactly.
+    pub fn ids(&self, vocab: usize) -> Result<Vec<i64>> {
+        indices(&self.data, vocab, "token ids must be whole numbers")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_whole_numbers_below_the_vocabulary() {
+        let m = Matrix::with_shape(vec![0.0, 9.0, 3.0, 1.0], &[2, 2]).unwrap();
+        assert_eq!(m.ids(10).unwrap(), vec![0, 9, 3, 1]);
+        for (bad, shown) in [(10.0, "10"), (-1.0, "-1"), (2.5, "2.5")] {
+            let m = Matrix::with_shape(vec![0.0, bad], &[1, 2]).unwrap();
+            let e = m.ids(10).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "token ids must be whole numbers in 0..10, found {shown}"
+                )),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn named_tensor_checks_its_size() {

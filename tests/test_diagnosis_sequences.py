@@ -139,6 +139,41 @@ def test_attention_without_its_scale(ref: Reference, params: dict, x: np.ndarray
     assert [c for c, _ in _causes(ref, params, x, "attn", got)] == ["forward.attention.no_scale"]
 
 
+def _with_zero_key(m: torch.nn.Module) -> torch.nn.Module:
+    """The attention (or the encoder layer around it) with torch's `add_zero_attn`: one more key and value,
+    both zero, after the projections. Its score is 0 and its value nothing, so the weights of the real keys
+    are exp(s) / (1 + sum exp(s)): Burn's quiet softmax, computed by torch's own attention."""
+    (m.self_attn if isinstance(m, torch.nn.TransformerEncoderLayer) else m).add_zero_attn = True
+    return m
+
+
+def _slow_path(m: torch.nn.Module) -> Callable[..., torch.Tensor]:
+    """`m` called with autograd on, so that torch takes its composite path (its fused inference kernels
+    ignore `add_zero_attn`)."""
+
+    def run(*args: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            out = m(*(a.clone().requires_grad_() for a in args))
+        return (out[0] if isinstance(out, tuple) else out).detach()
+
+    return run
+
+
+def test_attention_with_burns_quiet_softmax(ref: Reference, params: dict, x: np.ndarray) -> None:
+    a = ref.layer_inputs(params, x)["attn"]
+    got = _slow_path(_with_zero_key(_module(ref, params, "attn")))(a, a, a)
+    causes = _causes(ref, params, x, "attn", got)
+    assert [c for c, _ in causes] == ["forward.attention.quiet_softmax"]
+    assert "exp(s) / (1 + sum exp(s))" in causes[0][1]
+    # Control: an attention damped otherwise (its output projection times 0.9) names no cause, and the
+    # candidates that call the layer alone (two layers in the other order) do not stumble on attention.
+    m = _module(ref, params, "attn")
+    with torch.no_grad():
+        m.out_proj.weight.mul_(0.9)
+        damped = m(a, a, a, need_weights=False)[0]
+    assert _causes(ref, params, x, "attn", damped) == []
+
+
 def test_faithful_and_unrelated_recurrent_numbers_name_no_cause(ref: Reference, params: dict, x: np.ndarray) -> None:
     m = _module(ref, params, "lstm")
     a = ref.layer_inputs(params, x)["lstm"]
@@ -246,8 +281,13 @@ def _pre_norm(m: torch.nn.TransformerEncoderLayer) -> None:
             "scores not divided by sqrt(head size)",
         ),
         (_pre_norm, "forward.encoder.norm_first", "pre-norm (norm_first) where the reference's layer is the other"),
+        (
+            lambda m: _slow_path(_with_zero_key(m)),
+            "forward.attention.quiet_softmax",
+            "Burn's quiet softmax in the attention, exp(s) / (1 + sum exp(s))",
+        ),
     ],
-    ids=["gelu", "qkv-order", "no-scale", "norm-first"],
+    ids=["gelu", "qkv-order", "no-scale", "norm-first", "quiet-softmax"],
 )
 def test_an_encoder_layers_slip_is_named(
     encoder: Reference, x: np.ndarray, edit: Callable[[torch.nn.Module], Any], cause: str, says: str

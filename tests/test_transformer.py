@@ -60,6 +60,7 @@ def test_port_catalogue_lists_the_transformer_faults() -> None:
         "attn-no-scale",
         "mask-ignored",
         "mask-inverted",
+        "quiet-softmax",
     }
     assert faults["encoder-dropout-default"]["stage"] == "config"
     assert faults["encoder-gelu-default"]["cause"] == "forward.encoder.activation"
@@ -81,6 +82,11 @@ def test_every_transformer_fault_is_caught_at_its_stage_with_its_cause() -> None
     every = "every layer of its kind (enc.layers.0, enc.layers.1): the padding mask"
     assert f"{every} not applied" in by_name["mask-ignored"]["hint"]
     assert f"{every} inverted" in by_name["mask-inverted"]["hint"]
+    # Burn's TransformerEncoderConfig sets quiet_softmax for every layer it builds.
+    assert (
+        "every layer of its kind (enc.layers.0, enc.layers.1): Burn's quiet softmax in the attention"
+        in by_name["quiet-softmax"]["hint"]
+    )
 
 
 @needs_port

@@ -440,13 +440,18 @@ def _attention_changes(m: nn.MultiheadAttention, call: LayerCall | None = None) 
                 lambda v, wo=wo, bo=bo: _self_attention(m, v, wo, bo, scaled=True, pad=pad),
             )
         )
-    out.append(
+    out += [
         (
             "forward.attention.no_scale",
             "attention scores not divided by sqrt(head size)",
             lambda v: _self_attention(m, v, w, b, scaled=False, pad=pad),
-        )
-    )
+        ),
+        (
+            "forward.attention.quiet_softmax",
+            QUIET_SOFTMAX,
+            lambda v: _self_attention(m, v, w, b, scaled=True, pad=pad, fill=BURN_MASK_FILL, quiet=True),
+        ),
+    ]
     return out
 
 
@@ -543,7 +548,31 @@ def _encoder_changes(m: nn.TransformerEncoderLayer, call: LayerCall | None = Non
     n1, n2 = m.norm1.state_dict(), m.norm2.state_dict()
     if any(not torch.equal(n1[k], n2[k]) for k in n1):  # equal norms (at initialization): no change to name
         out.append(("forward.encoder.norms_swapped", "norm1 and norm2 in each other's place", changed(swap_norms)))
-    return out + _mask_changes(m, args)
+    return out + _quiet_changes(m, args) + _mask_changes(m, args)
+
+
+# What a port with Burn's quiet softmax computes, for the candidates of attention and of encoder layers.
+QUIET_SOFTMAX = (
+    "Burn's quiet softmax in the attention, exp(s) / (1 + sum exp(s)) (quiet_softmax = true in its "
+    "MultiHeadAttentionConfig or TransformerEncoderConfig), where torch's attention takes the softmax"
+)
+
+
+def _quiet_changes(m: nn.TransformerEncoderLayer, args: dict[str, Any]) -> list[tuple[str, str, Replay]]:
+    """An encoder layer (batch first, called with no mask or a padding mask) replayed with Burn's quiet
+    softmax in its attention."""
+    given = args.get("src_key_padding_mask")
+    pad = _padding(given)
+    if (given is not None and pad is None) or args.get("src_mask") is not None or not m.self_attn.batch_first:
+        return []
+    mod = copy.deepcopy(m).eval()
+    return [
+        (
+            "forward.attention.quiet_softmax",
+            QUIET_SOFTMAX,
+            lambda v: _encoder_by_hand(mod, v, pad, BURN_MASK_FILL, quiet=True),
+        )
+    ]
 
 
 def _mask_changes(m: nn.TransformerEncoderLayer, args: dict[str, Any]) -> list[tuple[str, str, Replay]]:
@@ -586,9 +615,10 @@ def _self_attention(
     scaled: bool,
     pad: torch.Tensor | None = None,
     fill: float = -math.inf,
+    quiet: bool = False,
 ) -> torch.Tensor:
     """nn.MultiheadAttention's self-attention, batch first, from its parts; `pad` (bool `[n, T]`, True at a
-    key to skip) fills those keys' scores with `fill`."""
+    key to skip) fills those keys' scores with `fill`; `quiet` takes Burn's quiet softmax of the scores."""
     n, t, e = v.shape
     heads = m.num_heads
     q, k, val = F.linear(v, w, b).chunk(3, -1)
@@ -601,17 +631,33 @@ def _self_attention(
         scores = scores / math.sqrt(e // heads)
     if pad is not None:
         scores = scores.masked_fill(pad[:, None, None, :], fill)
-    ctx = (scores.softmax(-1) @ split(val)).transpose(1, 2).reshape(n, t, e)
+    weights = _quiet_softmax(scores) if quiet else scores.softmax(-1)
+    ctx = (weights @ split(val)).transpose(1, 2).reshape(n, t, e)
     return m.out_proj(ctx)
 
 
-def _encoder_by_hand(m: nn.TransformerEncoderLayer, v: torch.Tensor, pad: torch.Tensor, fill: float) -> torch.Tensor:
+def _quiet_softmax(scores: torch.Tensor) -> torch.Tensor:
+    """Burn's `quiet_softmax` over the last axis, exp(s) / (1 + sum exp(s)), as burn-tensor 0.22.1 computes
+    it (src/tensor/activation/base.rs): shifted by the row's maximum, the 1 entering as exp(-max); a row
+    masked whole (maximum -inf) shifts by 0 instead and comes out zeros."""
+    top = scores.amax(-1, keepdim=True)
+    top = top.masked_fill(top == -math.inf, 0.0)
+    e = (scores - top).exp()
+    return e / (e.sum(-1, keepdim=True) + (-top).exp())
+
+
+def _encoder_by_hand(
+    m: nn.TransformerEncoderLayer, v: torch.Tensor, pad: torch.Tensor | None, fill: float, quiet: bool = False
+) -> torch.Tensor:
     """An encoder layer (batch first, evaluation mode) written out, its attention skipping the keys `pad`
-    marks by filling their scores with `fill`, as a port that builds the mask itself computes it."""
+    marks by filling their scores with `fill`, as a port that builds the mask itself computes it; with
+    `quiet`, Burn's quiet softmax in its attention."""
     attn = m.self_attn
 
     def sa(h: torch.Tensor) -> torch.Tensor:
-        return _self_attention(attn, h, attn.in_proj_weight, attn.in_proj_bias, scaled=True, pad=pad, fill=fill)
+        return _self_attention(
+            attn, h, attn.in_proj_weight, attn.in_proj_bias, scaled=True, pad=pad, fill=fill, quiet=quiet
+        )
 
     def ff(h: torch.Tensor) -> torch.Tensor:
         return m.linear2(m.activation(m.linear1(h)))
@@ -709,7 +755,8 @@ def _swapped(
             with torch.no_grad():
                 inner = second(a)
                 outer = first(inner)
-        except (RuntimeError, ValueError):  # the next layer does not take this layer's input
+        # The next layer does not take this layer's input, or not alone (attention wants its key and value).
+        except (RuntimeError, ValueError, TypeError):
             return math.inf
         g_l, g_n = np.asarray(got[layer], np.float32), np.asarray(got[nxt], np.float32)
         inner_np, outer_np = inner.numpy(), outer.numpy()

@@ -21,6 +21,9 @@ pub enum Fault {
     /// The padding mask inverted (true at real tokens), as a Hugging Face `attention_mask` (1 = keep)
     /// passed where Burn's `mask_pad` wants true at a pad.
     MaskInverted,
+    /// The encoder built with Burn's quiet softmax (`with_quiet_softmax(true)`, exp / (1 + sum exp))
+    /// where torch's attention takes the softmax.
+    QuietSoftmax,
 }
 
 impl burn_diff::faults::Fault for Fault {
@@ -31,6 +34,7 @@ impl burn_diff::faults::Fault for Fault {
         Fault::AttnNoScale,
         Fault::MaskIgnored,
         Fault::MaskInverted,
+        Fault::QuietSoftmax,
     ];
 
     /// `(name, stage that must catch it first, the diagnosis that must name it, description)`.
@@ -71,6 +75,12 @@ impl burn_diff::faults::Fault for Fault {
                 "forward",
                 "forward.attention.mask_inverted",
                 "the padding mask inverted (true at real tokens, a Hugging Face attention_mask passed as Burn's mask_pad)",
+            ),
+            Fault::QuietSoftmax => (
+                "quiet-softmax",
+                "forward",
+                "forward.attention.quiet_softmax",
+                "the encoder built with quiet_softmax on (TransformerEncoderConfig::with_quiet_softmax(true)): exp / (1 + sum exp) where torch's attention takes the softmax",
             ),
         }
     }

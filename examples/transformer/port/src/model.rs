@@ -80,6 +80,9 @@ fn encoder(faults: &Faults, device: &Device) -> TransformerEncoder {
     if !faults.has(Fault::EncoderDropoutDefault) {
         c = c.with_dropout(0.0);
     }
+    if faults.has(Fault::QuietSoftmax) {
+        c = c.with_quiet_softmax(true);
+    }
     c.init(device)
 }
 

@@ -260,7 +260,7 @@ class Reference:
     def batch(self, x: np.ndarray, float64: bool = False) -> torch.Tensor:
         """Feature rows `[n, d]` as the model's input `[n, *sample_shape]`: float32 (float64 for a
         double-precision run), or int64 token ids (`[data] sample_dtype`), as the port gets them."""
-        dtype = self.cfg.sample_dtype if self.cfg.sample_dtype != "float32" or not float64 else "float64"
+        dtype = "float64" if float64 and self.cfg.sample_dtype == "float32" else self.cfg.sample_dtype
         return torch.from_numpy(model_input(x, self.sample_shape, dtype))
 
     def forward(

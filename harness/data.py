@@ -110,6 +110,9 @@ def prepare(cfg: RunConfig) -> Prepared:
     if cfg.sample_dtype == "int64":
         from harness.samples import check_ids
 
+        if cfg.scaler != "none":
+            raise HarnessError('[data] sample_dtype = "int64" takes the ids as they are: set scaler = "none"')
+
         check_ids(table.features, table.feature_names)
     n = len(table.labels)
     n_test = int(np.ceil(cfg.test_size * n))

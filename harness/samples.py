@@ -24,8 +24,7 @@ def model_input(x: np.ndarray, sample_shape: Sequence[int], dtype: str = "float3
     double-precision runs)."""
     x = np.asarray(x)
     if dtype == "int64":
-        if x.dtype.kind == "f":
-            check_ids(x)
+        check_ids(x)
         return np.ascontiguousarray(x, dtype=np.int64).reshape(len(x), *sample_shape)
     return np.ascontiguousarray(x, dtype=np.dtype(dtype)).reshape(len(x), *sample_shape)
 

@@ -80,6 +80,8 @@ def test_a_data_file_whose_ids_float32_cannot_carry_is_refused_by_row_and_column
         f"[data] sample_dtype = \"int64\": row 3, column 't1' holds {shown}, "
         f"not a whole number of at most 2^24 = {SAMPLE_INT_LIMIT} in magnitude"
     )
+    with pytest.raises(HarnessError, match='set scaler = "none"'):  # a config built in code, not read
+        prepare(cfg.with_(sample_dtype="int64", scaler="all"))
     # Control: the same file with a whole id there, and the largest float32 carries exactly.
     for good in ("6", str(SAMPLE_INT_LIMIT), str(-SAMPLE_INT_LIMIT)):
         rows[2][1] = good

@@ -414,7 +414,7 @@ def _attention_changes(m: nn.MultiheadAttention, call: LayerCall | None = None) 
     with `in_proj_weight`'s blocks split in another order than (query, key, value), or without the
     1/sqrt(head size) scale on the scores. None for another call (cross-attention, an attention mask)."""
     args = _bound(m, call)
-    if args is None or args.get("attn_mask") is not None:
+    if args is None or args.get("attn_mask") is not None or not m.batch_first:
         return []
     if call is not None and not all(
         isinstance(args.get(k), torch.Tensor) and torch.equal(args[k], call.input) for k in ("key", "value")

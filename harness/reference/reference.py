@@ -237,7 +237,7 @@ class Reference:
         )
         if self.cfg.sample_dtype == "float32" and re.search(r"\b(Long|Int)\b", what):
             return line + ' (the model takes integer ids: set [data] sample_dtype = "int64" in harness.toml)'
-        if self.cfg.sample_dtype == "int64" and re.search(r"Float|Double|dtype", what):
+        if self.cfg.sample_dtype == "int64" and re.search(r"\b(Float|Double)\b", what):
             return line + ' (the model takes float inputs: [data] sample_dtype = "int64" is for token ids)'
         return line
 

@@ -1,6 +1,7 @@
 //! The contract (`burn_diff::Port`) for the transformer model: each method is the plain Burn code
-//! for one stage. Sequences arrive as the harness sends them, `[n, 8]` token ids as floats (harness.toml's
-//! `[data] sample_shape`, protocol 2); the port reads them as Burn's `Int` tensors.
+//! for one stage. Sequences arrive as the harness sends them, `[n, 8]` token ids (harness.toml's
+//! `[data] sample_shape` and `sample_dtype = "int64"`, protocol 3); the port reads them with
+//! `Matrix::ids` as Burn's `Int` tensors.
 
 use std::path::Path;
 

@@ -128,7 +128,7 @@ impl Payload {
     pub fn matrix(&self, name: &str) -> Result<Matrix> {
         let (s, v) = if self.raw(name)?.dtype == Dtype::I64 {
             let (s, ids) = self.i64s(name)?;
-            if let Some(i) = ids.iter().find(|i| i.abs() > MAX_EXACT_INT) {
+            if let Some(i) = ids.iter().find(|i| i.unsigned_abs() > MAX_EXACT_INT as u64) {
                 return input(format!(
                     "'{name}' holds the integer {i}, beyond 2^24 = {MAX_EXACT_INT}, which a float32 batch cannot hold exactly"
                 ));
@@ -323,6 +323,7 @@ mod tests {
         let mut p = Payload::default();
         p.put_i64("x", vec![2, 2], &[MAX_EXACT_INT, -MAX_EXACT_INT, 0, 7]);
         p.put_i64("far", vec![1, 2], &[3, MAX_EXACT_INT + 1]);
+        p.put_i64("least", vec![1, 1], &[i64::MIN]);
         let x = p.matrix("x").unwrap();
         assert_eq!(x.shape(), vec![2, 2]);
         assert_eq!(x.data, vec![16777216.0, -16777216.0, 0.0, 7.0]);
@@ -334,6 +335,7 @@ mod tests {
                 .contains("holds the integer 16777217, beyond 2^24"),
             "{e}"
         );
+        assert!(matches!(p.matrix("least"), Err(PortError::Input(_))));
     }
 
     #[test]
